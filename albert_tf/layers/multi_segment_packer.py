@@ -1,0 +1,106 @@
+"""Packs tokenized segments into `[CLS] a [SEP] b [SEP]` model inputs."""
+
+import keras
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from albert_tf.api_export import albert_tf_export
+
+TRUNCATE_MODES = ("round_robin", "waterfall")
+
+
+@albert_tf_export("albert_tf.layers.MultiSegmentPacker")
+class MultiSegmentPacker(keras.layers.Layer):
+    """Trims, joins and pads one or more segments of token ids (pure TF).
+
+    Args:
+        sequence_length: int. Length of the packed output, special tokens
+            included.
+        start_value: int. Id placed before the first segment (`[CLS]`).
+        end_value: int. Id placed after each segment (`[SEP]`).
+        pad_value: int. Id used to pad.
+        truncate: str. `"round_robin"` trims one token at a time from each
+            segment in turn; `"waterfall"` trims the last segments first.
+
+    Call arguments:
+        inputs: a ragged int tensor `[batch, None]` or `[None]`, or a tuple of
+            them, one per segment.
+        sequence_length: int. Overrides the layer's `sequence_length`.
+        pad_to_longest: bool. Pad only to the longest packed row of the batch
+            (at most `sequence_length`) instead of to `sequence_length`.
+
+    Returns:
+        `(token_ids, segment_ids)`, dense int32 tensors.
+    """
+
+    def __init__(
+        self,
+        sequence_length,
+        start_value,
+        end_value,
+        pad_value=0,
+        truncate="round_robin",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if truncate not in TRUNCATE_MODES:
+            raise ValueError(
+                f"`truncate` must be one of {TRUNCATE_MODES}. Received: {truncate!r}"
+            )
+        self.sequence_length = sequence_length
+        self.start_value = start_value
+        self.end_value = end_value
+        self.pad_value = pad_value
+        self.truncate = truncate
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    def call(self, inputs, sequence_length=None, pad_to_longest=False):
+        segments = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+        sequence_length = sequence_length or self.sequence_length
+        unbatched = segments[0].shape.rank == 1
+        if unbatched:
+            segments = [tf.expand_dims(s, 0) for s in segments]
+        segments = [
+            s if isinstance(s, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(s)
+            for s in segments
+        ]
+        budget = sequence_length - 1 - len(segments)
+        if budget < 0:
+            raise ValueError(
+                f"`sequence_length={sequence_length}` leaves no room for the "
+                f"{1 + len(segments)} special tokens of {len(segments)} segment(s)."
+            )
+        trimmer_cls = (
+            tf_text.RoundRobinTrimmer
+            if self.truncate == "round_robin"
+            else tf_text.WaterfallTrimmer
+        )
+        segments = trimmer_cls(max_seq_length=budget).trim(segments)
+        token_ids, segment_ids = tf_text.combine_segments(
+            segments,
+            start_of_sequence_id=self.start_value,
+            end_of_segment_id=self.end_value,
+        )
+        shape = [None, None if pad_to_longest else sequence_length]
+        token_ids = token_ids.to_tensor(default_value=self.pad_value, shape=shape)
+        segment_ids = segment_ids.to_tensor(default_value=0, shape=shape)
+        token_ids = tf.cast(token_ids, tf.int32)
+        segment_ids = tf.cast(segment_ids, tf.int32)
+        if unbatched:
+            token_ids, segment_ids = token_ids[0], segment_ids[0]
+        return token_ids, segment_ids
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sequence_length": self.sequence_length,
+                "start_value": self.start_value,
+                "end_value": self.end_value,
+                "pad_value": self.pad_value,
+                "truncate": self.truncate,
+            }
+        )
+        return config

@@ -1,0 +1,135 @@
+"""The generic base class of task models (backbone + head + preprocessor)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from albert_tf.api_export import albert_tf_export
+
+
+def _as_tensor_like(x):
+    """Python lists of strings become numpy arrays; tuples (pairs) stay tuples."""
+    if isinstance(x, list):
+        return np.asarray(x)
+    if isinstance(x, tuple):
+        return tuple(_as_tensor_like(v) for v in x)
+    return x
+
+
+def _has_strings(x):
+    for value in tf.nest.flatten(x):
+        if isinstance(value, (str, bytes)):
+            return True
+        dtype = getattr(value, "dtype", None)
+        if dtype == tf.string or (isinstance(dtype, np.dtype) and dtype.kind in "SUO"):
+            return True
+    return False
+
+
+@albert_tf_export("albert_tf.models.Task")
+class Task(keras.Model):
+    """Base class of task models: a backbone, a head and a preprocessor.
+
+    When `preprocessor` is set, `fit()`, `evaluate()` and `predict()` take raw
+    inputs (lists, numpy arrays, tensors or a `tf.data.Dataset`) and apply the
+    preprocessor in a `tf.data` pipeline; without one they take preprocessed
+    inputs. Calling the model directly never preprocesses.
+    """
+
+    backbone_cls = None
+    preprocessor_cls = None
+    # Subclasses set `self.backbone` and `self.preprocessor` in `__init__`.
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._initialized = True
+
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if inputs is not None and not isinstance(inputs, dict) and _has_strings(inputs):
+            raise ValueError(
+                "Calling a task model directly does not preprocess, but it "
+                "received strings. Use `predict()`, `fit()` or `evaluate()`, or "
+                "call `model(model.preprocessor(x))`."
+            )
+        return super().__call__(*args, **kwargs)
+
+    def _dataset(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False):
+        """Batched `tf.data` pipeline of (preprocessed) samples."""
+        if isinstance(x, tf.data.Dataset):
+            if y is not None or sample_weight is not None:
+                raise ValueError(
+                    "When `x` is a `tf.data.Dataset`, pass labels and sample "
+                    "weights inside it, not as `y`/`sample_weight`."
+                )
+            ds = x
+        else:
+            data = keras.utils.pack_x_y_sample_weight(
+                _as_tensor_like(x), _as_tensor_like(y), _as_tensor_like(sample_weight)
+            )
+            ds = tf.data.Dataset.from_tensor_slices(data)
+            if shuffle:
+                ds = ds.shuffle(ds.cardinality(), reshuffle_each_iteration=True)
+            ds = ds.batch(batch_size or 32)
+        if self.preprocessor is not None:
+            ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None,
+            validation_data=None, **kwargs):
+        # Raw arrays are shuffled here, before batching; datasets as given.
+        shuffle = kwargs.pop("shuffle", True)
+        ds = self._dataset(x, y, sample_weight, batch_size, shuffle=shuffle)
+        if validation_data is not None:
+            if not isinstance(validation_data, tf.data.Dataset):
+                validation_data = keras.utils.unpack_x_y_sample_weight(
+                    tuple(validation_data)
+                )
+                validation_data = self._dataset(*validation_data, batch_size=batch_size)
+            else:
+                validation_data = self._dataset(validation_data)
+        return super().fit(
+            ds, validation_data=validation_data, shuffle=False, **kwargs
+        )
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        if kwargs.get("_use_cached_eval_dataset", False):
+            return super().evaluate(x=x, y=y, **kwargs)
+        return super().evaluate(self._dataset(x, y, sample_weight, batch_size), **kwargs)
+
+    def predict(self, x=None, batch_size=None, **kwargs):
+        return super().predict(self._dataset(x, batch_size=batch_size), **kwargs)
+
+    def predict_on_batch(self, x, **kwargs):
+        if self.preprocessor is not None:
+            x = self.preprocessor(_as_tensor_like(x))
+        return super().predict_on_batch(x, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom `compile()`; ours accepts
+        # the same arguments, so a reloaded model comes back compiled.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        # Functional configs describe the graph; ours are the constructor args.
+        config = {
+            "backbone": keras.layers.serialize(self.backbone),
+            "preprocessor": (
+                keras.layers.serialize(self.preprocessor)
+                if self.preprocessor is not None
+                else None
+            ),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "preprocessor"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)

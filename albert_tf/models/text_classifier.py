@@ -1,0 +1,34 @@
+"""The generic base class of text classifiers."""
+
+import keras
+
+from albert_tf.api_export import albert_tf_export
+from albert_tf.models.task import Task
+
+
+@albert_tf_export("albert_tf.models.TextClassifier")
+class TextClassifier(Task):
+    """Base class of text classification tasks.
+
+    Adds a default `compile()`: Adam (learning rate 5e-5), sparse categorical
+    cross-entropy (from logits unless `activation="softmax"`) and sparse
+    categorical accuracy.
+    """
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Configures the model for training, with task defaults for "auto".
+
+        Args:
+            optimizer: `"auto"` (Adam, 5e-5), or any `keras.Model.compile` value.
+            loss: `"auto"` (sparse categorical cross-entropy), or any loss.
+            metrics: `"auto"` (sparse categorical accuracy), or a metric list.
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(5e-5)
+        if loss == "auto":
+            from_logits = self.activation != keras.activations.softmax
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy()]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)

@@ -1,0 +1,88 @@
+"""The generic base class of text classification preprocessors."""
+
+import keras
+
+from albert_tf.api_export import albert_tf_export
+from albert_tf.layers.multi_segment_packer import MultiSegmentPacker
+from albert_tf.models.preprocessor import Preprocessor
+
+
+@albert_tf_export("albert_tf.models.TextClassifierPreprocessor")
+class TextClassifierPreprocessor(Preprocessor):
+    """Tokenizes one text or a pair and packs them for a text classifier.
+
+    Args:
+        tokenizer: a `albert_tf.tokenizers.Tokenizer` with `start_token_id`,
+            `end_token_id` and `pad_token_id`.
+        sequence_length: int. Length of the packed sequences.
+        truncate: str. `"round_robin"` or `"waterfall"`.
+
+    Call arguments:
+        x: a string tensor (one text per example), or a tuple of two for
+            sentence pairs. A scalar string gives unbatched outputs.
+        y: labels, passed through unchanged.
+        sample_weight: passed through unchanged.
+        sequence_length: int. Overrides `sequence_length` for this call.
+        pad_to_longest: bool. Pad to the longest text of the batch (capped at
+            `sequence_length`) instead of always to `sequence_length`.
+
+    Returns:
+        `x` as a dict of `token_ids`, `segment_ids`, `padding_mask`, packed
+        with `y` and `sample_weight` as Keras expects
+        (`keras.utils.pack_x_y_sample_weight`).
+    """
+
+    def __init__(self, tokenizer, sequence_length=512, truncate="round_robin", **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.truncate = truncate
+        self.packer = None
+        self.sequence_length = sequence_length
+
+    def _build_packer(self):
+        # Lazily: a reloaded tokenizer learns its special ids from its assets.
+        self.packer = MultiSegmentPacker(
+            sequence_length=self.sequence_length,
+            start_value=self.tokenizer.start_token_id,
+            end_value=self.tokenizer.end_token_id,
+            pad_value=self.tokenizer.pad_token_id,
+            truncate=self.truncate,
+            name="packer",
+        )
+
+    @property
+    def sequence_length(self):
+        """The padded length of model input sequences."""
+        return self._sequence_length
+
+    @sequence_length.setter
+    def sequence_length(self, value):
+        self._sequence_length = value
+        if self.packer is not None:
+            self.packer.sequence_length = value
+
+    def call(
+        self, x, y=None, sample_weight=None, sequence_length=None, pad_to_longest=False
+    ):
+        if self.packer is None:
+            self._build_packer()
+        segments = x if isinstance(x, (tuple, list)) else (x,)
+        segments = tuple(self.tokenizer(segment) for segment in segments)
+        token_ids, segment_ids = self.packer(
+            segments, sequence_length=sequence_length, pad_to_longest=pad_to_longest
+        )
+        x = {
+            "token_ids": token_ids,
+            "segment_ids": segment_ids,
+            "padding_mask": keras.ops.cast(
+                token_ids != self.tokenizer.pad_token_id, "int32"
+            ),
+        }
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"sequence_length": self.sequence_length, "truncate": self.truncate}
+        )
+        return config
