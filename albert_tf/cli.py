@@ -1,0 +1,57 @@
+"""The `albert-tf` command line: one sub-command per job.
+
+Each sub-command lives in the module that does its job and exposes
+`register(subparsers)`; heavy imports (TensorFlow) happen inside the command
+functions so that `albert-tf --help` is fast.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that register sub-commands, in the order `--help` lists them.
+COMMAND_MODULES = (
+    "albert_tf.demo",
+    "albert_tf.training.commands",
+    "albert_tf.serving.commands",
+    "albert_tf.tflite.commands",
+    "albert_tf.presets.commands",
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="albert-tf",
+        description="ALBERT text classification on TensorFlow: train, evaluate, "
+        "predict, export for TF Serving, serve, build TFLite, convert checkpoints.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # A real missing dependency, not a missing module.
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+        # Bad input: one clear line, no traceback.
+        print(f"albert-tf {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
