@@ -1,8 +1,8 @@
 """The `albert-tf` command line: one sub-command per job.
 
 Each sub-command lives in the module that does its job and exposes
-`register(subparsers)`; heavy imports (TensorFlow) happen inside the command
-functions so that `albert-tf --help` is fast.
+`register(subparsers)`; work-specific imports happen inside the command
+functions.
 """
 
 import argparse
@@ -31,7 +31,7 @@ def build_parser():
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != name:  # A real missing dependency, not a missing module.
+            if not name.startswith(e.name):  # A missing dependency: report it.
                 raise
             continue
         module.register(subparsers)
