@@ -28,6 +28,8 @@ class AlbertTextClassifier(TextClassifier):
             `None`.
         activation: `None` (logits, the default), `"softmax"` or a callable.
         dropout: float. Dropout rate before the dense layer.
+        label_names: list of str. Optional names of the classes, in class id
+            order; kept in config, so saved models and exports carry them.
 
     Example:
     ```python
@@ -62,8 +64,14 @@ class AlbertTextClassifier(TextClassifier):
         preprocessor=None,
         activation=None,
         dropout=0.1,
+        label_names=None,
         **kwargs,
     ):
+        if label_names is not None and len(label_names) != num_classes:
+            raise ValueError(
+                f"`label_names` has {len(label_names)} names but "
+                f"`num_classes={num_classes}`: expected one name per class."
+            )
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -89,6 +97,7 @@ class AlbertTextClassifier(TextClassifier):
         self.num_classes = num_classes
         self.activation = keras.activations.get(activation)
         self.dropout = dropout
+        self.label_names = None if label_names is None else [str(n) for n in label_names]
 
     def get_config(self):
         config = super().get_config()
@@ -97,6 +106,7 @@ class AlbertTextClassifier(TextClassifier):
                 "num_classes": self.num_classes,
                 "activation": keras.activations.serialize(self.activation),
                 "dropout": self.dropout,
+                "label_names": self.label_names,
             }
         )
         return config
