@@ -34,15 +34,23 @@ class Task(keras.Model):
     inputs (lists, numpy arrays, tensors or a `tf.data.Dataset`) and apply the
     preprocessor in a `tf.data` pipeline; without one they take preprocessed
     inputs. Calling the model directly never preprocesses.
+
+    Args:
+        compile: bool. Compile with the task's defaults right away, so that
+            `fit()` works without a `compile()` call (as in keras-hub).
     """
 
     backbone_cls = None
     preprocessor_cls = None
     # Subclasses set `self.backbone` and `self.preprocessor` in `__init__`.
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, compile=True, **kwargs):
         super().__init__(*args, **kwargs)
         self._initialized = True
+        if self.backbone is not None:
+            self.dtype_policy = self.backbone.dtype_policy
+        if compile:
+            self.compile()
 
     def __call__(self, *args, **kwargs):
         inputs = args[0] if args else kwargs.get("inputs")

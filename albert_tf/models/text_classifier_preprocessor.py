@@ -3,6 +3,7 @@
 import keras
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.layers.multi_segment_packer import TRUNCATE_MODES
 from albert_tf.layers.multi_segment_packer import MultiSegmentPacker
 from albert_tf.models.preprocessor import Preprocessor
 
@@ -34,6 +35,10 @@ class TextClassifierPreprocessor(Preprocessor):
 
     def __init__(self, tokenizer, sequence_length=512, truncate="round_robin", **kwargs):
         super().__init__(**kwargs)
+        if truncate not in TRUNCATE_MODES:
+            raise ValueError(
+                f"`truncate` must be one of {TRUNCATE_MODES}. Received: {truncate!r}"
+            )
         self.tokenizer = tokenizer
         self.truncate = truncate
         self.packer = None

@@ -1,15 +1,50 @@
 """A SentencePiece tokenizer that runs inside the TensorFlow graph."""
 
+import hashlib
 import os
 
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text.python.ops.sentencepiece_tokenizer import (
+    gen_sentencepiece_tokenizer,
+)
 
 from albert_tf.api_export import albert_tf_export
 from albert_tf.tokenizers.tokenizer import Tokenizer
 
 VOCAB_FILENAME = "vocabulary.spm"
+
+
+
+class _SharedModelResource(tf.saved_model.experimental.TrackableResource):
+    """The SentencePiece model resource, under a shared name.
+
+    tf-text creates it kernel-owned (b/318839908): anything that clears the
+    eager kernel cache, such as `tf.random.set_seed` or
+    `keras.utils.set_random_seed`, deletes the model and every later call fails
+    with "Resource ..._SentencepieceOp does not exist". A resource with a
+    `shared_name` lives in the resource manager instead and survives that.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self._model = model
+        self._shared_name = "albert_tf_spm_" + hashlib.sha256(model).hexdigest()[:16]
+        _ = self.resource_handle  # Create it now, as tf-text does.
+
+    def _create_resource(self):
+        return gen_sentencepiece_tokenizer.sentencepiece_op(
+            model=self._model, shared_name=self._shared_name
+        )
+
+
+class _SentencepieceTokenizer(tf_text.SentencepieceTokenizer):
+    """`tf_text.SentencepieceTokenizer` on a `_SharedModelResource`."""
+
+    def __init__(self, model):
+        super().__init__(model=model, out_type=tf.int32)
+        self._model_resource = _SharedModelResource(model)
 
 
 def read_proto(proto):
@@ -99,7 +134,7 @@ class SentencePieceTokenizer(Tokenizer):
     def _make_tf_tokenizer(self, proto):
         if self.fast:
             return tf_text.FastSentencepieceTokenizer(proto)
-        return tf_text.SentencepieceTokenizer(proto, out_type=tf.int32)
+        return _SentencepieceTokenizer(proto)
 
     def _on_proto_set(self, processor):
         """Hook for subclasses that derive lookup tables from the model."""
@@ -140,8 +175,9 @@ class SentencePieceTokenizer(Tokenizer):
         return self._token_to_id_map.get(token, self._unk_token_id)
 
     def _encode(self, inputs):
-        """Strings [batch] -> ragged int32 ids [batch, None]."""
-        return tf.cast(self._sentence_piece.tokenize(inputs), tf.int32)
+        """Strings [batch] -> ragged int32 ids [batch, None], int64 row splits."""
+        ids = tf.cast(self._sentence_piece.tokenize(inputs), tf.int32)
+        return ids.with_row_splits_dtype(tf.int64)
 
     def tokenize(self, inputs):
         self._check_vocabulary()

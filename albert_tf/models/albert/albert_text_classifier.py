@@ -86,6 +86,9 @@ class AlbertTextClassifier(TextClassifier):
             name="logits",
         )
 
+        # Needed by the default `compile()` inside `super().__init__()`.
+        self.activation = keras.activations.get(activation)
+
         # === Functional Model ===
         inputs = backbone.input
         pooled = backbone(inputs)["pooled_output"]
@@ -95,7 +98,6 @@ class AlbertTextClassifier(TextClassifier):
 
         # === Config ===
         self.num_classes = num_classes
-        self.activation = keras.activations.get(activation)
         self.dropout = dropout
         self.label_names = None if label_names is None else [str(n) for n in label_names]
 

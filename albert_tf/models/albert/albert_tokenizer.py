@@ -110,10 +110,8 @@ class AlbertTokenizer(SentencePieceTokenizer):
         match = tf.gather(self._split_index, flat)
         is_match = match >= 0
         match = tf.boolean_mask(match, is_match)
-        sub = tf.cast(
-            self._sentence_piece.tokenize(tf.gather(self._split_texts, match)),
-            tf.int32,
-        )
+        # Plain SentencePiece on the digits, without text preprocessing.
+        sub = super()._encode(tf.gather(self._split_texts, match))
         # If the original piece had no leading "▁", drop the one SentencePiece
         # adds to the re-split digits ("▁" alone, or as a prefix).
         first = tf.gather(sub.flat_values, sub.row_splits[:-1])

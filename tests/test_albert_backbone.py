@@ -1,0 +1,84 @@
+"""AlbertBackbone: shapes, sharing, masking, serialization."""
+
+import keras
+import numpy as np
+import pytest
+
+from albert_tf.models import AlbertBackbone
+from tests.helpers import tiny_backbone_kwargs
+
+
+def _inputs(batch=2, length=8, vocab=80, pad_from=None, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.ones((batch, length), "int32")
+    if pad_from is not None:
+        mask[:, pad_from:] = 0
+    return {
+        "token_ids": (rng.integers(5, vocab, (batch, length)) * mask).astype("int32"),
+        "segment_ids": np.zeros((batch, length), "int32"),
+        "padding_mask": mask,
+    }
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return AlbertBackbone(**tiny_backbone_kwargs(num_layers=4, num_groups=2,
+                                                 num_inner_repetitions=2))
+
+
+def test_output_shapes_for_any_length(backbone):
+    for length in (1, 5, 16):
+        out = backbone(_inputs(length=length))
+        assert out["sequence_output"].shape == (2, length, 16)
+        assert out["pooled_output"].shape == (2, 16)
+
+
+def test_weights_are_shared_within_groups():
+    kwargs = tiny_backbone_kwargs()
+    shared_4 = AlbertBackbone(**{**kwargs, "num_layers": 4}).count_params()
+    shared_2 = AlbertBackbone(**{**kwargs, "num_layers": 2}).count_params()
+    assert shared_4 == shared_2  # More layer applications, same weights.
+    grouped = AlbertBackbone(**{**kwargs, "num_layers": 4, "num_groups": 2})
+    inner = AlbertBackbone(**{**kwargs, "num_layers": 4, "num_inner_repetitions": 2})
+    block = grouped.count_params() - shared_4
+    assert block > 0 and inner.count_params() - shared_4 == block
+
+
+def test_padding_does_not_change_real_tokens(backbone):
+    short = _inputs(length=6)
+    padded = {k: np.pad(v, ((0, 0), (0, 4))) for k, v in short.items()}
+    a = backbone(short)
+    b = backbone(padded)
+    np.testing.assert_allclose(
+        a["sequence_output"], b["sequence_output"][:, :6], atol=1e-5
+    )
+    np.testing.assert_allclose(a["pooled_output"], b["pooled_output"], atol=1e-5)
+
+
+def test_rejects_bad_configs():
+    with pytest.raises(ValueError, match="num_groups"):
+        AlbertBackbone(**tiny_backbone_kwargs(num_layers=3, num_groups=2))
+    with pytest.raises(ValueError, match="num_heads"):
+        AlbertBackbone(**tiny_backbone_kwargs(num_heads=3))
+
+
+def test_config_round_trip_and_keras_file(backbone, tmp_path):
+    config = backbone.get_config()
+    restored = AlbertBackbone.from_config(config)
+    assert restored.get_config() == config
+    path = tmp_path / "backbone.keras"
+    backbone.save(path)
+    loaded = keras.saving.load_model(path)
+    x = _inputs(pad_from=5)
+    np.testing.assert_allclose(
+        loaded(x)["pooled_output"], backbone(x)["pooled_output"], atol=1e-6
+    )
+
+
+def test_bfloat16_dtype_policy():
+    model = AlbertBackbone(**tiny_backbone_kwargs(), dtype="mixed_bfloat16")
+    out = model(_inputs())
+    assert str(out["sequence_output"].dtype) in ("bfloat16", "<dtype: 'bfloat16'>")
+    assert AlbertBackbone.from_config(model.get_config()).dtype_policy.name == (
+        "mixed_bfloat16"
+    )

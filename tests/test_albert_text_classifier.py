@@ -1,0 +1,138 @@
+"""AlbertTextClassifier: fit/predict/evaluate on strings, dicts and tf.data."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+from albert_tf.models import load_classifier
+from tests.helpers import tiny_backbone_kwargs
+
+TEXTS = ["what an amazing movie!", "a dull, boring film.", "good acting", "bad story"]
+LABELS = [0, 1, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_proto):
+    keras.utils.set_random_seed(0)
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
+    backbone = AlbertBackbone(**tiny_backbone_kwargs(vocabulary_size=80))
+    model = AlbertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor,
+        label_names=["positive", "negative"],
+    )
+    model.compile()
+    return model
+
+
+def test_fit_predict_evaluate_on_strings_and_tf_data(classifier):
+    history = classifier.fit(TEXTS, LABELS, batch_size=2, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    logits = classifier.predict(TEXTS, batch_size=2, verbose=0)
+    assert logits.shape == (4, 2)
+    ds = tf.data.Dataset.from_tensor_slices((TEXTS, LABELS)).batch(2)
+    classifier.fit(ds, epochs=1, verbose=0)
+    loss, accuracy = classifier.evaluate(ds, verbose=0)
+    assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
+    from_ds = classifier.predict(tf.data.Dataset.from_tensor_slices(TEXTS).batch(3),
+                                 verbose=0)
+    np.testing.assert_allclose(from_ds, classifier.predict(TEXTS, verbose=0), atol=1e-5)
+    # Predictions equal running the preprocessor and the model by hand.
+    direct = classifier(classifier.preprocessor(tf.constant(TEXTS)))
+    np.testing.assert_allclose(from_ds, direct, atol=1e-5)
+
+
+def test_learns_a_trivially_separable_task(tiny_proto):
+    keras.utils.set_random_seed(1)
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    model = AlbertTextClassifier(
+        AlbertBackbone(**tiny_backbone_kwargs()),
+        num_classes=2,
+        preprocessor=AlbertTextClassifierPreprocessor(tokenizer, sequence_length=8),
+        dropout=0.0,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    texts = ["amazing wonderful"] * 8 + ["dull boring"] * 8
+    labels = [1] * 8 + [0] * 8
+    model.fit(texts, labels, batch_size=4, epochs=15, verbose=0)
+    _, accuracy = model.evaluate(texts, labels, verbose=0)
+    assert accuracy == 1.0
+
+
+def test_pairs_of_strings(classifier):
+    logits = classifier.predict((TEXTS, TEXTS[::-1]), verbose=0)
+    assert logits.shape == (4, 2)
+
+
+def test_preprocessed_dicts_without_preprocessor(classifier):
+    model = AlbertTextClassifier(classifier.backbone, num_classes=2, preprocessor=None)
+    model.compile()
+    x = classifier.preprocessor(tf.constant(TEXTS))
+    x = {k: v.numpy() for k, v in x.items()}
+    model.fit(x, np.array(LABELS), batch_size=2, verbose=0)
+    assert model.predict(x, verbose=0).shape == (4, 2)
+
+
+def test_softmax_activation_returns_probabilities(classifier):
+    model = AlbertTextClassifier(
+        classifier.backbone, num_classes=3, preprocessor=classifier.preprocessor,
+        activation="softmax",
+    )
+    model.compile()
+    assert not model.loss.from_logits
+    probabilities = model.predict(TEXTS, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_freezing_the_backbone(classifier):
+    model = AlbertTextClassifier(
+        AlbertBackbone(**tiny_backbone_kwargs()), num_classes=2,
+        preprocessor=classifier.preprocessor,
+    )
+    model.backbone.trainable = False
+    model.compile()
+    before = [w.numpy().copy() for w in model.backbone.weights]
+    head_before = model.output_dense.kernel.numpy().copy()
+    model.fit(TEXTS, LABELS, batch_size=2, verbose=0)
+    for a, b in zip(before, model.backbone.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert not np.array_equal(head_before, model.output_dense.kernel.numpy())
+
+
+def test_calling_on_strings_is_a_clear_error(classifier):
+    with pytest.raises(ValueError, match="does not preprocess"):
+        classifier(tf.constant(TEXTS))
+
+
+def test_label_names_are_validated(classifier):
+    with pytest.raises(ValueError, match="one name per class"):
+        AlbertTextClassifier(classifier.backbone, num_classes=3, label_names=["a"])
+
+
+def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):
+    path = tmp_path / "classifier.keras"
+    classifier.save(path)
+    loaded = load_classifier(str(path), compile=True)
+    assert isinstance(loaded, AlbertTextClassifier)
+    assert loaded.label_names == ["positive", "negative"]
+    assert loaded.preprocessor.tokenizer.proto == classifier.preprocessor.tokenizer.proto
+    np.testing.assert_allclose(
+        loaded.predict(TEXTS, verbose=0), classifier.predict(TEXTS, verbose=0), atol=1e-6
+    )
+    assert loaded.compiled  # Compile config restored: training can resume.
+    loaded.fit(TEXTS, LABELS, batch_size=2, verbose=0)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        load_classifier(str(tmp_path / "missing.keras"))
+
+
+def test_config_round_trip(classifier):
+    config = keras.saving.serialize_keras_object(classifier)
+    restored = keras.saving.deserialize_keras_object(config)
+    assert restored.get_config()["num_classes"] == 2
+    assert restored.backbone.get_config() == classifier.backbone.get_config()
+    assert restored.preprocessor.get_config() == classifier.preprocessor.get_config()

@@ -1,0 +1,118 @@
+"""AlbertTextClassifierPreprocessor: packing, truncation, tf.data, config."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_proto):
+    return AlbertTokenizer(proto=tiny_proto)
+
+
+def _ids(tokenizer, text):
+    return tokenizer(tf.constant(text)).numpy().tolist()
+
+
+def test_single_text_is_cls_text_sep_padded(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
+    out = pre(tf.constant(["the quick fox"]))
+    ids = _ids(tokenizer, "the quick fox")
+    expected = [tokenizer.cls_token_id] + ids + [tokenizer.sep_token_id]
+    expected += [tokenizer.pad_token_id] * (12 - len(expected))
+    assert out["token_ids"].numpy()[0].tolist() == expected
+    assert out["segment_ids"].numpy()[0].tolist() == [0] * 12
+    mask = out["padding_mask"].numpy()[0].tolist()
+    assert mask == [1] * (len(ids) + 2) + [0] * (10 - len(ids))
+    assert all(out[k].dtype == tf.int32 for k in out)
+
+
+def test_pair_gets_segment_ids(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=16)
+    out = pre((tf.constant(["the dog"]), tf.constant(["a fox"])))
+    a, b = _ids(tokenizer, "the dog"), _ids(tokenizer, "a fox")
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    n = len(a) + len(b) + 3
+    assert out["token_ids"].numpy()[0, :n].tolist() == [cls, *a, sep, *b, sep]
+    assert out["segment_ids"].numpy()[0, :n].tolist() == [0] * (len(a) + 2) + [1] * (
+        len(b) + 1
+    )
+
+
+@pytest.mark.parametrize("truncate", ["round_robin", "waterfall"])
+def test_truncation_modes(tokenizer, truncate):
+    long_a = "the quick brown fox jumped over the lazy dog " * 3
+    long_b = "what an amazing movie truly wonderful acting " * 3
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=11, truncate=truncate)
+    out = pre((tf.constant([long_a]), tf.constant([long_b])))
+    segments = out["segment_ids"].numpy()[0]
+    assert out["padding_mask"].numpy()[0].tolist() == [1] * 11
+    assert out["token_ids"].numpy()[0, -1] == tokenizer.sep_token_id
+    a_len, b_len = (segments == 0).sum() - 2, (segments == 1).sum() - 1
+    assert a_len + b_len == 8
+    if truncate == "round_robin":
+        assert (a_len, b_len) == (4, 4)
+    else:  # Waterfall keeps the first segment whole as far as it fits.
+        assert (a_len, b_len) == (8, 0)
+        assert out["token_ids"].numpy()[0, 1:9].tolist() == _ids(tokenizer, long_a)[:8]
+
+
+def test_bad_truncate_and_too_short_length_are_named(tokenizer):
+    with pytest.raises(ValueError, match="truncate"):
+        AlbertTextClassifierPreprocessor(tokenizer, truncate="middle")
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=2)
+    with pytest.raises(ValueError, match="sequence_length=2"):
+        pre((tf.constant(["a"]), tf.constant(["b"])))
+
+
+def test_pad_to_longest_and_sequence_length_override(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=16)
+    texts = tf.constant(["a", "the quick fox"])
+    dynamic = pre(texts, pad_to_longest=True)["token_ids"]
+    assert dynamic.shape[1] == len(_ids(tokenizer, "the quick fox")) + 2
+    fixed = pre(texts)["token_ids"].numpy()
+    np.testing.assert_array_equal(fixed[:, : dynamic.shape[1]], dynamic.numpy())
+    assert pre(texts, sequence_length=6)["token_ids"].shape == (2, 6)
+    long = tf.constant(["the quick brown fox jumped over the lazy dog " * 5])
+    assert pre(long, pad_to_longest=True)["token_ids"].shape == (1, 16)
+
+
+def test_labels_and_sample_weights_pass_through(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    x, y, sw = pre(tf.constant(["a", "b"]), tf.constant([1, 0]), tf.constant([0.5, 2.0]))
+    assert y.numpy().tolist() == [1, 0]
+    assert sw.numpy().tolist() == [0.5, 2.0]
+    assert set(x) == {"token_ids", "segment_ids", "padding_mask"}
+
+
+def test_tf_data_batched_and_unbatched_match_direct_call(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=10)
+    texts = ["the quick fox", "a dull film", "good acting"]
+    labels = [0, 1, 1]
+    direct, _ = pre(tf.constant(texts), tf.constant(labels))
+    ds = tf.data.Dataset.from_tensor_slices((texts, labels))
+    unbatched = [x["token_ids"].numpy() for x, _ in ds.map(pre)]
+    batched = next(iter(ds.batch(3).map(pre)))[0]["token_ids"].numpy()
+    np.testing.assert_array_equal(np.stack(unbatched), direct["token_ids"].numpy())
+    np.testing.assert_array_equal(batched, direct["token_ids"].numpy())
+    pairs = tf.data.Dataset.from_tensor_slices((texts, texts)).batch(3)
+    pair_out = next(iter(pairs.map(lambda a, b: pre((a, b)))))
+    assert pair_out["segment_ids"].numpy().max() == 1
+
+
+def test_config_round_trip(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(
+        tokenizer, sequence_length=9, truncate="waterfall"
+    )
+    config = keras.layers.serialize(pre)
+    restored = keras.layers.deserialize(config)
+    assert restored.get_config() == pre.get_config()
+    restored.tokenizer.set_proto(tokenizer.proto)
+    texts = tf.constant(["the quick fox"])
+    np.testing.assert_array_equal(
+        restored(texts)["token_ids"].numpy(), pre(texts)["token_ids"].numpy()
+    )

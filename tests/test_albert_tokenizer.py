@@ -1,0 +1,239 @@
+"""AlbertTokenizer: parity with original ALBERT tokenization, API, serialization."""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+from albert_tf.models import AlbertTokenizer
+
+HARD_CASES = [
+    "Hello World",
+    "THE QUICK Brown fOX",
+    "Café naïve résumé façade Ångström",
+    "falsé, crème brûlée, São Paulo, Dvořák",
+    "i was born in 92000, and this is falsé.",
+    "prices: 1,000, 2,500,000, 3, 4 and 55,",
+    "a1, b22, ８,  ½, ²,",
+    "日本語のテキスト 中文文本 한국어",
+    "emoji 😀👍🏽 and ❤️ flags 🇫🇷",
+    "``double'' quotes, 'single', \u201ccurly\u201d",
+    "tabs\tand\nnewlines\r\nand   many    spaces",
+    "\u00a0non-breaking\u2003em space\u3000ideographic",
+    "  leading and trailing  ",
+    "",
+    " ",
+    "\u00a8 spacing diaeresis, \u0301 lone combining accent",
+    "İstanbul ΣΑΣ Straße ǅ",
+    "ﬁ ligature and ｆｕｌｌｗｉｄｔｈ",
+    "don't won't can't it's",
+    "x" * 3000,
+    " ".join(["long sentence with many words"] * 200),
+]
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(spiece_model_path):
+    from transformers import AlbertTokenizer as HFAlbertTokenizer
+
+    return HFAlbertTokenizer(
+        vocab_file=spiece_model_path, do_lower_case=True, keep_accents=False
+    )
+
+
+@pytest.fixture(scope="module")
+def tokenizer(spiece_model_path):
+    return AlbertTokenizer(proto=spiece_model_path)
+
+
+def _ids(tokenizer, texts):
+    return [row.tolist() for row in tokenizer(tf.constant(texts)).numpy()]
+
+
+def test_known_ids_from_data_readme(tokenizer):
+    assert _ids(tokenizer, ["this is a test"]) == [[48, 25, 21, 1289]]
+    # The README's ids are without accent stripping.
+    no_strip = AlbertTokenizer(proto=tokenizer.proto, strip_accents=False)
+    assert _ids(no_strip, ["i was born in 92000, and this is falsé."]) == [
+        [31, 23, 386, 19, 561, 3050, 15, 17, 48, 25, 8256, 18, 1, 9]
+    ]
+
+
+def test_parity_with_original_albert_on_sst2_dev(
+    tokenizer, hf_tokenizer, sst2_dev_sentences
+):
+    ours = _ids(tokenizer, sst2_dev_sentences)
+    theirs = [hf_tokenizer.encode(s, add_special_tokens=False) for s in sst2_dev_sentences]
+    mismatches = [s for s, a, b in zip(sst2_dev_sentences, ours, theirs) if a != b]
+    assert not mismatches, f"{len(mismatches)} sentences differ, e.g. {mismatches[:3]}"
+
+
+@pytest.mark.parametrize("lowercase, strip_accents", [(True, True), (False, False)])
+def test_parity_with_original_albert_on_hard_cases(
+    spiece_model_path, lowercase, strip_accents
+):
+    from transformers import AlbertTokenizer as HFAlbertTokenizer
+
+    hf = HFAlbertTokenizer(
+        vocab_file=spiece_model_path,
+        do_lower_case=lowercase,
+        keep_accents=not strip_accents,
+    )
+    ours = AlbertTokenizer(
+        proto=spiece_model_path, lowercase=lowercase, strip_accents=strip_accents
+    )
+    for text, ids in zip(HARD_CASES, _ids(ours, HARD_CASES)):
+        assert ids == hf.encode(text, add_special_tokens=False), repr(text[:80])
+
+
+def test_lowercase_makes_case_irrelevant(tokenizer):
+    a, b = _ids(tokenizer, ["The Quick BROWN Fox", "the quick brown fox"])
+    assert a == b
+    cased = AlbertTokenizer(proto=tokenizer.proto, lowercase=False)
+    a, b = _ids(cased, ["The Quick BROWN Fox", "the quick brown fox"])
+    assert a != b
+
+
+def test_digit_comma_rule_resplits_pieces(tokenizer, hf_tokenizer):
+    # Pieces such as "▁1," exist in the vocabulary; original ALBERT splits them.
+    digit_comma = [
+        p for p in tokenizer.get_vocabulary() if len(p) > 1 and p[-1] == ","
+        and p[-2].isdigit()
+    ]
+    assert digit_comma, "expected digit-comma pieces in the ALBERT vocabulary"
+    text = " ".join(p.replace("\u2581", "") for p in digit_comma) + " x"
+    ids = _ids(tokenizer, [text])[0]
+    comma = tokenizer.token_to_id(",")
+    assert ids.count(comma) >= len(digit_comma)
+    assert ids == hf_tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_invalid_utf8_gives_a_defined_result(tokenizer, hf_tokenizer):
+    raw = b"caf\xc3\xa9 \xff\xfe broken \xc3 bytes"
+    ids = tokenizer(tf.constant([raw])).to_list()[0]
+    expected = hf_tokenizer.encode(
+        raw.decode("utf-8", errors="replace"), add_special_tokens=False
+    )
+    assert ids == expected
+
+
+def test_fast_and_regular_sentencepiece_give_identical_ids(
+    tokenizer, sst2_dev_sentences
+):
+    fast = AlbertTokenizer(proto=tokenizer.proto, fast=True)
+    texts = sst2_dev_sentences + HARD_CASES
+    assert _ids(fast, texts) == _ids(tokenizer, texts)
+
+
+def test_unbatched_and_batched_agree(tokenizer):
+    batched = tokenizer(tf.constant(["hello world", "good movie"])).to_list()
+    assert tokenizer("hello world").numpy().tolist() == batched[0]
+    assert tokenizer(tf.constant("good movie")).numpy().tolist() == batched[1]
+
+
+def test_runs_inside_tf_data_and_tf_function(tokenizer):
+    texts = ["hello world", "a good movie"]
+    expected = tokenizer(tf.constant(texts)).to_list()
+    ds = tf.data.Dataset.from_tensor_slices(texts).map(tokenizer)
+    assert [row.numpy().tolist() for row in ds] == expected
+    traced = tf.function(lambda x: tokenizer(x).to_tensor())
+    dense = traced(tf.constant(texts)).numpy()
+    assert dense[0, : len(expected[0])].tolist() == expected[0]
+
+
+def test_sequence_length_pads_and_truncates(tokenizer):
+    padded = AlbertTokenizer(proto=tokenizer.proto, sequence_length=5)
+    out = padded(tf.constant(["a", "the quick brown fox jumps over"])).numpy()
+    assert out.shape == (2, 5)
+    assert out[0, 1:].tolist() == [0, 0, 0, 0]
+
+
+def test_vocabulary_api(tokenizer):
+    assert tokenizer.vocabulary_size() == 30000
+    assert tokenizer.id_to_token(2) == "[CLS]"
+    assert tokenizer.token_to_id("[SEP]") == 3
+    assert (tokenizer.cls_token_id, tokenizer.sep_token_id) == (2, 3)
+    assert (tokenizer.pad_token_id, tokenizer.unk_token_id) == (0, 1)
+    assert tokenizer.mask_token_id == 4
+    assert tokenizer.token_to_id("no-such-piece-xyz") == tokenizer.unk_token_id
+    with pytest.raises(ValueError, match="range"):
+        tokenizer.id_to_token(30000)
+    ids = tokenizer(tf.constant(["the quick brown fox."]))
+    assert tokenizer.detokenize(ids).numpy()[0] == b"the quick brown fox."
+    assert tokenizer.detokenize(ids[0]).numpy() == b"the quick brown fox."
+
+
+def test_missing_special_tokens_are_named(tmp_path):
+    import io
+
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["hello world", "good bad movie"] * 20),
+        model_writer=model,
+        vocab_size=20,
+        user_defined_symbols="[CLS],[SEP]",
+        minloglevel=2,
+    )
+    with pytest.raises(ValueError, match=r"\[MASK\]"):
+        AlbertTokenizer(proto=model.getvalue())
+
+
+def test_bad_proto_errors_name_the_problem(tmp_path):
+    missing = tmp_path / "nope.model"
+    with pytest.raises(FileNotFoundError, match="nope.model"):
+        AlbertTokenizer(proto=str(missing))
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"not a sentencepiece model")
+    with pytest.raises(ValueError, match="junk.model"):
+        AlbertTokenizer(proto=str(junk))
+    with pytest.raises(TypeError, match="proto"):
+        AlbertTokenizer(proto=123)
+
+
+def test_unset_vocabulary_and_wrong_input_are_clear(tiny_proto):
+    with pytest.raises(ValueError, match="No vocabulary"):
+        AlbertTokenizer()(tf.constant(["x"]))
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    with pytest.raises(TypeError, match="strings"):
+        tokenizer(tf.constant([1, 2]))
+    with pytest.raises(ValueError, match="rank 1"):
+        tokenizer(tf.constant([["a"]]))
+
+
+def test_config_round_trip_keeps_options_not_vocabulary(tiny_proto):
+    tokenizer = AlbertTokenizer(proto=tiny_proto, lowercase=False, fast=True)
+    config = tokenizer.get_config()
+    assert config["proto"] is None
+    assert (config["lowercase"], config["strip_accents"], config["fast"]) == (
+        False,
+        True,
+        True,
+    )
+    restored = AlbertTokenizer.from_config(config)
+    assert restored.get_config() == config
+
+
+def test_assets_round_trip(tiny_proto, tmp_path):
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    tokenizer.save_assets(str(tmp_path))
+    assert os.path.isfile(tmp_path / "vocabulary.spm")
+    restored = AlbertTokenizer.from_config(tokenizer.get_config())
+    restored.load_assets(str(tmp_path))
+    texts = tf.constant(["The quick brown fox, 1,000 times."])
+    assert restored(texts).to_list() == tokenizer(texts).to_list()
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_survives_resetting_the_random_seed(tiny_proto, fast):
+    # tf-text's kernel-owned SentencePiece resource dies when the eager kernel
+    # cache is cleared, which `set_random_seed` does.
+    tokenizer = AlbertTokenizer(proto=tiny_proto, fast=fast)
+    texts = tf.constant(["the quick fox"])
+    before = tokenizer(texts).to_list()
+    traced = tf.function(lambda x: tokenizer(x).to_tensor())
+    traced(texts)
+    tf.random.set_seed(123)
+    assert tokenizer(texts).to_list() == before
+    assert traced(texts).numpy().tolist() == before
