@@ -1,0 +1,84 @@
+"""Shared benchmark helpers: timing, the machine description, result files."""
+
+import os
+import pathlib
+import platform
+import subprocess
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RESULTS_DIR = REPO / "benchmarks" / "results"
+
+
+def machine_description():
+    """One line naming the CPU, its cores and the software versions."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def best_rate(fn, items, repeats=3, min_seconds=1.0):
+    """Items per second of `fn()` (which processes `items` items), best of runs."""
+    fn()  # Warm-up: tracing, caches.
+    best = 0.0
+    for _ in range(repeats):
+        count, start = 0, time.perf_counter()
+        while True:
+            fn()
+            count += items
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = max(best, count / elapsed)
+    return best
+
+
+def sst2_dev_sentences():
+    path = SHARED_DATA / "sst2" / "dev.tsv"
+    if not path.is_file():
+        raise SystemExit(f"benchmark needs {path} (../shared/data beside the repo)")
+    return [line.split("\t")[0] for line in path.read_text().splitlines()[1:]]
+
+
+def spiece_model_path():
+    path = SHARED_DATA / "albert" / "spiece.model"
+    if not path.is_file():
+        raise SystemExit(f"benchmark needs {path} (../shared/data beside the repo)")
+    return str(path)
+
+
+def write_results(area, command, lines):
+    """Writes benchmarks/results/<area>.md: the command, the machine, the figures."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    header = [
+        f"Command: `{command}`",
+        f"Machine: {machine_description()}",
+        f"Commit: {commit or 'unknown'}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"1-min load average at the end: {load:.1f}",
+        "",
+    ]
+    path = RESULTS_DIR / f"{area}.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(header + list(lines)) + "\n")
+    tmp.replace(path)
+    return path
