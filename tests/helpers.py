@@ -48,3 +48,46 @@ def tiny_backbone_kwargs(vocabulary_size=80, **overrides):
     )
     kwargs.update(overrides)
     return kwargs
+
+
+def tiny_hf_albert_config(vocab_size=80, num_labels=None, **overrides):
+    """A tiny `transformers.AlbertConfig` mirroring `tiny_backbone_kwargs`."""
+    from transformers import AlbertConfig
+
+    kwargs = dict(
+        vocab_size=vocab_size,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_hidden_groups=1,
+        inner_group_num=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        classifier_dropout_prob=0.0,
+        pad_token_id=0,
+    )
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    kwargs.update(overrides)
+    return AlbertConfig(**kwargs)
+
+
+def padded_inputs(vocab_size=80, seed=0):
+    """Two rows of ids, the second padded: the inputs of parity checks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(5, vocab_size, size=(2, 10)).astype("int32")
+    padding_mask = np.ones((2, 10), "int32")
+    padding_mask[1, 6:] = 0
+    token_ids[1, 6:] = 0
+    segment_ids = np.zeros((2, 10), "int32")
+    segment_ids[0, 5:] = 1
+    return {
+        "token_ids": token_ids,
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+    }

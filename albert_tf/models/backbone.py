@@ -3,10 +3,11 @@
 import keras
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.presets.preset_api import BackbonePresetMixin
 
 
 @albert_tf_export("albert_tf.models.Backbone")
-class Backbone(keras.Model):
+class Backbone(BackbonePresetMixin, keras.Model):
     """Base class of functional encoder networks (keras-hub's `Backbone`).
 
     A backbone maps preprocessed integer tensors to dense features. Subclasses

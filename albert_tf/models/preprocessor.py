@@ -3,10 +3,11 @@
 import keras
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.presets.preset_api import PreprocessorPresetMixin
 
 
 @albert_tf_export("albert_tf.models.Preprocessor")
-class Preprocessor(keras.layers.Layer):
+class Preprocessor(PreprocessorPresetMixin, keras.layers.Layer):
     """Base class of layers that turn raw inputs into model inputs.
 
     A preprocessor owns a tokenizer and runs TensorFlow ops only, so it can be

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.presets.preset_api import TaskPresetMixin
 
 
 def _as_tensor_like(x):
@@ -27,7 +28,7 @@ def _has_strings(x):
 
 
 @albert_tf_export("albert_tf.models.Task")
-class Task(keras.Model):
+class Task(TaskPresetMixin, keras.Model):
     """Base class of task models: a backbone, a head and a preprocessor.
 
     When `preprocessor` is set, `fit()`, `evaluate()` and `predict()` take raw

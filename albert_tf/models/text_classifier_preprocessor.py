@@ -19,8 +19,8 @@ class TextClassifierPreprocessor(Preprocessor):
         truncate: str. `"round_robin"` or `"waterfall"`.
 
     Call arguments:
-        x: a string tensor (one text per example), or a tuple of two for
-            sentence pairs. A scalar string gives unbatched outputs.
+        x: strings, one text per example (a tensor, array or list), or a
+            tuple of two of those for sentence pairs. A scalar string gives unbatched outputs.
         y: labels, passed through unchanged.
         sample_weight: passed through unchanged.
         sequence_length: int. Overrides `sequence_length` for this call.
@@ -71,7 +71,8 @@ class TextClassifierPreprocessor(Preprocessor):
     ):
         if self.packer is None:
             self._build_packer()
-        segments = x if isinstance(x, (tuple, list)) else (x,)
+        # A tuple is a pair of texts; anything else (a list too) is a batch.
+        segments = x if isinstance(x, tuple) else (x,)
         segments = tuple(self.tokenizer(segment) for segment in segments)
         token_ids, segment_ids = self.packer(
             segments, sequence_length=sequence_length, pad_to_longest=pad_to_longest

@@ -3,10 +3,11 @@
 import keras
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.presets.preset_api import TokenizerPresetMixin
 
 
 @albert_tf_export("albert_tf.tokenizers.Tokenizer")
-class Tokenizer(keras.layers.Layer):
+class Tokenizer(TokenizerPresetMixin, keras.layers.Layer):
     """Base class of tokenizer layers.
 
     A tokenizer maps strings to integer ids with TensorFlow ops only, so that

@@ -1,0 +1,112 @@
+"""`albert-tf convert SOURCE OUTPUT_PRESET_DIR`: any checkpoint -> our preset.
+
+SOURCE is a built-in id, `hf://owner/repo`, `kaggle://...` or a local
+albert_tf, keras-hub, Hugging Face or original Google ALBERT directory. The
+preset is built in a temporary folder beside OUTPUT and renamed at the end,
+so a failed conversion leaves nothing behind.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+
+def weights_checksum(model):
+    """SHA-256 over every variable's path, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for variable in sorted(model.weights, key=lambda v: v.path):
+        value = variable.numpy()
+        digest.update(f"{variable.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def convert(source, output_dir, output_format="albert_tf"):
+    """Converts `source` into an albert_tf preset directory `output_dir`.
+
+    A head (HF `AlbertForSequenceClassification`, keras-hub/albert_tf
+    `task.json`, TF1 `output_weights`) gives a classifier preset; otherwise a
+    backbone + preprocessor preset.
+
+    Args:
+        source: str. Any preset handle or checkpoint directory.
+        output_dir: str. Must not exist or be empty.
+        output_format: str. `"albert_tf"`, or `"keras_hub"` to write
+            keras-hub's class names in the JSON configs (same weight files).
+
+    Returns:
+        The loaded model (`AlbertTextClassifier` or `AlbertBackbone`).
+    """
+    from albert_tf.models import AlbertBackbone
+    from albert_tf.models import AlbertTextClassifier
+    from albert_tf.models import AlbertTextClassifierPreprocessor
+    from albert_tf.presets.handles import resolve_preset
+    from albert_tf.presets.preset_loaders import loader_for_directory
+    from albert_tf.presets.preset_saver import convert_configs_to_keras_hub
+
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and os.listdir(output_dir):
+        raise FileExistsError(
+            f"Output directory '{output_dir}' exists and is not empty."
+        )
+    loader = loader_for_directory(resolve_preset(source))
+    if loader.task_config():
+        model = AlbertTextClassifier.from_preset(loader.directory)
+        preprocessor = None
+    else:
+        model = AlbertBackbone.from_preset(loader.directory)
+        preprocessor = AlbertTextClassifierPreprocessor.from_preset(loader.directory)
+
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-convert-", dir=parent)
+    try:
+        model.save_to_preset(tmp)
+        if preprocessor is not None:
+            preprocessor.save_to_preset(tmp)
+        if output_format == "keras_hub":
+            convert_configs_to_keras_hub(tmp)
+        if os.path.isdir(output_dir):
+            os.rmdir(output_dir)  # Empty, checked above.
+        os.replace(tmp, output_dir)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+    return model
+
+
+def run_convert(args):
+    model = convert(args.source, args.output, args.format)
+    backbone = getattr(model, "backbone", model)
+    print(json.dumps(backbone.get_config(), indent=2, default=str))
+    if hasattr(model, "num_classes"):
+        print(f"classifier: {model.num_classes} classes, labels {model.label_names}")
+    print(f"parameters: {model.count_params():,}")
+    print(f"weights sha256: {weights_checksum(model)}")
+    print(f"wrote preset: {os.path.abspath(args.output)}")
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="Convert a checkpoint (HF, keras-hub, Google TF1, hub) to a preset.",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "source",
+        help="built-in id, hf://owner/repo, kaggle://owner/model/framework/variation"
+        "[/version], or a local checkpoint/preset directory",
+    )
+    parser.add_argument("output", help="the albert_tf preset directory to write")
+    parser.add_argument(
+        "--format",
+        choices=("albert_tf", "keras_hub"),
+        default="albert_tf",
+        help="class names in the JSON configs: albert_tf's (default) or "
+        "keras-hub's, for keras_hub.models.*.from_preset (which does not "
+        "lowercase: feed it lowercased text)",
+    )
+    parser.set_defaults(func=run_convert)

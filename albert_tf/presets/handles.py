@@ -1,0 +1,160 @@
+"""Resolving a preset handle to a local directory, downloading if needed.
+
+Four forms: a built-in id (downloaded from Kaggle with `kagglehub`),
+`kaggle://owner/model/framework/variation[/version]`, `hf://owner/repo`
+(downloaded with `huggingface_hub`, which honours `HF_ENDPOINT`,
+`HF_HUB_OFFLINE` and its cache) and a local directory. The hub libraries
+show download progress and keep their own caches.
+"""
+
+import logging
+import os
+import re
+
+from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
+
+logger = logging.getLogger(__name__)
+
+KAGGLE_SCHEME = "kaggle://"
+HF_SCHEME = "hf://"
+
+# Files an albert_tf, keras-hub or transformers ALBERT repository may hold.
+HF_REPO_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "preprocessor.json",
+    "task.json",
+    "metadata.json",
+    "model.weights.h5",
+    "task.weights.h5",
+    "assets/tokenizer/vocabulary.spm",
+    "tokenizer_config.json",
+    "spiece.model",
+    "model.safetensors",
+    "model.safetensors.index.json",
+)
+_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _split_handle(handle, scheme, min_parts, max_parts, form):
+    """Splits `scheme://a/b/...`, refusing anything path-like or unsafe."""
+    parts = handle[len(scheme) :].split("/")
+    if not min_parts <= len(parts) <= max_parts or not all(
+        _NAME_PART.match(part) and ".." not in part for part in parts
+    ):
+        raise ValueError(
+            f"Invalid preset handle '{handle}': expected {form}, each part made "
+            "of letters, digits, '.', '_' or '-' (no '..', no empty or "
+            "absolute paths)."
+        )
+    return parts
+
+
+def _kaggle_download(handle, what):
+    try:
+        import kagglehub
+        from kagglehub.config import get_cache_folder
+    except ImportError:
+        raise ValueError(
+            f"Loading {what} needs `kagglehub`: pip install 'albert-tf[hub]' "
+            "(or pip install kagglehub)."
+        ) from None
+    kaggle_handle = handle[len(KAGGLE_SCHEME) :]
+    try:
+        return kagglehub.model_download(kaggle_handle)
+    except Exception as e:  # kagglehub raises requests/HTTP/its own errors.
+        raise ValueError(
+            f"Could not download {what} from '{handle}' with kagglehub "
+            f"({type(e).__name__}: {e}). Nothing usable was found in the "
+            f"kagglehub cache ({get_cache_folder()}, set KAGGLEHUB_CACHE to "
+            "change it). If you are offline, download the preset elsewhere "
+            "and pass its local directory instead, e.g. "
+            "`AlbertTextClassifier.from_preset('/path/to/preset_dir')`."
+        ) from None
+
+
+def _hf_download(handle):
+    try:
+        import huggingface_hub
+        from huggingface_hub.utils import EntryNotFoundError
+    except ImportError:
+        raise ValueError(
+            f"Loading '{handle}' needs `huggingface_hub`: pip install "
+            "'albert-tf[hub]' (or pip install huggingface-hub safetensors)."
+        ) from None
+    repo_id = "/".join(_split_handle(handle, HF_SCHEME, 2, 2, "hf://owner/repo"))
+    found = {}
+    try:
+        for filename in HF_REPO_FILES:
+            try:
+                found[filename] = huggingface_hub.hf_hub_download(repo_id, filename)
+            except EntryNotFoundError:
+                continue
+    except Exception as e:  # Network, auth, missing repo, offline cache miss.
+        raise ValueError(
+            f"Could not download '{handle}' from {huggingface_hub.constants.ENDPOINT} "
+            f"({type(e).__name__}: {e}). Hugging Face cache: "
+            f"{huggingface_hub.constants.HF_HUB_CACHE} (HF_HUB_OFFLINE=1 uses "
+            "only the cache). You can also pass a local directory."
+        ) from None
+    if "config.json" not in found:
+        raise FileNotFoundError(
+            f"'{handle}' has no config.json at {huggingface_hub.constants.ENDPOINT} "
+            f"(or, with HF_HUB_OFFLINE=1, in the cache "
+            f"{huggingface_hub.constants.HF_HUB_CACHE}). You can also pass a "
+            "local directory."
+        )
+    # Sharded weights: the shards named by the index, when present.
+    index = found.get("model.safetensors.index.json")
+    if index:
+        import json
+
+        with open(index, encoding="utf-8") as f:
+            for shard in sorted(set(json.load(f)["weight_map"].values())):
+                _split_handle(HF_SCHEME + shard, HF_SCHEME, 1, 1, "a shard file name")
+                huggingface_hub.hf_hub_download(repo_id, shard)
+    is_hf_checkpoint = "spiece.model" in found or "tokenizer_config.json" in found
+    if is_hf_checkpoint and "model.safetensors" not in found and not index:
+        # Older repos hold only the pickle; loading it needs torch.
+        try:
+            huggingface_hub.hf_hub_download(repo_id, "pytorch_model.bin")
+        except EntryNotFoundError:
+            pass
+    # hf_hub_download puts every file of one revision in one snapshot folder.
+    return os.path.dirname(found["config.json"])
+
+
+def resolve_preset(preset):
+    """Returns the local directory of a preset, downloading it if needed.
+
+    Args:
+        preset: str or path-like. A built-in id (see `AlbertBackbone.presets`),
+            `kaggle://owner/model/framework/variation[/version]`,
+            `hf://owner/repo`, or a local directory.
+
+    Returns:
+        str. A local directory.
+    """
+    preset = os.fspath(preset)
+    if preset.startswith(KAGGLE_SCHEME):
+        _split_handle(
+            preset,
+            KAGGLE_SCHEME,
+            4,
+            5,
+            "kaggle://owner/model/framework/variation[/version]",
+        )
+        return _kaggle_download(preset, f"'{preset}'")
+    if preset.startswith(HF_SCHEME):
+        return _hf_download(preset)
+    if os.path.isdir(preset):
+        return preset
+    if preset in BUILTIN_PRESETS:
+        handle = BUILTIN_PRESETS[preset]["kaggle_handle"]
+        logger.info("Downloading built-in preset '%s' from %s", preset, handle)
+        return _kaggle_download(handle, f"built-in preset '{preset}'")
+    raise FileNotFoundError(
+        f"Preset '{preset}' is not a local directory, a built-in id "
+        f"({', '.join(BUILTIN_PRESETS)}), an hf://owner/repo or a "
+        "kaggle://owner/model/framework/variation[/version] handle."
+    )

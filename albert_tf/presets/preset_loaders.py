@@ -1,0 +1,274 @@
+"""Reading a local preset directory, whatever wrote it.
+
+One loader per format answers the same questions (backbone config, weights,
+vocabulary, head); `loader_for_directory` picks it from the files present:
+- albert_tf / keras-hub: `config.json` with a Keras `class_name`,
+  `model.weights.h5`, `tokenizer.json`, `assets/tokenizer/vocabulary.spm`.
+- Hugging Face: `config.json` with `model_type`, safetensors, `spiece.model`.
+- Original Google ALBERT: `albert_config.json`, `model.ckpt-*`,
+  `30k-clean.model`.
+"""
+
+import glob
+import json
+import logging
+import os
+
+from albert_tf.presets import convert_google_tf1
+from albert_tf.presets import convert_huggingface
+from albert_tf.presets import convert_keras_hub
+from albert_tf.presets.weight_assignment import assign_weights
+from albert_tf.presets.weight_assignment import unused_names
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer.json"
+PREPROCESSOR_CONFIG_FILE = "preprocessor.json"
+TASK_CONFIG_FILE = "task.json"
+METADATA_FILE = "metadata.json"
+MODEL_WEIGHTS_FILE = "model.weights.h5"
+TASK_WEIGHTS_FILE = "task.weights.h5"
+TOKENIZER_ASSET_DIR = os.path.join("assets", "tokenizer")
+VOCAB_FILE = "vocabulary.spm"
+
+# Tokenizer/preprocessor config keys a preset may set (keras-hub sets fewer).
+TOKENIZER_KEYS = ("lowercase", "strip_accents", "fast", "sequence_length")
+PREPROCESSOR_KEYS = ("sequence_length", "truncate")
+TASK_KEYS = ("num_classes", "activation", "dropout", "label_names")
+
+
+def read_json(path):
+    """Parses a JSON file; errors name the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Preset file not found: '{path}'.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"'{path}' is not valid JSON: {e}") from None
+
+
+class PresetLoader:
+    """What every format provides. `directory` is a local folder."""
+
+    format_name = None
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, *names):
+        return os.path.join(self.directory, *names)
+
+    def backbone_config(self):
+        """`AlbertBackbone` constructor arguments."""
+        raise NotImplementedError
+
+    def load_backbone_weights(self, backbone):
+        raise NotImplementedError
+
+    def tokenizer_config(self):
+        """`AlbertTokenizer` arguments, `proto` (a path) included."""
+        raise NotImplementedError
+
+    def preprocessor_config(self):
+        """Preprocessor arguments other than the tokenizer.
+
+        Without a saved preprocessor config, sequences are as long as the
+        backbone allows, at most 512 (BERT/ALBERT's usual maximum).
+        """
+        return {
+            "sequence_length": min(512, self.backbone_config()["max_sequence_length"])
+        }
+
+    def task_config(self):
+        """Classifier head arguments, or `None` if the preset has no head."""
+        return None
+
+    def load_task_weights(self, task):
+        """Loads the head's weights; the preset must have a head."""
+        raise NotImplementedError
+
+
+class KerasPresetLoader(PresetLoader):
+    """albert_tf and keras-hub preset directories (same layout)."""
+
+    format_name = "keras"
+
+    def __init__(self, directory, config):
+        super().__init__(directory)
+        self.config = config
+
+    def backbone_config(self):
+        return convert_keras_hub.convert_backbone_config(self.config)
+
+    def _assign_h5(self, specs, filename):
+        path = self.path(filename)
+        arrays = convert_keras_hub.h5_reader(path)
+        assign_weights(specs, arrays.get, path)
+
+    def load_backbone_weights(self, backbone):
+        specs = convert_keras_hub.backbone_weight_specs(backbone)
+        self._assign_h5(specs, MODEL_WEIGHTS_FILE)
+
+    def tokenizer_config(self):
+        config = {}
+        if os.path.isfile(self.path(TOKENIZER_CONFIG_FILE)):
+            saved = read_json(self.path(TOKENIZER_CONFIG_FILE)).get("config", {})
+            # keras-hub configs lack `lowercase`/`strip_accents`: our defaults
+            # (original ALBERT preprocessing) apply, right for its uncased vocab.
+            config = {k: saved[k] for k in TOKENIZER_KEYS if k in saved}
+        vocab = self.path(TOKENIZER_ASSET_DIR, VOCAB_FILE)
+        if not os.path.isfile(vocab):
+            raise FileNotFoundError(f"Preset vocabulary not found: '{vocab}'.")
+        config["proto"] = vocab
+        return config
+
+    def preprocessor_config(self):
+        if not os.path.isfile(self.path(PREPROCESSOR_CONFIG_FILE)):
+            return super().preprocessor_config()
+        saved = read_json(self.path(PREPROCESSOR_CONFIG_FILE)).get("config", {})
+        return {k: saved[k] for k in PREPROCESSOR_KEYS if k in saved}
+
+    def task_config(self):
+        if not os.path.isfile(self.path(TASK_CONFIG_FILE)):
+            return None
+        task = read_json(self.path(TASK_CONFIG_FILE))
+        if task.get("class_name") != "AlbertTextClassifier":
+            return None
+        saved = task.get("config", {})
+        return {k: saved[k] for k in TASK_KEYS if k in saved}
+
+    def load_task_weights(self, task):
+        self._assign_h5(convert_keras_hub.head_weight_specs(task), TASK_WEIGHTS_FILE)
+
+
+class HuggingFaceLoader(PresetLoader):
+    """`transformers` checkpoints: `AlbertModel` or a sequence classifier."""
+
+    format_name = "huggingface"
+
+    def __init__(self, directory, config):
+        super().__init__(directory)
+        self.config = config
+        self._backbone_config = convert_huggingface.convert_backbone_config(config)
+        self._state = None
+
+    def _state_dict(self):
+        if self._state is None:
+            self._state = convert_huggingface.read_state_dict(self.directory)
+        return self._state
+
+    def backbone_config(self):
+        return dict(self._backbone_config)
+
+    def _source(self):
+        return f"Hugging Face checkpoint '{self.directory}'"
+
+    def load_backbone_weights(self, backbone):
+        state = self._state_dict()
+        prefix = convert_huggingface.backbone_prefix(state)
+        specs = convert_huggingface.backbone_weight_specs(backbone, prefix)
+        assign_weights(specs, state.get, self._source())
+        unused = [
+            n
+            for n in unused_names(specs, state)
+            if not n.startswith("classifier.") and not n.endswith("position_ids")
+        ]
+        if unused:
+            logger.info(
+                "Ignored %d checkpoint weights, e.g. %s", len(unused), unused[:3]
+            )
+
+    def tokenizer_config(self):
+        vocab = self.path(convert_huggingface.VOCAB_FILE)
+        if not os.path.isfile(vocab):
+            raise FileNotFoundError(f"Preset vocabulary not found: '{vocab}'.")
+        config = {}
+        tokenizer_config = self.path(convert_huggingface.TOKENIZER_CONFIG_FILE)
+        if os.path.isfile(tokenizer_config):
+            config = convert_huggingface.convert_tokenizer_config(
+                read_json(tokenizer_config)
+            )
+        config["proto"] = vocab
+        return config
+
+    def task_config(self):
+        if not convert_huggingface.is_classifier_checkpoint(self.config):
+            return None
+        return convert_huggingface.convert_classifier_config(self.config)
+
+    def load_task_weights(self, task):
+        specs = convert_huggingface.head_weight_specs(task)
+        assign_weights(specs, self._state_dict().get, self._source())
+
+
+class GoogleTF1Loader(PresetLoader):
+    """google-research/albert release directories (TF1 checkpoints)."""
+
+    format_name = "google_tf1"
+
+    def __init__(self, directory):
+        super().__init__(directory)
+        self.config = read_json(self.path(convert_google_tf1.CONFIG_FILE))
+        self._reader = None
+
+    def _read(self):
+        if self._reader is None:
+            prefix = convert_google_tf1.find_checkpoint(self.directory)
+            self._reader = (prefix,) + convert_google_tf1.checkpoint_reader(prefix)
+        return self._reader
+
+    def backbone_config(self):
+        return convert_google_tf1.convert_backbone_config(self.config)
+
+    def load_backbone_weights(self, backbone):
+        prefix, read, names = self._read()
+        specs = convert_google_tf1.backbone_weight_specs(
+            backbone, convert_google_tf1.variable_prefix(names)
+        )
+        assign_weights(specs, read, f"TF checkpoint '{prefix}'")
+
+    def tokenizer_config(self):
+        return {"proto": convert_google_tf1.find_vocabulary(self.directory)}
+
+    def task_config(self):
+        _, read, names = self._read()
+        if "output_weights" not in names:  # run_classifier.py's head.
+            return None
+        return {"num_classes": int(read("output_bias").shape[0])}
+
+    def load_task_weights(self, task):
+        prefix, read, _ = self._read()
+        specs = convert_google_tf1.head_weight_specs(task)
+        assign_weights(specs, read, f"TF checkpoint '{prefix}'")
+
+
+def loader_for_directory(directory):
+    """Picks the loader for a local preset directory from its files."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"Preset directory not found: '{directory}'.")
+    if os.path.isfile(os.path.join(directory, convert_google_tf1.CONFIG_FILE)):
+        return GoogleTF1Loader(directory)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        has_ckpt = glob.glob(os.path.join(glob.escape(directory), "*.ckpt*.index"))
+        raise FileNotFoundError(
+            f"'{directory}' is not a preset: it has no {CONFIG_FILE} (albert_tf, "
+            "keras-hub or Hugging Face)"
+            + (
+                f" and no {convert_google_tf1.CONFIG_FILE} next to its TF checkpoint"
+                if has_ckpt
+                else f" and no {convert_google_tf1.CONFIG_FILE}"
+            )
+            + "."
+        )
+    config = read_json(config_path)
+    if "class_name" in config:
+        return KerasPresetLoader(directory, config)
+    if "model_type" in config:
+        return HuggingFaceLoader(directory, config)
+    raise ValueError(
+        f"'{config_path}' is neither a Keras preset config (no 'class_name') nor "
+        "a Hugging Face config (no 'model_type')."
+    )

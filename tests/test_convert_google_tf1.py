@@ -1,0 +1,179 @@
+"""Original Google ALBERT (TF1) checkpoints -> albert_tf.
+
+The test writes a release directory by hand: `albert_config.json`, a TF1
+checkpoint saved by `tf.compat.v1.train.Saver` under the exact variable names
+and shapes of google-research/albert, and `30k-clean.model`. The peer is
+transformers' own TF1 importer, `load_tf_weights_in_albert`.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTokenizer
+from tests.helpers import padded_inputs
+
+TOLERANCE = 1e-5
+CONFIG = {
+    "vocab_size": 80,
+    "embedding_size": 8,
+    "hidden_size": 16,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "max_position_embeddings": 16,
+    "type_vocab_size": 2,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "initializer_range": 0.02,
+}
+
+
+def _original_variables(config, num_classes=None):
+    """google-research/albert's variable names and shapes for a config."""
+    e, h, i = (
+        config["embedding_size"],
+        config["hidden_size"],
+        config["intermediate_size"],
+    )
+    variables = {
+        "bert/embeddings/word_embeddings": (config["vocab_size"], e),
+        "bert/embeddings/token_type_embeddings": (config["type_vocab_size"], e),
+        "bert/embeddings/position_embeddings": (config["max_position_embeddings"], e),
+        "bert/embeddings/LayerNorm/gamma": (e,),
+        "bert/embeddings/LayerNorm/beta": (e,),
+        "bert/encoder/embedding_hidden_mapping_in/kernel": (e, h),
+        "bert/encoder/embedding_hidden_mapping_in/bias": (h,),
+        "bert/pooler/dense/kernel": (h, h),
+        "bert/pooler/dense/bias": (h,),
+        "global_step": (),
+    }
+    for g in range(config["num_hidden_groups"]):
+        for k in range(config["inner_group_num"]):
+            p = f"bert/encoder/transformer/group_{g}/inner_group_{k}/"
+            for name in ("query", "key", "value"):
+                variables[p + f"attention_1/self/{name}/kernel"] = (h, h)
+                variables[p + f"attention_1/self/{name}/bias"] = (h,)
+            variables.update(
+                {
+                    p + "attention_1/output/dense/kernel": (h, h),
+                    p + "attention_1/output/dense/bias": (h,),
+                    p + "LayerNorm/gamma": (h,),
+                    p + "LayerNorm/beta": (h,),
+                    p + "ffn_1/intermediate/dense/kernel": (h, i),
+                    p + "ffn_1/intermediate/dense/bias": (i,),
+                    p + "ffn_1/intermediate/output/dense/kernel": (i, h),
+                    p + "ffn_1/intermediate/output/dense/bias": (h,),
+                    p + "LayerNorm_1/gamma": (h,),
+                    p + "LayerNorm_1/beta": (h,),
+                }
+            )
+    if num_classes:
+        variables["output_weights"] = (num_classes, h)
+        variables["output_bias"] = (num_classes,)
+    return variables
+
+
+def write_release(directory, tiny_proto, groups, num_classes=None, step=1000):
+    """Writes an original-layout ALBERT release with random weights."""
+    config = dict(
+        CONFIG,
+        num_hidden_layers=2 * groups,
+        num_hidden_groups=groups,
+        inner_group_num=groups,
+    )
+    (directory / "albert_config.json").write_text(json.dumps(config))
+    (directory / "30k-clean.model").write_bytes(tiny_proto)
+    rng = np.random.default_rng(groups)
+    graph = tf.Graph()
+    with graph.as_default():
+        for name, shape in _original_variables(config, num_classes).items():
+            if name == "global_step":
+                value = np.array(step, np.int64)
+            elif name.endswith(("gamma",)):
+                value = 1.0 + 0.1 * rng.standard_normal(shape).astype(np.float32)
+            else:
+                value = 0.1 * rng.standard_normal(shape).astype(np.float32)
+            tf.compat.v1.Variable(value, name=name)
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(directory / "model.ckpt"), global_step=step)
+    return config
+
+
+def _hf_reference(directory, config, inputs):
+    """transformers' AlbertModel loaded with its own TF1 importer."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.albert.modeling_albert import load_tf_weights_in_albert
+
+    hf_config = transformers.AlbertConfig(**{**config, "hidden_act": "gelu_new"})
+    model = transformers.AlbertModel(hf_config).eval()
+    load_tf_weights_in_albert(model, hf_config, str(directory / "model.ckpt-1000"))
+    with torch.no_grad():
+        return model(
+            input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
+            token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long),
+        )
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_release_checkpoint_matches_transformers_importer(tmp_path, tiny_proto, groups):
+    config = write_release(tmp_path, tiny_proto, groups)
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    assert backbone.num_groups == groups
+    assert backbone.num_inner_repetitions == groups
+    inputs = padded_inputs()
+    expected = _hf_reference(tmp_path, config, inputs)
+    outputs = backbone(inputs)
+    np.testing.assert_allclose(
+        outputs["pooled_output"], expected.pooler_output.numpy(), atol=TOLERANCE, rtol=0
+    )
+    mask = inputs["padding_mask"].astype(bool)
+    np.testing.assert_allclose(
+        np.asarray(outputs["sequence_output"])[mask],
+        expected.last_hidden_state.numpy()[mask],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    tokenizer = AlbertTokenizer.from_preset(str(tmp_path))
+    assert tokenizer.proto == tiny_proto
+
+
+def test_run_classifier_head_is_loaded(tmp_path, tiny_proto):
+    write_release(tmp_path, tiny_proto, groups=1, num_classes=2)
+    classifier = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
+    reader = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-1000"))
+    np.testing.assert_array_equal(
+        classifier.output_dense.kernel.numpy(), reader.get_tensor("output_weights").T
+    )
+
+
+def test_wrong_shape_names_the_variable(tmp_path, tiny_proto):
+    write_release(tmp_path, tiny_proto, groups=1)
+    config = json.loads((tmp_path / "albert_config.json").read_text())
+    config["intermediate_size"] = 64
+    (tmp_path / "albert_config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ValueError,
+        match=r"'bert/encoder/transformer/group_0/inner_group_0/ffn_1/intermediate/"
+        r"dense/kernel' has shape \(16, 32\), expected \(16, 64\)",
+    ):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_missing_groups_are_reported(tmp_path, tiny_proto):
+    write_release(tmp_path, tiny_proto, groups=1)
+    config = json.loads((tmp_path / "albert_config.json").read_text())
+    config.update(num_hidden_groups=2, num_hidden_layers=2)
+    (tmp_path / "albert_config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ValueError, match="missing weights 'bert/encoder/transformer/group_1"
+    ):
+        AlbertBackbone.from_preset(str(tmp_path))

@@ -1,0 +1,185 @@
+"""Hugging Face checkpoints -> albert_tf, against transformers itself.
+
+Each checkpoint is written by `transformers` (`save_pretrained`) with random
+weights and the tiny SentencePiece vocabulary; nothing touches the network.
+"""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTokenizer
+from albert_tf.models import TextClassifier
+from tests.helpers import padded_inputs
+from tests.helpers import tiny_hf_albert_config
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+TOLERANCE = 1e-5
+LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+TEXTS = ["The quick brown fox jumped over the lazy dog.", "What an amazing movie!"]
+
+
+def _write_checkpoint(directory, tiny_proto, classifier=True, groups=1, **save_kwargs):
+    """An HF ALBERT checkpoint directory, as `save_pretrained` writes it."""
+    torch.manual_seed(groups)
+    config = tiny_hf_albert_config(
+        num_hidden_groups=groups,
+        inner_group_num=groups,
+        num_hidden_layers=2 * groups,
+        **(
+            {"id2label": LABELS, "label2id": {v: k for k, v in LABELS.items()}}
+            if classifier
+            else {}
+        ),
+    )
+    model_cls = (
+        transformers.AlbertForSequenceClassification
+        if classifier
+        else transformers.AlbertModel
+    )
+    model = model_cls(config).eval()
+    model.save_pretrained(directory, **save_kwargs)
+    vocab = directory / "source.spm"
+    vocab.write_bytes(tiny_proto)
+    tokenizer = transformers.AlbertTokenizer(str(vocab))  # The slow, original one.
+    tokenizer.save_pretrained(directory)
+    vocab.unlink()
+    return model, tokenizer
+
+
+def _torch_inputs(inputs):
+    return dict(
+        input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
+        token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
+        attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long),
+    )
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fine_tuned_classifier_becomes_a_ready_classifier(tmp_path, tiny_proto, groups):
+    model, hf_tokenizer = _write_checkpoint(tmp_path, tiny_proto, groups=groups)
+    classifier = TextClassifier.from_preset(str(tmp_path))  # Class inferred.
+
+    assert isinstance(classifier, AlbertTextClassifier)
+    assert classifier.label_names == ["negative", "neutral", "positive"]
+    assert classifier.backbone.num_groups == groups
+    # Raw strings in, through our in-graph tokenizer, vs HF's tokenizer + model.
+    encoded = hf_tokenizer(
+        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        expected = model(**encoded).logits.numpy()
+    ours = classifier.predict_on_batch(TEXTS)
+    np.testing.assert_allclose(ours, expected, atol=TOLERANCE, rtol=0)
+
+
+def test_albert_model_checkpoint_loads_as_backbone(tmp_path, tiny_proto):
+    model, _ = _write_checkpoint(tmp_path, tiny_proto, classifier=False, groups=2)
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model(**_torch_inputs(inputs))
+    outputs = backbone(inputs)
+    np.testing.assert_allclose(
+        outputs["pooled_output"], expected.pooler_output.numpy(), atol=TOLERANCE, rtol=0
+    )
+    mask = inputs["padding_mask"].astype(bool)
+    np.testing.assert_allclose(
+        np.asarray(outputs["sequence_output"])[mask],
+        expected.last_hidden_state.numpy()[mask],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    # A backbone-only checkpoint has no head: a classifier needs num_classes.
+    with pytest.raises(ValueError, match="num_classes"):
+        AlbertTextClassifier.from_preset(str(tmp_path))
+    classifier = AlbertTextClassifier.from_preset(str(tmp_path), num_classes=4)
+    assert classifier.num_classes == 4
+
+
+def test_tokenizer_follows_tokenizer_config(tmp_path, tiny_proto):
+    _, hf_tokenizer = _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    tokenizer = AlbertTokenizer.from_preset(str(tmp_path))
+    text = "Café NAÏVE résumé"
+    assert tokenizer(text).numpy().tolist() == hf_tokenizer.encode(
+        text, add_special_tokens=False
+    )
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config["keep_accents"] = True
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert AlbertTokenizer.from_preset(str(tmp_path)).strip_accents is False
+
+
+def test_pytorch_bin_is_read_without_pickle_execution(tmp_path, tiny_proto):
+    model, _ = _write_checkpoint(
+        tmp_path, tiny_proto, classifier=False, safe_serialization=False
+    )
+    assert (tmp_path / "pytorch_model.bin").is_file()
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
+    np.testing.assert_allclose(
+        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+
+
+def test_pytorch_bin_without_torch_is_refused(tmp_path, tiny_proto, monkeypatch):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False, safe_serialization=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails.
+    with pytest.raises(ValueError, match="torch is not installed.*safetensors"):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_corrupt_safetensors_header_is_named(tmp_path, tiny_proto):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    path = tmp_path / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:16] = b"{broken!"  # Inside the JSON header.
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        ValueError, match="model.safetensors' is not a valid safetensors"
+    ):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_unknown_model_type_and_wrong_shapes(tmp_path, tiny_proto):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+
+    config_path.write_text(json.dumps({**config, "model_type": "bert"}))
+    with pytest.raises(ValueError, match="model_type='bert'"):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+    config_path.write_text(json.dumps({**config, "vocab_size": 81}))
+    with pytest.raises(
+        ValueError,
+        match=r"'embeddings.word_embeddings.weight' has shape \(80, 8\), "
+        r"expected \(81, 8\)",
+    ):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_missing_files_are_named(tmp_path, tiny_proto):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    (tmp_path / "spiece.model").unlink()
+    with pytest.raises(FileNotFoundError, match="spiece.model"):
+        AlbertTokenizer.from_preset(str(tmp_path))
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="expected model.safetensors"):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_bfloat16_safetensors_are_read(tmp_path, tiny_proto):
+    model, _ = _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    model.to(torch.bfloat16).save_pretrained(tmp_path)
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    expected = model.embeddings.word_embeddings.weight.float().detach().numpy()
+    np.testing.assert_array_equal(backbone.token_embedding.embeddings.numpy(), expected)

@@ -1,0 +1,129 @@
+"""Our ALBERT equals its real peers (transformers, keras-hub) on the same weights.
+
+Random tiny models of each peer, their weights copied into ours with the
+converters' explicit name maps; outputs compared on padded inputs.
+"""
+
+import numpy as np
+import pytest
+
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.presets import convert_huggingface
+from albert_tf.presets import convert_keras_hub
+from albert_tf.presets.weight_assignment import assign_weights
+from tests.helpers import padded_inputs
+from tests.helpers import tiny_hf_albert_config
+
+GROUPINGS = [
+    pytest.param(
+        dict(num_groups=1, num_inner_repetitions=1, num_layers=2), id="1group"
+    ),
+    pytest.param(
+        dict(num_groups=2, num_inner_repetitions=2, num_layers=4), id="2groups"
+    ),
+]
+TOLERANCE = 1e-5
+
+
+def _hf_config(grouping, **kwargs):
+    return tiny_hf_albert_config(
+        num_hidden_groups=grouping["num_groups"],
+        inner_group_num=grouping["num_inner_repetitions"],
+        num_hidden_layers=grouping["num_layers"],
+        **kwargs,
+    )
+
+
+def _torch_forward(model, inputs):
+    import torch
+
+    with torch.no_grad():
+        return model(
+            input_ids=torch.tensor(inputs["token_ids"], dtype=torch.long),
+            token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(inputs["padding_mask"], dtype=torch.long),
+        )
+
+
+def _masked_max_diff(ours, theirs, padding_mask):
+    # Padded positions are undefined in both; compare real tokens only.
+    mask = padding_mask.astype(bool)
+    return np.max(np.abs(np.asarray(ours)[mask] - np.asarray(theirs)[mask]))
+
+
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_backbone_matches_transformers_albert_model(grouping):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    hf_model = transformers.AlbertModel(_hf_config(grouping)).eval()
+    config = convert_huggingface.convert_backbone_config(hf_model.config.to_dict())
+    backbone = AlbertBackbone(**config)
+    state = {k: v.numpy() for k, v in hf_model.state_dict().items()}
+    assign_weights(
+        convert_huggingface.backbone_weight_specs(backbone), state.get, "torch model"
+    )
+    inputs = padded_inputs()
+    expected = _torch_forward(hf_model, inputs)
+    outputs = backbone(inputs)
+    assert (
+        _masked_max_diff(
+            outputs["sequence_output"],
+            expected.last_hidden_state.numpy(),
+            inputs["padding_mask"],
+        )
+        <= TOLERANCE
+    )
+    np.testing.assert_allclose(
+        outputs["pooled_output"], expected.pooler_output.numpy(), atol=TOLERANCE, rtol=0
+    )
+
+
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_classifier_logits_match_transformers(grouping):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    hf_model = transformers.AlbertForSequenceClassification(
+        _hf_config(grouping, num_labels=3)
+    ).eval()
+    config = convert_huggingface.convert_backbone_config(hf_model.config.to_dict())
+    classifier = AlbertTextClassifier(AlbertBackbone(**config), num_classes=3)
+    state = {k: v.numpy() for k, v in hf_model.state_dict().items()}
+    specs = convert_huggingface.backbone_weight_specs(
+        classifier.backbone, prefix="albert."
+    ) + convert_huggingface.head_weight_specs(classifier)
+    assign_weights(specs, state.get, "torch model")
+    inputs = padded_inputs()
+    expected = _torch_forward(hf_model, inputs).logits.numpy()
+    np.testing.assert_allclose(classifier(inputs), expected, atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_backbone_matches_keras_hub(grouping, tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    from tests.helpers import tiny_backbone_kwargs
+
+    kwargs = tiny_backbone_kwargs(**grouping)
+    theirs = keras_hub.models.AlbertBackbone(**kwargs)
+    ours = AlbertBackbone(**kwargs)
+    path = str(tmp_path / "keras_hub.weights.h5")
+    theirs.save_weights(path)
+    arrays = convert_keras_hub.h5_reader(path)
+    specs = convert_keras_hub.backbone_weight_specs(ours)
+    assert sorted(s.name for s in specs) == sorted(arrays)  # The map is complete.
+    assign_weights(specs, arrays.get, path)
+    inputs = padded_inputs()
+    expected, outputs = theirs(inputs), ours(inputs)
+    assert (
+        _masked_max_diff(
+            outputs["sequence_output"],
+            expected["sequence_output"],
+            inputs["padding_mask"],
+        )
+        <= TOLERANCE
+    )
+    np.testing.assert_allclose(
+        outputs["pooled_output"], expected["pooled_output"], atol=TOLERANCE, rtol=0
+    )

@@ -1,0 +1,346 @@
+"""Presets: built-in table, save/load round trips, hub handles, the CLI.
+
+No network: the Hugging Face hub is a loopback HTTP server speaking the
+endpoints `huggingface_hub` calls, and "offline" is a proxy on a closed
+127.0.0.1 port.
+"""
+
+import contextlib
+import hashlib
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from albert_tf import cli
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+from albert_tf.models import TextClassifier
+from albert_tf.models import load_classifier
+from albert_tf.presets import BUILTIN_PRESETS
+from albert_tf.presets import count_backbone_params
+from albert_tf.presets import resolve_preset
+from tests.helpers import padded_inputs
+from tests.helpers import tiny_backbone_kwargs
+
+TEXTS = ["The quick brown fox jumped.", "What an amazing movie!"]
+KERAS_HUB_PARAMS = {  # keras-hub's published counts (ANCHORS.md).
+    "albert_base_en_uncased": 11_683_584,
+    "albert_large_en_uncased": 17_683_968,
+    "albert_extra_large_en_uncased": 58_724_864,
+    "albert_extra_extra_large_en_uncased": 222_595_584,
+}
+
+
+def _tiny_classifier(tiny_proto, groups=1):
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
+    backbone = AlbertBackbone(
+        **tiny_backbone_kwargs(
+            num_groups=groups, num_inner_repetitions=groups, num_layers=2 * groups
+        )
+    )
+    return AlbertTextClassifier(
+        backbone,
+        num_classes=2,
+        preprocessor=preprocessor,
+        label_names=["negative", "positive"],
+    )
+
+
+def test_builtin_presets_and_parameter_counts():
+    assert set(AlbertBackbone.presets) == set(KERAS_HUB_PARAMS)
+    assert set(AlbertTextClassifier.presets) == set(KERAS_HUB_PARAMS)
+    for name, params in KERAS_HUB_PARAMS.items():
+        assert count_backbone_params(BUILTIN_PRESETS[name]["config"]) == params
+        assert BUILTIN_PRESETS[name]["kaggle_handle"].startswith(
+            "kaggle://keras/albert/"
+        )
+    # The analytic count is the real one (checked on built models) ...
+    for groups in (1, 2):
+        kwargs = tiny_backbone_kwargs(
+            num_groups=groups, num_inner_repetitions=groups, num_layers=2 * groups
+        )
+        assert AlbertBackbone(**kwargs).count_params() == count_backbone_params(kwargs)
+    # ... and the smallest built-in, built without weights, needs no network.
+    base = AlbertBackbone.from_preset("albert_base_en_uncased", load_weights=False)
+    assert base.count_params() == KERAS_HUB_PARAMS["albert_base_en_uncased"]
+
+
+def test_classifier_round_trip(tmp_path, tiny_proto):
+    classifier = _tiny_classifier(tiny_proto, groups=2)
+    classifier.save_to_preset(str(tmp_path))
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "preprocessor.json",
+        "task.json",
+        "metadata.json",
+        "model.weights.h5",
+        "task.weights.h5",
+        "assets/tokenizer/vocabulary.spm",
+    ):
+        assert (tmp_path / name).is_file(), name
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+    loaded = TextClassifier.from_preset(str(tmp_path))
+    assert isinstance(loaded, AlbertTextClassifier)
+    assert loaded.label_names == ["negative", "positive"]
+    np.testing.assert_array_equal(
+        loaded.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
+    )
+    assert isinstance(load_classifier(str(tmp_path)), AlbertTextClassifier)
+
+    # kwargs override the preset.
+    other = AlbertTextClassifier.from_preset(
+        str(tmp_path), num_classes=3, preprocessor=None
+    )
+    assert other.num_classes == 3 and other.preprocessor is None
+    assert other.label_names is None
+    short = AlbertTextClassifier.from_preset(str(tmp_path), sequence_length=8)
+    assert short.preprocessor.sequence_length == 8
+    random = AlbertTextClassifier.from_preset(str(tmp_path), load_weights=False)
+    config = lambda model: {**model.backbone.get_config(), "name": None}  # noqa: E731
+    assert config(random) == config(classifier)
+    assert not np.allclose(
+        random.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
+    )
+
+
+def test_backbone_tokenizer_preprocessor_round_trip(tmp_path, tiny_proto):
+    backbone = AlbertBackbone(**tiny_backbone_kwargs())
+    backbone.save_to_preset(str(tmp_path))
+    tokenizer = AlbertTokenizer(proto=tiny_proto, strip_accents=False, fast=True)
+    AlbertTextClassifierPreprocessor(tokenizer, sequence_length=10).save_to_preset(
+        str(tmp_path)
+    )
+    inputs = padded_inputs()
+    np.testing.assert_array_equal(
+        AlbertBackbone.from_preset(str(tmp_path))(inputs)["pooled_output"],
+        backbone(inputs)["pooled_output"],
+    )
+    loaded = AlbertTokenizer.from_preset(str(tmp_path))
+    assert (loaded.strip_accents, loaded.fast, loaded.proto) == (
+        False,
+        True,
+        tiny_proto,
+    )
+    preprocessor = AlbertTextClassifierPreprocessor.from_preset(str(tmp_path))
+    assert preprocessor.sequence_length == 10
+    assert preprocessor(np.array(TEXTS))["token_ids"].shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "hf://../etc",
+        "hf://owner/repo/extra",
+        "hf:///abs/path",
+        "hf://owner/re po",
+        "kaggle://keras/albert/../x",
+        "kaggle://keras/albert",
+        "kaggle:///etc/passwd/x/y",
+    ],
+)
+def test_unsafe_or_malformed_handles_are_refused(handle):
+    with pytest.raises(ValueError, match="Invalid preset handle"):
+        resolve_preset(handle)
+
+
+def test_unknown_preset_lists_the_accepted_forms():
+    with pytest.raises(FileNotFoundError, match="albert_base_en_uncased.*hf://"):
+        AlbertBackbone.from_preset("no_such_preset")
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # Closed once the socket is.
+
+
+def test_builtin_id_offline_fails_fast_and_explains(tmp_path, monkeypatch):
+    _go_offline(monkeypatch, str(tmp_path / "kagglehub"))
+    start = time.monotonic()
+    with pytest.raises(ValueError) as error:
+        AlbertTextClassifier.from_preset("albert_base_en_uncased", num_classes=2)
+    assert time.monotonic() - start < 30
+    message = str(error.value)
+    assert "kaggle://keras/albert/keras/albert_base_en_uncased" in message
+    assert str(tmp_path / "kagglehub") in message
+    assert "local directory" in message
+
+
+def _go_offline(monkeypatch, kagglehub_cache):
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, proxy)
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", kagglehub_cache)
+
+
+def test_builtin_id_and_kaggle_handle_load_from_kagglehub_cache_offline(
+    tmp_path, monkeypatch, tiny_proto
+):
+    _go_offline(monkeypatch, str(tmp_path))
+    # kagglehub's own cache layout: models/owner/model/framework/variation/N.
+    variation = tmp_path / "models" / "keras" / "albert" / "keras"
+    variation = variation / "albert_base_en_uncased"
+    _tiny_classifier(tiny_proto).save_to_preset(str(variation / "5"))
+    (variation / "5.complete").write_text("")
+
+    classifier = AlbertTextClassifier.from_preset("albert_base_en_uncased")
+    assert classifier.label_names == ["negative", "positive"]
+    handle = "kaggle://keras/albert/keras/albert_base_en_uncased/5"
+    assert AlbertTokenizer.from_preset(handle).proto == tiny_proto
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """`/{owner}/{repo}/resolve/{revision}/{file}`, as the HF hub serves it."""
+
+    files = {}  # "owner/repo/file" -> bytes
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def _lookup(self):
+        parts = self.path.split("?")[0].lstrip("/").split("/")
+        if len(parts) < 5 or parts[2] != "resolve":
+            return None
+        return self.files.get("/".join(parts[:2] + parts[4:]))
+
+    def _respond(self, with_body):
+        data = self._lookup()
+        if data is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("X-Error-Message", "Entry not found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", self.commit)
+        self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(data)
+
+    def do_HEAD(self):  # noqa: N802
+        self._respond(with_body=False)
+
+    def do_GET(self):  # noqa: N802
+        self._respond(with_body=True)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _fake_hub(files):
+    _HubHandler.files = files
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _run_cli(args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "albert_tf.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+
+
+@pytest.mark.slow
+def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
+    tmp_path, tiny_proto
+):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tests.helpers import tiny_hf_albert_config
+
+    torch.manual_seed(0)
+    source = tmp_path / "source"
+    model = transformers.AlbertForSequenceClassification(
+        tiny_hf_albert_config(
+            num_labels=2, id2label={0: "bad", 1: "good"}, label2id={"bad": 0, "good": 1}
+        )
+    ).eval()
+    model.save_pretrained(source)
+    (tmp_path / "v.spm").write_bytes(tiny_proto)
+    transformers.AlbertTokenizer(str(tmp_path / "v.spm")).save_pretrained(source)
+    files = {f"someone/tiny-albert/{p.name}": p.read_bytes() for p in source.iterdir()}
+
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("HF_HUB_OFFLINE", None)
+    with _fake_hub(files) as endpoint:
+        online = _run_cli(
+            ["convert", "hf://someone/tiny-albert", str(tmp_path / "a")],
+            dict(env, HF_ENDPOINT=endpoint),
+        )
+    assert online.returncode == 0, online.stderr[-2000:]
+    assert "parameters:" in online.stdout and "weights sha256:" in online.stdout
+    # The server is gone: HF_HUB_OFFLINE=1 serves the same files from the cache.
+    offline = _run_cli(
+        ["convert", "hf://someone/tiny-albert", str(tmp_path / "b")],
+        dict(env, HF_HUB_OFFLINE="1", HF_ENDPOINT=endpoint),
+    )
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    checksum = [line for line in online.stdout.splitlines() if "sha256" in line]
+    assert checksum == [x for x in offline.stdout.splitlines() if "sha256" in x]
+
+    classifier = load_classifier(str(tmp_path / "a"))
+    assert classifier.label_names == ["bad", "good"]
+    tokenizer = transformers.AlbertTokenizer.from_pretrained(source)
+    encoded = tokenizer(
+        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        expected = model(**encoded).logits.numpy()
+    np.testing.assert_allclose(
+        classifier.predict_on_batch(TEXTS), expected, atol=1e-5, rtol=0
+    )
+
+
+def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
+    from tests.test_convert_google_tf1 import write_release
+
+    source = tmp_path / "release"
+    source.mkdir()
+    write_release(source, tiny_proto, groups=2)
+    assert cli.main(["convert", str(source), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert '"num_groups": 2' in out and "parameters:" in out and "sha256:" in out
+    converted = AlbertBackbone.from_preset(str(tmp_path / "out"))
+    original = AlbertBackbone.from_preset(str(source))
+    inputs = padded_inputs()
+    np.testing.assert_array_equal(
+        converted(inputs)["pooled_output"], original(inputs)["pooled_output"]
+    )
+    assert AlbertTextClassifierPreprocessor.from_preset(str(tmp_path / "out"))
+
+    (source / "albert_config.json").write_text('{"vocab_size": 80')  # Truncated.
+    assert cli.main(["convert", str(source), str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "albert-tf convert: error:" in err and "albert_config.json" in err
+    assert not (tmp_path / "bad").exists()
+    assert sorted(os.listdir(tmp_path)) == ["out", "release"]
+    # An existing non-empty output is never overwritten.
+    assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "out")]) == 1
+    assert "not empty" in capsys.readouterr().err
