@@ -1,0 +1,38 @@
+"""`albert-tf demo` end to end: every artifact exists and agrees with Keras."""
+
+import json
+
+import numpy as np
+import pytest
+
+from albert_tf.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    output = tmp_path / "demo"
+    assert main(["demo", "--output", str(output), "--steps", "40"]) == 0
+    summary = json.loads((output / "summary.json").read_text())
+    for key in ("config", "model", "tflite"):
+        assert (output / summary["paths"][key]).exists(), key
+    export_base = output / "export" / "albert"
+    versions = [v.name for v in export_base.iterdir() if v.name.isdigit()]
+    assert versions == ["1"]
+    assert (export_base / "1" / "saved_model.pb").is_file()
+    assert (export_base / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    assert (export_base / "models.config").is_file()
+    assert (output / "vocabulary.spm").is_file()
+    # Same labels from Keras, the SavedModel over gRPC and TFLite.
+    assert summary["agree"]
+    for row in summary["examples"]:
+        assert row["keras"] == row["grpc"] == row["tflite"]
+    assert summary["grpc_max_abs_logit_diff"] <= 1e-5
+    assert np.isfinite(summary["tflite_max_abs_logit_diff"])
+    printed = capsys.readouterr().out
+    assert "Dev accuracy" in printed and "albert-tf serve" in printed
+
+
+def test_demo_names_a_missing_data_file(tmp_path, capsys):
+    missing = tmp_path / "nope.tsv"
+    assert main(["demo", "--data", str(missing), "--output", str(tmp_path)]) == 1
+    assert "nope.tsv" in capsys.readouterr().err
