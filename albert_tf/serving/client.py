@@ -1,0 +1,272 @@
+"""A gRPC client for a text classifier served by TF Serving (or `albert-tf serve`)."""
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from albert_tf.serving import signatures as sig
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# What each gRPC status usually means for a caller of this client.
+_HINTS = {
+    grpc.StatusCode.UNAVAILABLE: "is the server running and reachable?",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "no answer before the deadline; raise `timeout`",
+    grpc.StatusCode.NOT_FOUND: "check the model name and version",
+    grpc.StatusCode.INVALID_ARGUMENT: "the server rejected the request's inputs",
+    grpc.StatusCode.FAILED_PRECONDITION: "check the signature name",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (
+        "the message is over a size limit; send fewer or shorter texts "
+        "(`batch_size`) or raise the limit"
+    ),
+    grpc.StatusCode.UNIMPLEMENTED: "the server does not offer this call",
+}
+
+
+class ServingError(ValueError):
+    """A failed call to the model server, with its gRPC status code.
+
+    A `ValueError`, so `albert-tf` commands report it as one line.
+
+    Attributes:
+        code: `grpc.StatusCode`.
+        details: str. The server's message.
+    """
+
+    def __init__(self, code, details, target, method):
+        self.code = code
+        self.details = details
+        hint = _HINTS.get(code, "")
+        super().__init__(
+            f"{method} to {target} failed with {code.name}: {details}"
+            + (f" ({hint})" if hint else "")
+        )
+
+
+class ServingClient:
+    """Client of a served ALBERT text classifier over gRPC.
+
+    Built on `tensorflow-serving-api`'s protos and stubs, so it works with the
+    official `tensorflow_model_server` and with `albert-tf serve`. Every call
+    has a deadline; long input lists are sent in batches of `batch_size`.
+
+    Args:
+        target: str. `"host:port"` of the gRPC endpoint.
+        model_name: str. The served model's name.
+        timeout: float. Deadline of each call, in seconds.
+        version: int. Pin a model version; `None` uses the latest.
+        batch_size: int. Most texts per request.
+        max_message_bytes: int. gRPC send/receive message size limits.
+        channel: a `grpc.Channel` to use instead of opening one.
+
+    Example:
+    ```python
+    from albert_tf.serving.client import ServingClient
+    with ServingClient("localhost:8500", "albert") as client:
+        client.predict(["A great film.", "Dull."])["label"]
+    ```
+    """
+
+    def __init__(
+        self,
+        target,
+        model_name,
+        timeout=10.0,
+        version=None,
+        batch_size=32,
+        max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
+        channel=None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be at least 1. Received: {batch_size}")
+        self.target = target
+        self.model_name = model_name
+        self.timeout = timeout
+        self.version = version
+        self.batch_size = batch_size
+        self._owns_channel = channel is None
+        self._channel = channel or grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(
+            self._channel
+        )
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self):
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise ServingError(
+                e.code(), e.details(), self.target, type(request).__name__
+            ) from None
+
+    def _model_spec(self, spec, signature_name=None):
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = int(self.version)
+        if signature_name:
+            spec.signature_name = signature_name
+
+    def _batches(self, texts, pairs):
+        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, (str, bytes)) else list(pairs)
+            if len(pairs) != len(texts):
+                raise ValueError(
+                    f"Got {len(texts)} texts but {len(pairs)} pairs: expected "
+                    "one second text per text."
+                )
+        if not texts:
+            raise ValueError("No texts to send: expected at least one.")
+        for start in range(0, len(texts), self.batch_size):
+            stop = start + self.batch_size
+            yield texts[start:stop], None if pairs is None else pairs[start:stop]
+
+    def predict_request(self, texts, pairs=None):
+        """The `PredictRequest` for one batch of texts (or pairs)."""
+        request = predict_pb2.PredictRequest()
+        if pairs is None:
+            self._model_spec(request.model_spec, sig.PREDICT)
+            inputs = {sig.TEXT: texts}
+        else:
+            self._model_spec(request.model_spec, sig.PREDICT_PAIR)
+            inputs = {sig.TEXT_A: texts, sig.TEXT_B: pairs}
+        for key, values in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(_as_bytes(values)))
+        return request
+
+    def predict(self, texts, pairs=None):
+        """Classifies texts (or sentence pairs) with the `serving_default` /
+        `predict_pair` signatures.
+
+        Args:
+            texts: str or list of str.
+            pairs: list of str, the second text of each pair, or `None`.
+
+        Returns:
+            A dict of numpy arrays: `logits` and `probabilities`
+            `[n, num_classes]` float32, `class_id` `[n]` int64, `label` `[n]`
+            str.
+        """
+        parts = []
+        for batch, batch_pairs in self._batches(texts, pairs):
+            response = self._call(
+                self._predictions.Predict, self.predict_request(batch, batch_pairs)
+            )
+            parts.append(
+                {
+                    key: tf.make_ndarray(response.outputs[key])
+                    for key in sig.PREDICT_OUTPUTS
+                }
+            )
+        outputs = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        outputs[sig.LABEL] = np.array(
+            [label.decode("utf-8") for label in outputs[sig.LABEL]], dtype=object
+        )
+        return outputs
+
+    def classify(self, texts, pairs=None):
+        """Classifies texts with TF Serving's Classify API (`tf.Example`s in).
+
+        Args:
+            texts: str or list of str.
+            pairs: list of str, the second text of each pair, or `None`.
+
+        Returns:
+            A dict: `classes`, a list per text of the class names, and
+            `scores`, float32 `[n, num_classes]`.
+        """
+        classes, scores = [], []
+        for batch, batch_pairs in self._batches(texts, pairs):
+            request = classification_pb2.ClassificationRequest()
+            self._model_spec(request.model_spec, sig.CLASSIFY)
+            for i, text in enumerate(_as_bytes(batch)):
+                feature = request.input.example_list.examples.add().features.feature
+                feature[sig.EXAMPLE_TEXT].bytes_list.value.append(text)
+                if batch_pairs is not None:
+                    feature[sig.EXAMPLE_TEXT_PAIR].bytes_list.value.append(
+                        _as_bytes([batch_pairs[i]])[0]
+                    )
+            response = self._call(self._predictions.Classify, request)
+            for result in response.result.classifications:
+                classes.append([c.label for c in result.classes])
+                scores.append([c.score for c in result.classes])
+        return {sig.CLASSES: classes, sig.SCORES: np.asarray(scores, np.float32)}
+
+    def metadata(self):
+        """The served signatures (GetModelMetadata).
+
+        Returns:
+            A dict `{signature: {"method_name", "inputs", "outputs"}}`; inputs
+            and outputs map each key to `(dtype name, shape list)`, `-1` for
+            unknown sizes.
+        """
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._model_spec(request.model_spec)
+        request.metadata_field.append("signature_def")
+        response = self._call(self._predictions.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+
+        def tensors(infos):
+            return {
+                key: (
+                    tf.dtypes.as_dtype(info.dtype).name,
+                    [d.size for d in info.tensor_shape.dim],
+                )
+                for key, info in infos.items()
+            }
+
+        return {
+            name: {
+                "method_name": s.method_name,
+                "inputs": tensors(s.inputs),
+                "outputs": tensors(s.outputs),
+            }
+            for name, s in signature_map.signature_def.items()
+        }
+
+    def status(self):
+        """The model's versions and their states (GetModelStatus).
+
+        Returns:
+            A list of dicts with `version` (int), `state` (e.g. `"AVAILABLE"`)
+            and `error` (the error message, `""` when none).
+        """
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._model_spec(request.model_spec)
+        response = self._call(self._models.GetModelStatus, request)
+        states = get_model_status_pb2.ModelVersionStatus.State
+        return [
+            {
+                "version": s.version,
+                "state": states.Name(s.state),
+                "error": s.status.error_message,
+            }
+            for s in response.model_version_status
+        ]
+
+
+def _as_bytes(values):
+    return [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]

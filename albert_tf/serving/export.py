@@ -1,0 +1,329 @@
+"""Exports a text classifier as a string-in SavedModel for TF Serving.
+
+The graph holds the whole pipeline (ALBERT text preprocessing, SentencePiece,
+packing, encoder, head), so TF Serving clients send raw text. Batches are
+padded only to their longest text, capped at the model's sequence length.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
+from tensorflow.core.protobuf import saved_model_pb2
+
+from albert_tf.serving import signatures as sig
+from albert_tf.serving.model_manager import version_folders
+from albert_tf.serving.preflight import preflight
+from albert_tf.serving.warmup import WARMUP_TEXTS
+from albert_tf.serving.warmup import write_warmup_file
+
+logger = logging.getLogger(__name__)
+
+
+class _ServingFunctions:
+    """One `tf.function` per signature, over the classifier's Keras objects."""
+
+    def __init__(self, classifier):
+        if classifier.preprocessor is None:
+            raise ValueError(
+                "The classifier has no preprocessor: a string-in export needs "
+                "its tokenizer. Attach one (e.g. `AlbertTextClassifierPreprocessor`)."
+            )
+        self.classifier = classifier
+        self.preprocessor = classifier.preprocessor
+        num_classes = classifier.num_classes
+        names = classifier.label_names or [str(i) for i in range(num_classes)]
+        self.label_names = list(names)
+        self._labels = tf.constant(self.label_names, tf.string)
+        activation = getattr(classifier, "activation", None)
+        self._outputs_are_probabilities = (
+            getattr(activation, "__name__", "") == "softmax"
+        )
+
+    def concrete_functions(self):
+        """`{signature name: concrete function}` for `tf.saved_model.save`."""
+        return {
+            sig.PREDICT: self.predict.get_concrete_function(),
+            sig.PREDICT_PAIR: self.predict_pair.get_concrete_function(),
+            sig.CLASSIFY: self.classify.get_concrete_function(),
+            sig.PREDICT_IDS: self.predict_ids.get_concrete_function(),
+        }
+
+    def trackable(self):
+        """The state the signatures read, as a `tf.Module` to save.
+
+        It holds the plain `tf.Variable`s under the Keras variables, not the
+        Keras objects: Keras variables save as copies that the TF1/C++ loaders
+        restore while the graph reads the originals, which stay
+        uninitialised. It also holds tf-text's SentencePiece resource, which
+        Keras does not track (keras-hub#1629). The functions themselves are
+        saved once, as signatures only.
+        """
+        module = tf.Module(name="albert_serving")
+        module.model_variables = [v.value for v in self.classifier.variables]
+        module.sentencepiece = self.preprocessor.tokenizer._sentence_piece
+        return module
+
+    def _check_utf8(self, text, key):
+        # The tokenizer would replace invalid bytes; a serving API rejects them.
+        valid = tf.equal(
+            tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"),
+            text,
+        )
+        bad = tf.cast(tf.where(tf.logical_not(valid))[:, 0], tf.int32)
+        check = tf.debugging.Assert(
+            tf.reduce_all(valid),
+            [f"input '{key}' holds invalid UTF-8 at rows:", bad],
+            summarize=10,
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(text)
+
+    def _outputs(self, features):
+        raw = self.classifier(features, training=False)
+        raw = tf.cast(raw, tf.float32)
+        if self._outputs_are_probabilities:
+            probabilities = raw
+        else:
+            probabilities = tf.nn.softmax(raw, axis=-1)
+        class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)
+        return {
+            sig.LOGITS: raw,
+            sig.PROBABILITIES: probabilities,
+            sig.CLASS_ID: class_id,
+            sig.LABEL: tf.gather(self._labels, class_id),
+        }
+
+    def _predict_texts(self, segments):
+        features = self.preprocessor(segments, pad_to_longest=True)
+        return self._outputs(features)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=sig.TEXT)])
+    def predict(self, text):
+        text = self._check_utf8(text, sig.TEXT)
+        return self._predict_texts(text)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=sig.TEXT_A),
+            tf.TensorSpec([None], tf.string, name=sig.TEXT_B),
+        ]
+    )
+    def predict_pair(self, text_a, text_b):
+        tf.debugging.assert_equal(
+            tf.shape(text_a),
+            tf.shape(text_b),
+            message=f"'{sig.TEXT_A}' and '{sig.TEXT_B}' must have the same length",
+        )
+        text_a = self._check_utf8(text_a, sig.TEXT_A)
+        text_b = self._check_utf8(text_b, sig.TEXT_B)
+        return self._predict_texts((text_a, text_b))
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name=sig.CLASSIFY_INPUTS)]
+    )
+    def classify(self, inputs):
+        features = tf.io.parse_example(
+            inputs,
+            {
+                sig.EXAMPLE_TEXT: tf.io.FixedLenFeature([], tf.string),
+                sig.EXAMPLE_TEXT_PAIR: tf.io.VarLenFeature(tf.string),
+            },
+        )
+        text = self._check_utf8(features[sig.EXAMPLE_TEXT], sig.EXAMPLE_TEXT)
+        pair = features[sig.EXAMPLE_TEXT_PAIR]
+        # Pairs if any example carries `text_pair` (missing ones count as "").
+        pair_text = tf.sparse.to_dense(
+            tf.sparse.reset_shape(pair, [tf.shape(text)[0], 1]), default_value=""
+        )[:, 0]
+        scores = tf.cond(
+            tf.size(pair.values) > 0,
+            lambda: self._predict_texts(
+                (text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR))
+            )[sig.PROBABILITIES],
+            lambda: self._predict_texts(text)[sig.PROBABILITIES],
+        )
+        classes = tf.tile(self._labels[tf.newaxis, :], [tf.shape(scores)[0], 1])
+        return {sig.CLASSES: classes, sig.SCORES: scores}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name=sig.TOKEN_IDS),
+            tf.TensorSpec([None, None], tf.int32, name=sig.SEGMENT_IDS),
+            tf.TensorSpec([None, None], tf.int32, name=sig.PADDING_MASK),
+        ]
+    )
+    def predict_ids(self, token_ids, segment_ids, padding_mask):
+        return self._outputs(
+            {
+                sig.TOKEN_IDS: token_ids,
+                sig.SEGMENT_IDS: segment_ids,
+                sig.PADDING_MASK: padding_mask,
+            }
+        )
+
+
+def _set_classify_method_name(saved_model_dir):
+    """TF2 saves every signature as Predict; TF Serving's Classify needs its own."""
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[sig.CLASSIFY].method_name = sig.CLASSIFY_METHOD
+    with open(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+
+
+def _write_text(path, text):
+    """Writes a whole file or nothing: temp file beside it, then rename."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def models_config_text(model_name, base_path):
+    """A TF Serving `--model_config_file` for one model."""
+    return (
+        "model_config_list {\n"
+        "  config {\n"
+        f'    name: "{model_name}"\n'
+        f'    base_path: "{base_path}"\n'
+        '    model_platform: "tensorflow"\n'
+        "    model_version_policy { latest { num_versions: 1 } }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def batching_parameters_text(
+    max_batch_size=32,
+    batch_timeout_micros=2000,
+    num_batch_threads=4,
+    max_enqueued_batches=100,
+):
+    """A TF Serving `--batching_parameters_file` (text proto)."""
+    return (
+        f"max_batch_size {{ value: {max_batch_size} }}\n"
+        f"batch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
+        f"num_batch_threads {{ value: {num_batch_threads} }}\n"
+        f"max_enqueued_batches {{ value: {max_enqueued_batches} }}\n"
+        # Inputs are 1-D strings; `predict_ids` requests of different lengths
+        # need padding to be batched together.
+        "pad_variable_length_inputs: true\n"
+    )
+
+
+def export_classifier(
+    classifier,
+    export_base,
+    version=None,
+    max_batch_size=32,
+    batch_timeout_micros=2000,
+    model_name=None,
+    warmup_texts=WARMUP_TEXTS,
+    run_preflight=True,
+):
+    """Exports a classifier as a TF Serving version folder, atomically.
+
+    Writes `export_base/<version>/` (SavedModel, `assets.extra/` with the warmup
+    requests and label file) by building it in a temp folder beside it and
+    renaming, so a polling model server never sees it half-written. Also
+    writes `models.config` and `batching_parameters.txt` examples beside the
+    version folders.
+
+    The Predict signatures return `logits` (the classifier's output, as its
+    `predict()` returns it; probabilities already if its activation is
+    softmax), `probabilities`, `class_id` and `label` (the classifier's
+    `label_names`, or the id as text). Texts must be valid UTF-8.
+
+    Args:
+        classifier: an `albert_tf.models.TextClassifier` with a preprocessor,
+            or a path accepted by `albert_tf.models.load_classifier` (a
+            `.keras` file or a preset directory).
+        export_base: str. The model base path (holds version folders).
+        version: int. The version to write; defaults to the next integer.
+        max_batch_size: int. Written to `batching_parameters.txt`.
+        batch_timeout_micros: int. Written to `batching_parameters.txt`.
+        model_name: str. Name in `models.config` and the warmup requests;
+            defaults to the base folder's name.
+        warmup_texts: sequence of str. Texts of the warmup requests.
+        run_preflight: bool. Check the export (ops, signatures) before renaming
+            it into place.
+
+    Returns:
+        The path of the version folder.
+
+    Example:
+    ```python
+    from albert_tf.serving.export import export_classifier
+    export_classifier("classifier.keras", "export/albert")  # export/albert/1
+    ```
+    """
+    if isinstance(classifier, (str, os.PathLike)):
+        from albert_tf.models import load_classifier
+
+        classifier = load_classifier(classifier)
+    export_base = os.path.abspath(os.fspath(export_base))
+    os.makedirs(export_base, exist_ok=True)
+    existing = version_folders(export_base, ready_only=False)
+    if version is None:
+        version = max(existing, default=0) + 1
+    version = int(version)
+    if version < 1:
+        raise ValueError(f"`version` must be a positive integer. Received: {version}")
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(
+            f"Version folder already exists: '{final}'. Pass another `version`."
+        )
+    model_name = model_name or os.path.basename(export_base)
+
+    functions = _ServingFunctions(classifier)
+    # Hidden temp name: TF Serving and our server only load integer names.
+    tmp = tempfile.mkdtemp(dir=export_base, prefix=f".tmp-{version}-")
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide it from a server user.
+    try:
+        tf.saved_model.save(
+            functions.trackable(), tmp, signatures=functions.concrete_functions()
+        )
+        _set_classify_method_name(tmp)
+        extra = os.path.join(tmp, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        features = functions.preprocessor(
+            tf.constant(list(warmup_texts)), pad_to_longest=True
+        )
+        write_warmup_file(
+            os.path.join(extra, sig.WARMUP_FILE), model_name, warmup_texts, features
+        )
+        _write_text(
+            os.path.join(extra, sig.LABELS_FILE),
+            "\n".join(functions.label_names) + "\n",
+        )
+        if run_preflight:
+            report = preflight(tmp)
+            logger.info(
+                "Preflight passed; ops outside core TensorFlow: %s",
+                ", ".join(report.non_core_ops) or "none",
+            )
+            logger.debug("%s", report.format())
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_text(
+        os.path.join(export_base, sig.MODELS_CONFIG_FILE),
+        models_config_text(model_name, f"/models/{model_name}"),
+    )
+    _write_text(
+        os.path.join(export_base, sig.BATCHING_FILE),
+        batching_parameters_text(max_batch_size, batch_timeout_micros),
+    )
+    logger.info("Exported '%s' version %d to %s", model_name, version, final)
+    return final

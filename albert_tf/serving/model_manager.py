@@ -1,0 +1,144 @@
+"""Finds, loads and swaps model versions under a base path, like TF Serving.
+
+Serves the highest integer version folder that holds a `saved_model.pb`.
+A new version is loaded and warmed up beside the current one and swapped in
+with one reference assignment: requests that already hold the old version
+finish on it, so none is dropped.
+"""
+
+import logging
+import os
+import threading
+
+from albert_tf.serving.servable import Servable
+
+logger = logging.getLogger(__name__)
+
+
+def version_folders(base_path, ready_only=True):
+    """`{version: path}` of the integer version folders under `base_path`.
+
+    Args:
+        base_path: str. A model base path.
+        ready_only: bool. Keep only folders holding `saved_model.pb`; others
+            are still being written. Hidden temp folders (`.tmp-*`) and
+            non-integer names never count.
+    """
+    if not os.path.isdir(base_path):
+        return {}
+    versions = {}
+    for name in os.listdir(base_path):
+        path = os.path.join(base_path, name)
+        if not (name.isdigit() and os.path.isdir(path)):
+            continue
+        if ready_only and not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            continue
+        versions[int(name)] = path
+    return versions
+
+
+class ModelManager:
+    """Keeps the latest version of one model loaded.
+
+    Args:
+        model_name: str. The name clients use.
+        base_path: str. Folder of integer version folders.
+        warmup: callable(Servable) or `None`. Run on each new version before
+            it takes requests; an exception fails the load.
+        poll_seconds: float. How often to look for new versions; 0 disables
+            polling (call `poll()` yourself).
+    """
+
+    def __init__(self, model_name, base_path, warmup=None, poll_seconds=1.0):
+        self.model_name = model_name
+        self.base_path = os.path.abspath(base_path)
+        self._warmup = warmup
+        self._poll_seconds = poll_seconds
+        self._current = None
+        self._states = {}  # version -> (state name, error message)
+        self._failed = {}  # version -> saved_model.pb mtime of the failed load
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    @property
+    def current(self):
+        """The serving `Servable`, or `None` before the first load."""
+        return self._current
+
+    def get(self, version=None):
+        """The servable for `version` (`None`: latest), or `None`."""
+        servable = self._current
+        if servable is None or (version is not None and servable.version != version):
+            return None
+        return servable
+
+    def states(self):
+        """`{version: (state, error)}`, TF Serving's state names."""
+        with self._lock:
+            return dict(self._states)
+
+    def poll(self):
+        """Loads the highest ready version if it is not the one serving.
+
+        Returns:
+            True if a new version was swapped in.
+        """
+        versions = version_folders(self.base_path)
+        if not versions:
+            if self._current is None:
+                logger.warning(
+                    "No version folders with saved_model.pb in %s", self.base_path
+                )
+            return False
+        version = max(versions)
+        current = self._current
+        if current is not None and current.version == version:
+            return False
+        path = versions[version]
+        mtime = os.path.getmtime(os.path.join(path, "saved_model.pb"))
+        if self._failed.get(version) == mtime:
+            return False  # Failed before and unchanged since.
+        with self._lock:
+            self._states[version] = ("LOADING", "")
+        try:
+            servable = Servable(path, version)
+            if self._warmup is not None:
+                self._warmup(servable)
+        except Exception as e:  # Any failure keeps the old version serving.
+            logger.error(
+                "Failed to load %s version %d: %s", self.model_name, version, e
+            )
+            self._failed[version] = mtime
+            with self._lock:
+                self._states[version] = ("END", f"{type(e).__name__}: {e}")
+            return False
+        with self._lock:
+            self._current = servable
+            self._states[version] = ("AVAILABLE", "")
+            if current is not None:
+                # In-flight requests keep their reference; Python frees it after.
+                self._states[current.version] = ("END", "")
+        logger.info("Serving %s version %d from %s", self.model_name, version, path)
+        return True
+
+    def start(self):
+        """Loads the first version now, then polls in a background thread."""
+        self.poll()
+        if self._poll_seconds > 0:
+            self._thread = threading.Thread(
+                target=self._poll_loop, name=f"poll-{self.model_name}", daemon=True
+            )
+            self._thread.start()
+
+    def _poll_loop(self):
+        while not self._stop.wait(self._poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # The poller must survive a bad folder.
+                logger.exception("Polling %s failed", self.base_path)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

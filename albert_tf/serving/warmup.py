@@ -1,0 +1,92 @@
+"""TF Serving's warmup file: `PredictionLog` records replayed at model load.
+
+Written by the exporter into `assets.extra/tf_serving_warmup_requests`, read
+back by the dev server, so the first real request does not pay for graph
+optimisation.
+"""
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from albert_tf.serving import signatures as sig
+
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit.
+WARMUP_TEXTS = (
+    "A warm, funny and moving film.",
+    "Dull and far too long.",
+)
+
+
+def _tensor(values):
+    return tf.make_tensor_proto(np.asarray(values, dtype=object))
+
+
+def warmup_records(model_name, texts, features):
+    """`PredictionLog` records exercising each signature, for TF Serving's warmup.
+
+    Args:
+        model_name: str. The name the model is served under.
+        texts: sequence of str. Example texts to send.
+        features: dict of int32 arrays. `texts` preprocessed, for `predict_ids`.
+
+    Returns:
+        A list of `prediction_log_pb2.PredictionLog`.
+    """
+    texts = list(texts)
+    logs = []
+    for signature, inputs in (
+        (sig.PREDICT, {sig.TEXT: texts}),
+        (sig.PREDICT_PAIR, {sig.TEXT_A: texts, sig.TEXT_B: texts[::-1]}),
+    ):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = signature
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(_tensor([t.encode() for t in value]))
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+        )
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = sig.PREDICT_IDS
+    for key in (sig.TOKEN_IDS, sig.SEGMENT_IDS, sig.PADDING_MASK):
+        request.inputs[key].CopyFrom(
+            tf.make_tensor_proto(np.asarray(features[key], np.int32))
+        )
+    logs.append(
+        prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)
+        )
+    )
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = sig.CLASSIFY
+    for text in texts:
+        example = request.input.example_list.examples.add()
+        example.features.feature[sig.EXAMPLE_TEXT].bytes_list.value.append(
+            text.encode()
+        )
+    logs.append(
+        prediction_log_pb2.PredictionLog(
+            classify_log=prediction_log_pb2.ClassifyLog(request=request)
+        )
+    )
+    return logs
+
+
+def write_warmup_file(path, model_name, texts, features):
+    """Writes `warmup_records(...)` as a TFRecord file (TF Serving's format)."""
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in warmup_records(model_name, texts, features):
+            writer.write(record.SerializeToString())
+
+
+def read_warmup_file(path):
+    """Yields the `PredictionLog`s of a warmup file (at most TF Serving's 1000)."""
+    for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
+        yield prediction_log_pb2.PredictionLog.FromString(record.numpy())

@@ -1,0 +1,254 @@
+"""String-in SavedModel export: loads like TF Serving loads it, equals Keras."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from albert_tf.serving import signatures as sig
+from albert_tf.serving.export import export_classifier
+from albert_tf.serving.preflight import preflight
+from tests.serving_models import LABEL_NAMES
+from tests.serving_models import PAIRS
+from tests.serving_models import TEXTS
+from tests.serving_models import tiny_classifier
+
+pytestmark = pytest.mark.slow
+
+# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text,
+# as a model server would: TF2 loader, then the TF1 session loader (graph and
+# signatures only, like the C++ server).
+LOAD_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+path, texts, pairs, ids = sys.argv[1], *json.loads(sys.argv[2])
+def plain(outputs):
+    def one(v):
+        v = np.asarray(v)
+        return [x.decode() for x in v.ravel()] if v.dtype == object else v.tolist()
+    return {k: one(v) for k, v in outputs.items()}
+def feature(text):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+examples = [tf.train.Example(features=tf.train.Features(feature={
+    "text": feature(a), "text_pair": feature(b),
+})).SerializeToString() for a, b in zip(texts, pairs)]
+model = tf.saved_model.load(path)
+s = model.signatures
+result = {"tf2": {
+    "single": plain(s["serving_default"](text=tf.constant(texts))),
+    "pair": plain(
+        s["predict_pair"](text_a=tf.constant(texts), text_b=tf.constant(pairs))
+    ),
+    "classify": plain(s["classify"](inputs=tf.constant(examples))),
+    "ids": plain(
+        s["predict_ids"](**{k: tf.constant(v, tf.int32) for k, v in ids.items()})
+    ),
+}}
+with tf.compat.v1.Session(graph=tf.Graph()) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    def run(name, feeds):
+        d = meta.signature_def[name]
+        out = session.run({k: v.name for k, v in d.outputs.items()},
+                          {d.inputs[k].name: v for k, v in feeds.items()})
+        return plain(out)
+    result["tf1"] = {
+        "single": run("serving_default", {"text": texts}),
+        "pair": run("predict_pair", {"text_a": texts, "text_b": pairs}),
+        "classify": run("classify", {"inputs": examples}),
+        "classify_method": meta.signature_def["classify"].method_name,
+    }
+try:
+    s["serving_default"](text=tf.constant([b"fine", b"caf\xe9"]))
+    result["invalid_utf8"] = "accepted"
+except tf.errors.InvalidArgumentError as e:
+    result["invalid_utf8"] = e.message
+result["albert_tf_imported"] = any(m.startswith("albert_tf") for m in sys.modules)
+print("RESULT" + json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_proto):
+    return tiny_classifier(tiny_proto)
+
+
+@pytest.fixture(scope="module")
+def export_base(classifier, tmp_path_factory):
+    base = tmp_path_factory.mktemp("export") / "albert"
+    export_classifier(classifier, base)
+    return base
+
+
+def test_export_layout(export_base):
+    assert sorted(os.listdir(export_base)) == [
+        "1",
+        sig.BATCHING_FILE,
+        sig.MODELS_CONFIG_FILE,
+    ]
+    version = export_base / "1"
+    labels = (version / "assets.extra" / sig.LABELS_FILE).read_text().split()
+    assert labels == LABEL_NAMES
+    config = (export_base / sig.MODELS_CONFIG_FILE).read_text()
+    assert 'name: "albert"' in config and 'base_path: "/models/albert"' in config
+    assert (
+        "max_batch_size { value: 32 }" in (export_base / sig.BATCHING_FILE).read_text()
+    )
+
+
+def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
+    features = classifier.preprocessor(tf.constant(TEXTS[:2]))
+    ids = {k: np.asarray(v).tolist() for k, v in features.items()}
+    env = dict(os.environ, PYTHONPATH="")  # Nothing of albert_tf importable.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_SCRIPT,
+            str(export_base / "1"),
+            json.dumps([TEXTS, PAIRS, ids]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert result["albert_tf_imported"] is False
+
+    single = classifier.predict(TEXTS, verbose=0)
+    pair = classifier.predict((TEXTS, PAIRS), verbose=0)
+    by_ids = classifier.predict_on_batch(TEXTS[:2])
+    softmax = lambda x: tf.nn.softmax(x).numpy()  # noqa: E731
+    for loader in ("tf2", "tf1"):
+        got = result[loader]
+        for key, expected in (("single", single), ("pair", pair)):
+            logits = np.array(got[key][sig.LOGITS])
+            np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=0)
+            np.testing.assert_allclose(
+                got[key][sig.PROBABILITIES], softmax(expected), atol=1e-5, rtol=0
+            )
+            assert got[key][sig.CLASS_ID] == expected.argmax(-1).tolist()
+            assert got[key][sig.LABEL] == [LABEL_NAMES[i] for i in expected.argmax(-1)]
+        # Every example has `text_pair`, so Classify scores the pairs.
+        np.testing.assert_allclose(
+            got["classify"][sig.SCORES], softmax(pair), atol=1e-5, rtol=0
+        )
+        assert got["classify"][sig.CLASSES] == LABEL_NAMES * len(TEXTS)
+    np.testing.assert_allclose(
+        result["tf2"]["ids"][sig.LOGITS], by_ids, atol=1e-5, rtol=0
+    )
+    assert result["tf1"]["classify_method"] == sig.CLASSIFY_METHOD
+    # The tokenizer would replace invalid bytes; the serving graph rejects them.
+    assert "invalid UTF-8 at rows" in result["invalid_utf8"]
+
+
+def test_preflight_lists_signatures_and_tf_text_ops(export_base):
+    report = preflight(export_base / "1")
+    signatures = {s.name: s for s in report.signatures}
+    assert set(signatures) == set(sig.SIGNATURES)
+    assert signatures[sig.CLASSIFY].method_name == sig.CLASSIFY_METHOD
+    assert signatures[sig.PREDICT].inputs == {sig.TEXT: ("string", "[batch]")}
+    outputs = signatures[sig.PREDICT].outputs
+    assert outputs[sig.LOGITS] == ("float32", "[batch, 3]")
+    assert outputs[sig.CLASS_ID] == ("int64", "[batch]")
+    assert outputs[sig.LABEL] == ("string", "[batch]")
+    assert signatures[sig.CLASSIFY].outputs[sig.CLASSES][0] == "string"
+    # The ops a model server must link from tensorflow-text, and only those.
+    assert "SentencepieceOp" in report.non_core_ops
+    assert any(op.startswith("TFText>") for op in report.non_core_ops)
+    assert not any(
+        op in report.non_core_ops for op in ("MatMul", "Softmax", "ParseExampleV2")
+    )
+    assert report.forbidden_ops == []
+
+
+def test_preflight_rejects_python_ops(tmp_path):
+    module = tf.Module()
+    module.f = tf.function(
+        lambda x: tf.py_function(lambda v: v * 2, [x], tf.float32),
+        input_signature=[tf.TensorSpec([None], tf.float32)],
+    )
+    tf.saved_model.save(
+        module, str(tmp_path), signatures=module.f.get_concrete_function()
+    )
+    with pytest.raises(ValueError, match="EagerPyFunc"):
+        preflight(tmp_path)
+
+
+def test_warmup_records_parse_as_prediction_logs(export_base):
+    path = export_base / "1" / "assets.extra" / sig.WARMUP_FILE
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r.numpy())
+        for r in tf.data.TFRecordDataset(str(path))
+    ]
+    kinds = {}
+    for log in logs:
+        kind = log.WhichOneof("log_type")
+        request = getattr(log, kind).request
+        kinds[request.model_spec.signature_name] = kind
+        assert request.model_spec.name == "albert"
+    assert kinds == {
+        sig.PREDICT: "predict_log",
+        sig.PREDICT_PAIR: "predict_log",
+        sig.PREDICT_IDS: "predict_log",
+        sig.CLASSIFY: "classify_log",
+    }
+
+
+def test_cli_export_next_version_inspect_and_atomic_failure(
+    classifier, export_base, tmp_path, capsys, monkeypatch
+):
+    from albert_tf import cli
+    from albert_tf.serving import export as export_module
+
+    model_path = tmp_path / "model.keras"
+    classifier.save(model_path)
+    assert cli.main(["export", str(model_path), str(export_base)]) == 0
+    assert "Exported to" in capsys.readouterr().out
+    assert (export_base / "2" / "saved_model.pb").is_file()
+
+    assert cli.main(["inspect", str(export_base)]) == 0  # The latest version.
+    out = capsys.readouterr().out
+    assert str(export_base / "2") in out and "SentencepieceOp" in out
+    assert f"Signature '{sig.CLASSIFY}' ({sig.CLASSIFY_METHOD})" in out
+
+    assert (
+        cli.main(["export", str(model_path), str(export_base), "--version", "2"]) == 1
+    )
+    assert "already exists" in capsys.readouterr().err
+
+    # A failure while writing leaves neither version 3 nor a temp folder.
+    def partial_save(obj, path, signatures=None):
+        (tmp_path / "seen").write_text(path)
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        raise OSError("simulated: disk full")
+
+    monkeypatch.setattr(export_module.tf.saved_model, "save", partial_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_classifier(classifier, export_base)
+    assert os.path.dirname((tmp_path / "seen").read_text()) == str(export_base)
+    assert sorted(os.listdir(export_base)) == [
+        "1",
+        "2",
+        sig.BATCHING_FILE,
+        sig.MODELS_CONFIG_FILE,
+    ]
+
+
+def test_export_needs_a_preprocessor(classifier, tmp_path):
+    from albert_tf.models import AlbertTextClassifier
+
+    bare = AlbertTextClassifier(classifier.backbone, num_classes=2)
+    with pytest.raises(ValueError, match="no preprocessor"):
+        export_classifier(bare, tmp_path / "m")
+    assert not (tmp_path / "m" / "1").exists()

@@ -1,0 +1,510 @@
+"""The dev server over a real gRPC channel on 127.0.0.1, with TF Serving's stubs."""
+
+import concurrent.futures
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from albert_tf.serving import signatures as sig
+from albert_tf.serving.batcher import BatchingParameters
+from albert_tf.serving.client import ServingClient
+from albert_tf.serving.client import ServingError
+from albert_tf.serving.dev_server import DevServer
+from albert_tf.serving.export import export_classifier
+from albert_tf.serving.rest import RestClient
+from tests.serving_models import LABEL_NAMES
+from tests.serving_models import PAIRS
+from tests.serving_models import TEXTS
+from tests.serving_models import tiny_classifier
+
+pytestmark = pytest.mark.slow
+
+MAX_BATCH = 8
+MAX_MESSAGE = 1024 * 1024
+TIMEOUT = 30.0
+
+
+def softmax(x):
+    return tf.nn.softmax(x).numpy()
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_proto):
+    return tiny_classifier(tiny_proto)
+
+
+@pytest.fixture(scope="module")
+def expected(classifier):
+    return {
+        "single": classifier.predict(TEXTS, verbose=0),
+        "pair": classifier.predict((TEXTS, PAIRS), verbose=0),
+    }
+
+
+@pytest.fixture(scope="module")
+def export_base(classifier, tmp_path_factory):
+    base = tmp_path_factory.mktemp("served") / "albert"
+    export_classifier(classifier, base)
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(export_base):
+    server = DevServer(
+        "albert",
+        export_base,
+        port=0,
+        rest_port=0,
+        batching=BatchingParameters(
+            max_batch_size=MAX_BATCH, batch_timeout_micros=5000
+        ),
+        enable_batching=True,
+        max_message_bytes=MAX_MESSAGE,
+        poll_seconds=0.2,
+    )
+    server.start()
+    yield server
+    server.stop(grace=1.0)
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def predict_request(inputs, signature=sig.PREDICT, model="albert", version=None):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def text_tensor(texts):
+    return np.array([t.encode() for t in texts], dtype=object)
+
+
+def test_predict_strings_and_pairs_with_plain_stub(stub, expected):
+    response = stub.Predict(
+        predict_request({sig.TEXT: text_tensor(TEXTS)}), timeout=TIMEOUT
+    )
+    logits = tf.make_ndarray(response.outputs[sig.LOGITS])
+    np.testing.assert_allclose(logits, expected["single"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs[sig.PROBABILITIES]),
+        softmax(expected["single"]),
+        atol=1e-5,
+        rtol=0,
+    )
+    labels = [b.decode() for b in tf.make_ndarray(response.outputs[sig.LABEL])]
+    assert labels == [LABEL_NAMES[i] for i in expected["single"].argmax(-1)]
+    assert response.model_spec.version.value == 1
+
+    response = stub.Predict(
+        predict_request(
+            {sig.TEXT_A: text_tensor(TEXTS), sig.TEXT_B: text_tensor(PAIRS)},
+            signature=sig.PREDICT_PAIR,
+        ),
+        timeout=TIMEOUT,
+    )
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs[sig.LOGITS]),
+        expected["pair"],
+        atol=1e-5,
+        rtol=0,
+    )
+    np.testing.assert_array_equal(
+        tf.make_ndarray(response.outputs[sig.CLASS_ID]), expected["pair"].argmax(-1)
+    )
+
+
+def test_classify_tf_examples_with_plain_stub(stub, expected):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "albert"
+    request.model_spec.signature_name = sig.CLASSIFY
+    for text in TEXTS:
+        example = request.input.example_list.examples.add()
+        example.features.feature["text"].bytes_list.value.append(text.encode())
+    response = stub.Classify(request, timeout=TIMEOUT)
+    results = response.result.classifications
+    assert [[c.label for c in r.classes] for r in results] == [LABEL_NAMES] * len(TEXTS)
+    scores = np.array([[c.score for c in r.classes] for r in results])
+    np.testing.assert_allclose(scores, softmax(expected["single"]), atol=1e-5, rtol=0)
+
+    # Classify refuses a Predict signature, as TF Serving does.
+    request.model_spec.signature_name = sig.PREDICT
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Classify(request, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sig.CLASSIFY_METHOD in info.value.details()
+
+
+def test_metadata_and_status_with_plain_stubs(stub, channel):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "albert"
+    request.metadata_field.append("signature_def")
+    response = stub.GetModelMetadata(request, timeout=TIMEOUT)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    assert set(signature_map.signature_def) == set(sig.SIGNATURES)
+    classify = signature_map.signature_def[sig.CLASSIFY]
+    assert classify.method_name == sig.CLASSIFY_METHOD
+    assert classify.inputs[sig.CLASSIFY_INPUTS].dtype == tf.string.as_datatype_enum
+
+    models = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "albert"
+    response = models.GetModelStatus(request, timeout=TIMEOUT)
+    states = {s.version: s.state for s in response.model_version_status}
+    assert states == {1: get_model_status_pb2.ModelVersionStatus.AVAILABLE}
+
+
+def test_client_splits_batches_and_classifies(server, expected):
+    with ServingClient(f"127.0.0.1:{server.port}", "albert", batch_size=2) as client:
+        outputs = client.predict(TEXTS)  # 3 requests of at most 2 texts.
+        np.testing.assert_allclose(outputs[sig.LOGITS], expected["single"], atol=1e-5)
+        assert list(outputs[sig.LABEL]) == [
+            LABEL_NAMES[i] for i in expected["single"].argmax(-1)
+        ]
+        pairs = client.predict(TEXTS, pairs=PAIRS)
+        np.testing.assert_allclose(pairs[sig.LOGITS], expected["pair"], atol=1e-5)
+        classified = client.classify(TEXTS, pairs=PAIRS)
+        np.testing.assert_allclose(
+            classified[sig.SCORES], softmax(expected["pair"]), atol=1e-5
+        )
+        assert set(client.metadata()) == set(sig.SIGNATURES)
+        assert client.status() == [{"version": 1, "state": "AVAILABLE", "error": ""}]
+        with pytest.raises(ValueError, match="2 pairs"):
+            client.predict(TEXTS, pairs=PAIRS[:2])
+    with ServingClient(f"127.0.0.1:{server.port}", "other") as client:
+        with pytest.raises(ServingError, match="NOT_FOUND.*model name") as info:
+            client.predict(["hello"])
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_client_reports_unreachable_server():
+    with socket.socket() as s:  # A free port nothing listens on.
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with ServingClient(f"127.0.0.1:{port}", "albert", timeout=2.0) as client:
+        with pytest.raises(ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
+            client.predict(["hello"])
+
+
+BAD_REQUESTS = {
+    "unknown model": (
+        predict_request({sig.TEXT: text_tensor(["a"])}, model="bert"),
+        "NOT_FOUND",
+        "Servable not found",
+    ),
+    "unknown version": (
+        predict_request({sig.TEXT: text_tensor(["a"])}, version=7),
+        "NOT_FOUND",
+        "Specific(albert, 7)",
+    ),
+    "unknown signature": (
+        predict_request({sig.TEXT: text_tensor(["a"])}, signature="nope"),
+        "FAILED_PRECONDITION",
+        'signature key "nope" not found',
+    ),
+    "wrong input key": (
+        predict_request({"sentence": text_tensor(["a"])}),
+        "INVALID_ARGUMENT",
+        "takes inputs ['text']",
+    ),
+    "wrong dtype": (
+        predict_request({sig.TEXT: np.array([1, 2], np.int32)}),
+        "INVALID_ARGUMENT",
+        "must be string; got int32",
+    ),
+    "wrong rank": (
+        predict_request({sig.TEXT: text_tensor(["a", "b"]).reshape(1, 2)}),
+        "INVALID_ARGUMENT",
+        "must have rank 1",
+    ),
+    "empty batch": (
+        predict_request({sig.TEXT: np.array([], dtype=object)}),
+        "INVALID_ARGUMENT",
+        "Empty batch",
+    ),
+    "2 MB string": (
+        predict_request({sig.TEXT: np.array([b"a" * (2 * 1024 * 1024)], object)}),
+        "RESOURCE_EXHAUSTED",
+        "larger than max",
+    ),
+    "invalid UTF-8": (
+        predict_request({sig.TEXT: np.array([b"ok", b"caf\xe9"], object)}),
+        "INVALID_ARGUMENT",
+        "invalid UTF-8 at rows",
+    ),
+    "batch above limit": (
+        predict_request({sig.TEXT: text_tensor(["a"] * (MAX_BATCH + 1))}),
+        "INVALID_ARGUMENT",
+        f"maximum batch size {MAX_BATCH}",
+    ),
+    "pair lengths differ": (
+        predict_request(
+            {sig.TEXT_A: text_tensor(["a", "b"]), sig.TEXT_B: text_tensor(["c"])},
+            signature=sig.PREDICT_PAIR,
+        ),
+        "INVALID_ARGUMENT",
+        "different batch sizes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_request_gets_status_and_server_keeps_answering(stub, case, expected):
+    request, code, message = BAD_REQUESTS[case]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=TIMEOUT)
+    assert info.value.code() == getattr(grpc.StatusCode, code)
+    assert message in info.value.details()
+    response = stub.Predict(
+        predict_request({sig.TEXT: text_tensor(TEXTS[:1])}), timeout=TIMEOUT
+    )
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs[sig.LOGITS]), expected["single"][:1], atol=1e-5
+    )
+
+
+def test_concurrent_requests_are_batched_and_correct(server, stub, expected):
+    def one(i):
+        texts = [TEXTS[i % len(TEXTS)], TEXTS[(i + 1) % len(TEXTS)]]
+        response = stub.Predict(
+            predict_request({sig.TEXT: text_tensor(texts)}), timeout=TIMEOUT
+        )
+        return i, tf.make_ndarray(response.outputs[sig.LOGITS])
+
+    batches_before = server.model._batcher.batches_run
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(48)))
+    for i, logits in results:
+        rows = [i % len(TEXTS), (i + 1) % len(TEXTS)]
+        np.testing.assert_allclose(logits, expected["single"][rows], atol=1e-5, rtol=0)
+    # 48 requests of 2 rows in batches of at most 8 rows: fewer than 48 runs.
+    assert server.model._batcher.batches_run - batches_before < 48
+
+
+def test_rest_predict_matches(server, expected):
+    client = RestClient(f"http://127.0.0.1:{server.rest_port}", "albert")
+    outputs = client.predict(TEXTS)
+    np.testing.assert_allclose(outputs[sig.LOGITS], expected["single"], atol=1e-5)
+    with pytest.raises(ValueError, match="HTTP 404"):
+        RestClient(f"http://127.0.0.1:{server.rest_port}", "nope").predict(["a"])
+
+
+def test_warmup_replays_on_load(server):
+    servable = server.model.manager.current
+    assert servable.warmup(server.model.predict, server.model.classify) == 4
+
+
+def test_serve_command_answers_and_stops_on_sigterm(export_base, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "albert_tf.cli",
+            "serve",
+            "--model-base-path",
+            str(export_base),
+            "--model-name",
+            "albert",
+            "--port",
+            str(port),
+            "--enable-batching",
+            "--max-batch-size",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Serving 'albert'") or time.monotonic() > deadline:
+                break
+        assert lines and lines[-1].startswith("Serving 'albert'"), "".join(lines[-20:])
+        with ServingClient(f"127.0.0.1:{port}", "albert") as client:
+            assert client.predict(TEXTS[:2])[sig.LOGITS].shape == (2, 3)
+            with pytest.raises(ServingError, match="maximum batch size 4"):
+                client.predict(TEXTS)
+        proc.terminate()  # SIGTERM.
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("tensorflow_model_server") is None,
+    reason="tensorflow_model_server is not on PATH (the official server is not "
+    "installable here); the dev server tests above cover the protocol",
+)
+def test_official_model_server(export_base, expected):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            "tensorflow_model_server",
+            f"--port={port}",
+            "--model_name=albert",
+            f"--model_base_path={export_base}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with ServingClient(f"127.0.0.1:{port}", "albert", timeout=5.0) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if any(s["state"] == "AVAILABLE" for s in client.status()):
+                        break
+                except ServingError:
+                    pass
+                assert time.monotonic() < deadline, "official server never got ready"
+                time.sleep(0.5)
+            outputs = client.predict(TEXTS)
+            np.testing.assert_allclose(
+                outputs[sig.LOGITS], expected["single"], atol=1e-5
+            )
+            assert len(client.classify(TEXTS)[sig.SCORES]) == len(TEXTS)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_predict_command_with_server(server, expected, capsys):
+    from albert_tf import cli
+
+    code = cli.main(
+        [
+            "predict",
+            "--server",
+            f"127.0.0.1:{server.port}",
+            "--model-name",
+            "albert",
+            "--format",
+            "jsonl",
+            *TEXTS,
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [r["text"] for r in rows] == TEXTS
+    np.testing.assert_allclose(
+        [r["logits"] for r in rows], expected["single"], atol=1e-5, rtol=0
+    )
+    assert [r["label"] for r in rows] == [
+        LABEL_NAMES[i] for i in expected["single"].argmax(-1)
+    ]
+    code = cli.main(
+        [
+            "predict",
+            "--server",
+            f"127.0.0.1:{server.port}",
+            "--model-name",
+            "nope",
+            "x",
+        ]
+    )
+    assert code == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_proto):
+    """Runs last in this module: it leaves version 2 serving."""
+    new = tiny_classifier(tiny_proto, seed=7)
+    expected_new = new.predict(TEXTS[:2], verbose=0)
+    # Folders that are being written must never load: a hidden temp folder
+    # with a complete SavedModel, and version 9 without saved_model.pb yet.
+    shutil.copytree(export_base / "1", export_base / ".tmp-9-copy")
+    os.makedirs(export_base / "9" / "variables")
+
+    stop = threading.Event()
+    errors, versions = [], []
+
+    def hammer():
+        with ServingClient(f"127.0.0.1:{server.port}", "albert", timeout=TIMEOUT) as c:
+            while not stop.is_set() and len(versions) < 5000:
+                try:
+                    request = c.predict_request(TEXTS[:2])
+                    response = c._predictions.Predict(request, timeout=TIMEOUT)
+                    versions.append(response.model_spec.version.value)
+                except Exception as e:  # Any failure is a dropped request.
+                    errors.append(e)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        export_classifier(new, export_base, version=2)
+        deadline = time.monotonic() + 120
+        while server.model.manager.current.version != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # Some requests on the new version too.
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    assert server.model.manager.current.version == 2
+    assert 1 in versions and 2 in versions
+    # After the switch, only requests already in flight (one per thread) may
+    # still come back from version 1.
+    assert 1 not in versions[versions.index(2) + len(threads) :]
+    with ServingClient(f"127.0.0.1:{server.port}", "albert") as client:
+        np.testing.assert_allclose(
+            client.predict(TEXTS[:2])[sig.LOGITS], expected_new, atol=1e-5
+        )
+        states = {s["version"]: s["state"] for s in client.status()}
+    assert states == {1: "END", 2: "AVAILABLE"}
+
+    # A version whose SavedModel is broken fails to load; 2 keeps serving.
+    os.makedirs(export_base / "3")
+    (export_base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    deadline = time.monotonic() + 30
+    while 3 not in server.model.manager.states() or (
+        server.model.manager.states()[3][0] == "LOADING"
+    ):
+        assert time.monotonic() < deadline, "version 3 was never tried"
+        time.sleep(0.1)
+    state, error = server.model.manager.states()[3]
+    assert state == "END" and error
+    assert server.model.manager.current.version == 2
