@@ -60,8 +60,12 @@ def spiece_model_path():
     return str(path)
 
 
-def write_results(area, command, lines):
-    """Writes benchmarks/results/<area>.md: the command, the machine, the figures."""
+def write_results(area, command, lines, ratios=None):
+    """Writes benchmarks/results/<area>.md: the command, the machine, the figures.
+
+    `ratios` ({label: ours / peer}) also go to `<area>.json`, from which
+    `benchmarks.run_all` draws the summary chart.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     try:
         load = os.getloadavg()[0]
@@ -81,4 +85,11 @@ def write_results(area, command, lines):
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(header + list(lines)) + "\n")
     tmp.replace(path)
+    if ratios:
+        import json
+
+        json_path = RESULTS_DIR / f"{area}.json"
+        json_tmp = json_path.with_suffix(".json.tmp")
+        json_tmp.write_text(json.dumps({"command": command, "ratios": ratios}, indent=2))
+        json_tmp.replace(json_path)
     return path

@@ -314,7 +314,11 @@ def main(argv=None):
     ]
     if errors:
         lines.append(f"First error: {errors[0]}")
-    path = write_results("serving", COMMAND, lines)
+    ratios = {
+        f"export vs {name.split()[0]} {name.split()[1]}, batch 32": ours_rate / rate32
+        for name, (rate32, _, _) in rows.items() if not name.startswith("albert_tf")
+    }
+    path = write_results("serving", COMMAND, lines, ratios)
     logging.info("wrote %s", path)
     print("\n".join(lines))
 
