@@ -1,0 +1,108 @@
+"""Writes a TFLite build: the `.tflite` file, its labels and its metadata."""
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+
+from albert_tf.tflite import converter
+from albert_tf.tflite.quantization_config import QuantizationConfig
+
+logger = logging.getLogger(__name__)
+
+
+def sidecar_paths(tflite_path):
+    """`(labels, metadata)` paths written beside a `.tflite` file."""
+    stem = os.path.splitext(os.fspath(tflite_path))[0]
+    return stem + ".labels.txt", stem + ".json"
+
+
+def build_metadata(classifier, quantization, input_kind, sequence_length, content):
+    """The JSON metadata an app needs to call the file (names, dtypes, shapes)."""
+    tokenizer = classifier.preprocessor.tokenizer
+    if input_kind == "text":
+        inputs = [{"name": converter.TEXT_INPUT, "dtype": "string", "shape": [-1]}]
+    else:
+        inputs = [
+            {"name": n, "dtype": "int32", "shape": [1, sequence_length]}
+            for n in converter.ID_INPUTS
+        ]
+    num_classes = classifier.num_classes
+    return {
+        "format": "albert-tf tflite v1",
+        "signature": converter.SIGNATURE_KEY,
+        "input_kind": input_kind,
+        "inputs": inputs,
+        "outputs": [
+            {"name": n, "dtype": "float32", "shape": [-1 if input_kind == "text" else 1, num_classes]}
+            for n in converter.OUTPUTS
+        ],
+        "sequence_length": sequence_length,
+        "quantization": quantization.mode,
+        "num_classes": num_classes,
+        "label_names": list(getattr(classifier, "label_names", None) or []),
+        "vocabulary_size": tokenizer.vocabulary_size(),
+        "vocabulary_sha256": hashlib.sha256(tokenizer.proto).hexdigest(),
+        "lowercase": tokenizer.lowercase,
+        "strip_accents": tokenizer.strip_accents,
+        "special_token_ids": {
+            "cls": tokenizer.cls_token_id,
+            "sep": tokenizer.sep_token_id,
+            "pad": tokenizer.pad_token_id,
+        },
+        "required_custom_ops": converter.custom_ops(content),
+        "size_bytes": len(content),
+    }
+
+
+def _write_atomically(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def build_tflite(classifier, path, quantization=None, input_kind="text", sequence_length=None):
+    """Converts `classifier` and writes `path` plus labels and metadata beside it.
+
+    Args:
+        classifier: `albert_tf.models.TextClassifier` with a preprocessor.
+        path: str. The `.tflite` file to write (`<stem>.labels.txt` and
+            `<stem>.json` are written beside it).
+        quantization: `QuantizationConfig`; `None` is float32.
+        input_kind: str. `"text"` or `"ids"`.
+        sequence_length: int. Defaults to the preprocessor's.
+
+    Returns:
+        The metadata dict (also written as JSON).
+
+    Example:
+    ```python
+    from albert_tf import tflite
+    tflite.build_tflite(classifier, "sst2.tflite", tflite.dynamic())
+    ```
+    """
+    quantization = quantization or QuantizationConfig()
+    sequence_length = sequence_length or classifier.preprocessor.sequence_length
+    content = converter.convert(classifier, quantization, input_kind, sequence_length)
+    return write_build(classifier, path, content, quantization, input_kind, sequence_length)
+
+
+def write_build(classifier, path, content, quantization, input_kind, sequence_length):
+    """Writes converted `content` to `path` with labels and metadata beside it."""
+    metadata = build_metadata(classifier, quantization, input_kind, sequence_length, content)
+    labels_path, metadata_path = sidecar_paths(path)
+    names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
+    # Sidecars first: an app that sees the .tflite file also finds them.
+    _write_atomically(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
+    _write_atomically(metadata_path, json.dumps(metadata, indent=2).encode("utf-8"))
+    _write_atomically(path, content)
+    logger.info("Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path)
+    return metadata

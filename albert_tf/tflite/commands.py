@@ -1,0 +1,133 @@
+"""`albert-tf tflite`: build (and verify) a TFLite file from a trained model."""
+
+import os
+
+from albert_tf.tflite.quantization_config import MODES
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "tflite",
+        help="Build a (quantized) TFLite file, tokenizer inside, and verify it.",
+        description="Convert a trained classifier to TFLite. With --input text the "
+        "file takes raw strings (FastSentencepiece + ALBERT preprocessing inside; "
+        "apps link tf-text's TFLite ops); with --input ids it takes token_ids, "
+        "segment_ids, padding_mask [1, L] and uses builtins only. Writes "
+        "OUT.tflite, OUT.labels.txt and OUT.json (metadata).",
+    )
+    parser.add_argument(
+        "model",
+        help="A .keras file, a preset directory, or a string-in SavedModel "
+        "version folder from `albert-tf export` (then pass --sequence-length; "
+        "verification compares with the export's own text signature).",
+    )
+    parser.add_argument("output", help="The .tflite file to write.")
+    parser.add_argument(
+        "--quantize", choices=MODES, default="none",
+        help="none (float32), float16 (weights), dynamic (int8 weights) or int8 "
+        "(full-integer encoder, calibrated on real texts). Default: none.",
+    )
+    parser.add_argument(
+        "--input", choices=("text", "ids"), default="text", dest="input_kind",
+        help="text: string in, tokenizer inside (default); ids: int32 ids in, builtins only.",
+    )
+    parser.add_argument(
+        "--sequence-length", type=int, default=None,
+        help="Packed length (default: the model preprocessor's; required for SavedModels).",
+    )
+    parser.add_argument(
+        "--calibration-data", default=None,
+        help="TSV (sentence<TAB>label, header row) of int8 calibration texts; "
+        "defaults to the --verify data.",
+    )
+    parser.add_argument(
+        "--calibration-size", type=int, default=200,
+        help="How many calibration texts int8 uses (default 200).",
+    )
+    parser.add_argument(
+        "--verify", default=None, metavar="DATA",
+        help="Labelled TSV: compare with the float Keras model before writing; "
+        "fails (nothing written) if a gate fails.",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop", type=float, default=1.0,
+        help="Quantized builds: allowed accuracy drop in points (default 1).",
+    )
+    parser.add_argument(
+        "--min-agreement", type=float, default=None,
+        help="Quantized builds: minimum prediction agreement with float, 0-1.",
+    )
+    parser.add_argument(
+        "--report", default=None, metavar="REPORT.md",
+        help="Also build every quantization mode and write a side-by-side "
+        "markdown report (size, batch-1 latency, accuracy, agreement) on --verify data.",
+    )
+    parser.set_defaults(func=run)
+
+
+def _load(model, sequence_length):
+    from albert_tf.models import load_classifier
+    from albert_tf.tflite import saved_model_source
+
+    if not os.path.exists(model):
+        raise FileNotFoundError(f"Model not found: '{model}'.")
+    if saved_model_source.is_saved_model(model):
+        return saved_model_source.SavedModelClassifier(model, sequence_length)
+    return load_classifier(model)
+
+
+def run(args):
+    from albert_tf.tflite import build
+    from albert_tf.tflite import converter
+    from albert_tf.tflite import quantization_config
+    from albert_tf.tflite import report
+    from albert_tf.tflite import verification
+
+    if args.report and not args.verify:
+        raise ValueError("--report needs --verify DATA (the texts to measure on).")
+    classifier = _load(args.model, args.sequence_length)
+    names = getattr(classifier, "label_names", None)
+    texts = labels = None
+    if args.verify:
+        texts, labels = verification.read_labelled_tsv(args.verify, names)
+    calibration = []
+    if args.quantize == "int8" or args.report:
+        if args.calibration_data:
+            calibration, _ = verification.read_labelled_tsv(args.calibration_data, names)
+        elif texts is not None:
+            calibration = texts
+        else:
+            raise ValueError("--quantize int8 needs --calibration-data (or --verify) texts.")
+        calibration = list(calibration[: args.calibration_size])
+    config = quantization_config.from_name(args.quantize, calibration)
+    length = args.sequence_length or classifier.preprocessor.sequence_length
+    content = converter.convert(classifier, config, args.input_kind, length)
+    if args.verify:
+        result = verification.verify(
+            classifier, content, texts, labels,
+            quantized=config.mode != "none",
+            max_accuracy_drop=args.max_accuracy_drop,
+            min_agreement=args.min_agreement,
+        )
+        print(f"verify: {result.summary()}")
+        if not result.passed:
+            raise ValueError(
+                f"verification failed, {args.output} not written: "
+                + "; ".join(result.failures)
+            )
+    metadata = build.write_build(
+        classifier, args.output, content, config, args.input_kind, length
+    )
+    print(
+        f"wrote {args.output} ({metadata['size_bytes'] / 2**20:.2f} MB, "
+        f"{args.input_kind}-in, {config.mode}); custom ops: "
+        f"{', '.join(metadata['required_custom_ops']) or 'none'}"
+    )
+    if args.report:
+        rows = report.compare_builds(
+            classifier, texts, labels, args.input_kind, calibration_texts=calibration
+        )
+        table = report.format_report(rows)
+        build._write_atomically(args.report, table.encode("utf-8"))
+        print(table)
+    return 0

@@ -1,0 +1,73 @@
+"""Runs a `.tflite` ALBERT build in LiteRT's interpreter, tf-text ops registered."""
+
+import numpy as np
+import tensorflow_text as tf_text
+from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+from albert_tf.tflite.converter import ID_INPUTS
+from albert_tf.tflite.converter import SIGNATURE_KEY
+from albert_tf.tflite.converter import TEXT_INPUT
+
+
+class TFLiteClassifier:
+    """A `.tflite` classifier (text-in or ids-in) behind a `predict` call.
+
+    Args:
+        model: str path or bytes of the `.tflite` file.
+        num_threads: int. Interpreter threads.
+
+    Example:
+    ```python
+    model = TFLiteClassifier("sst2.tflite", num_threads=2)
+    model.predict(["A warm, funny film."])["probabilities"]
+    ```
+    """
+
+    def __init__(self, model, num_threads=2):
+        source = {"model_content": model} if isinstance(model, bytes) else {
+            "model_path": str(model)
+        }
+        # The app-side equivalent is linking tf-text's TFLite op registrar.
+        self.interpreter = InterpreterWithCustomOps(
+            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+            num_threads=num_threads,
+            **source,
+        )
+        self.runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+        self.input_details = self.runner.get_input_details()
+        self.input_kind = "text" if TEXT_INPUT in self.input_details else "ids"
+
+    def run(self, **inputs):
+        """One interpreter call on numpy inputs keyed by signature input name."""
+        return self.runner(**inputs)
+
+    def predict(self, texts, preprocessor=None, batch_size=32):
+        """Outputs for a list of texts, concatenated over batches.
+
+        Args:
+            texts: list of str (or bytes).
+            preprocessor: the Keras preprocessor, needed for ids-in builds,
+                which take one example at a time.
+            batch_size: int. Texts per call of a text-in build.
+
+        Returns:
+            dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`.
+        """
+        if self.input_kind == "text":
+            calls = [
+                {TEXT_INPUT: np.array(texts[i : i + batch_size], dtype=object)}
+                for i in range(0, len(texts), batch_size)
+            ] or [{TEXT_INPUT: np.array([], dtype=object)}]
+        else:
+            if preprocessor is None:
+                raise ValueError("An ids-in build needs the preprocessor to tokenize.")
+            length = self.input_details[ID_INPUTS[0]]["shape"][1]
+            features = preprocessor(np.array(texts, dtype=object), sequence_length=length)
+            calls = [
+                {k: np.asarray(features[k][i : i + 1], np.int32) for k in ID_INPUTS}
+                for i in range(len(texts))
+            ]
+        outputs = [self.run(**call) for call in calls]
+        if not outputs:
+            return {}
+        return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}

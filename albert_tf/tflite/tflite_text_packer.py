@@ -1,0 +1,216 @@
+"""ALBERT tokenization and packing built only from ops that TFLite can run.
+
+The foundation `AlbertTokenizer` normalises text with regex, NFKD and
+lowercasing ops and re-splits digit-comma pieces with ragged ops; none of
+these have TFLite kernels. This module builds a graph that gives the same ids
+from TFLite builtins plus one tf-text custom op:
+
+1. ALBERT's text preprocessing is folded into the SentencePiece model's own
+   normalisation map (`precompiled_charsmap`), which
+   `FastSentencepieceTokenizer` applies inside its TFLite kernel. The map is
+   computed by running the foundation's `preprocess_text` on every assigned
+   code point (and on every multi-character key of the original map), then
+   the original SentencePiece normalisation on the result.
+2. The digit-comma rule becomes a dense lookup table (vocabulary id -> the ids
+   it is replaced by), computed by running the foundation tokenizer's own
+   rule on every vocabulary id.
+3. Truncation to `[CLS] ... [SEP]` and padding use dense gathers.
+"""
+
+import functools
+import logging
+import sys
+import unicodedata
+
+import numpy as np
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+from sentencepiece import sentencepiece_model_pb2
+
+from albert_tf.models.albert.albert_text_preprocessing import preprocess_text
+
+logger = logging.getLogger(__name__)
+
+# Unassigned, private-use and surrogate code points pass through every step.
+_SKIPPED_CATEGORIES = ("Cn", "Co", "Cs")
+# ALBERT maps these pairs to '"' before any other step (see preprocess_text).
+_QUOTE_PAIRS = ("``", "''")
+
+
+@functools.lru_cache(maxsize=4)  # ~2 s per model; builds of all modes share it.
+def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
+    """Returns a SentencePiece model whose normaliser includes ALBERT's.
+
+    Feeding raw text to the returned model gives the same pieces as feeding
+    `preprocess_text(text)` to the original model, for every input that does
+    not depend on context beyond the quote pairs and whitespace runs (checked
+    on SST-2 by the tests).
+
+    Args:
+        proto: bytes. The original SentencePiece model.
+        lowercase: bool. Fold ALBERT's lowercasing in.
+        strip_accents: bool. Fold ALBERT's accent stripping in.
+
+    Returns:
+        The serialized SentencePiece model (bytes).
+    """
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    original = spm.SentencePieceNormalizer(
+        normalizer_spec=model.normalizer_spec.SerializeToString(),
+        add_dummy_prefix=False,
+        escape_whitespaces=False,
+        remove_extra_whitespaces=False,
+    )
+    # Whitespace runs and quote pairs depend on context: map them by hand
+    # (SentencePiece itself collapses runs of spaces afterwards).
+    chars = [
+        chr(cp)
+        for cp in range(1, sys.maxunicode + 1)
+        if unicodedata.category(chr(cp)) not in _SKIPPED_CATEGORIES
+        and not chr(cp).isspace()
+    ]
+    multi = [
+        key
+        for key, _ in original.Decompile()
+        if len(key) > 1
+        and "\0" not in key
+        and not any(c.isspace() or c in "`'" for c in key)
+    ]
+    keys = chars + multi
+    preprocessed = preprocess_text(tf.constant(keys), lowercase, strip_accents)
+    mapping = {
+        key: original.Normalize(value.decode("utf-8"))
+        for key, value in zip(keys, preprocessed.numpy())
+    }
+    for cp in range(1, sys.maxunicode + 1):
+        if chr(cp).isspace():
+            mapping[chr(cp)] = " "
+    for pair in _QUOTE_PAIRS:
+        mapping[pair] = original.Normalize('"')
+    rules = sorted((k, v) for k, v in mapping.items() if k != v)
+    logger.info("Folding %d normalisation rules into the SentencePiece model.", len(rules))
+    spec = sentencepiece_model_pb2.NormalizerSpec()
+    spec.ParseFromString(
+        spm.SentencePieceNormalizer(norm_map=rules).serialized_normalizer_spec()
+    )
+    model.normalizer_spec.precompiled_charsmap = spec.precompiled_charsmap
+    model.normalizer_spec.name = "albert_preprocessing+" + model.normalizer_spec.name
+    return model.SerializeToString()
+
+
+def digit_comma_table(tokenizer):
+    """The foundation tokenizer's digit-comma rule as a small table.
+
+    Args:
+        tokenizer: `albert_tf.models.AlbertTokenizer`.
+
+    Returns:
+        `(ids, table, lengths)`: int32 `[S]` the vocabulary ids the rule
+        rewrites (141 of ALBERT's 30,000), int32 `[S, K]` the ids each is
+        replaced by (padded with 0) and int32 `[S]` how many of them are used.
+    """
+    size = tokenizer.vocabulary_size()
+    ids = tf.RaggedTensor.from_row_lengths(
+        tf.range(size, dtype=tf.int32), tf.ones([size], tf.int64)
+    )
+    # Run the rule itself, so the table cannot drift from the foundation.
+    replaced = tokenizer._split_digit_commas(ids)
+    lengths = replaced.row_lengths().numpy().astype(np.int32)
+    table = replaced.to_tensor(default_value=0).numpy().astype(np.int32)
+    rewritten = np.flatnonzero(
+        (lengths != 1) | (table[:, 0] != np.arange(size))
+    ).astype(np.int32)
+    logger.info("Digit-comma rule rewrites %d of %d pieces.", rewritten.size, size)
+    return rewritten, table[rewritten], lengths[rewritten]
+
+
+class TFLiteTextPacker(tf.Module):
+    """Strings -> ALBERT model inputs, with TFLite builtins + FastSentencepiece.
+
+    Gives the same `token_ids` as `AlbertTextClassifierPreprocessor` with
+    the same tokenizer for one segment per example.
+
+    Args:
+        tokenizer: `albert_tf.models.AlbertTokenizer` (its vocabulary and
+            `lowercase`/`strip_accents` settings are used).
+        sequence_length: int. Length of the packed inputs.
+
+    Example:
+    ```python
+    packer = TFLiteTextPacker(preprocessor.tokenizer, sequence_length=128)
+    packer(tf.constant(["The quick brown fox."]))["token_ids"]
+    ```
+    """
+
+    def __init__(self, tokenizer, sequence_length, name=None):
+        super().__init__(name=name)
+        if sequence_length < 2:
+            raise ValueError(
+                f"`sequence_length` must be at least 2 ([CLS] and [SEP]). "
+                f"Received: {sequence_length}"
+            )
+        self.sequence_length = sequence_length
+        self.proto = fuse_albert_preprocessing(
+            tokenizer.proto, tokenizer.lowercase, tokenizer.strip_accents
+        )
+        self.sentence_piece = tf_text.FastSentencepieceTokenizer(self.proto)
+        # Only the rewritten pieces are stored (a table over the whole
+        # vocabulary would add ~0.6 MB to every file).
+        ids, table, lengths = digit_comma_table(tokenizer)
+        self.rewritten_ids = tf.constant(ids) if ids.size else None
+        self.table = tf.constant(table)
+        self.lengths = tf.constant(lengths)
+        self.cls_id = tokenizer.cls_token_id
+        self.sep_id = tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id
+
+    def tokenize(self, text):
+        """`[batch]` strings -> `(flat ids [n], row splits [batch + 1])`, int32."""
+        pieces = self.sentence_piece.tokenize(text)
+        flat = tf.cast(pieces.flat_values, tf.int32)
+        splits = tf.cast(pieces.row_splits, tf.int32)
+        if self.rewritten_ids is None:
+            return flat, splits
+        # Digit-comma rule: a rewritten piece becomes its row of the table,
+        # any other piece a row of its own id followed by unused padding.
+        matches = tf.equal(flat[:, tf.newaxis], self.rewritten_ids[tf.newaxis, :])
+        is_rewritten = tf.reduce_any(matches, axis=1)
+        row = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+        width = self.table.shape[1]
+        unchanged = tf.pad(flat[:, tf.newaxis], [[0, 0], [0, width - 1]])
+        rows = tf.where(is_rewritten[:, tf.newaxis], tf.gather(self.table, row), unchanged)
+        lengths = tf.where(is_rewritten, tf.gather(self.lengths, row), 1)
+        keep = tf.range(width)[tf.newaxis, :] < lengths[:, tf.newaxis]
+        flat = tf.boolean_mask(rows, keep)
+        ends = tf.concat([[0], tf.cumsum(lengths)], axis=0)
+        return flat, tf.gather(ends, splits)
+
+    def __call__(self, text):
+        """`[batch]` strings -> dict of int32 `[batch, sequence_length]`."""
+        flat, splits = self.tokenize(text)
+        starts = splits[:-1]
+        kept = tf.minimum(splits[1:] - starts, self.sequence_length - 2)
+        position = tf.range(self.sequence_length)[tf.newaxis, :]
+        # Position p > 0 holds piece p - 1 of its row; the appended pad makes
+        # every gather index valid, even for an empty batch.
+        source = tf.minimum(starts[:, tf.newaxis] + position - 1, tf.size(flat))
+        source = tf.maximum(source, 0)
+        pieces = tf.gather(tf.concat([flat, [self.pad_id]], axis=0), source)
+        kept = kept[:, tf.newaxis]
+        token_ids = tf.where(
+            position == 0,
+            self.cls_id,
+            tf.where(
+                position <= kept,
+                pieces,
+                tf.where(position == kept + 1, self.sep_id, self.pad_id),
+            ),
+        )
+        return {
+            "token_ids": token_ids,
+            "segment_ids": tf.zeros_like(token_ids),
+            "padding_mask": tf.cast(position <= kept + 1, tf.int32)
+            + tf.zeros_like(token_ids),
+        }

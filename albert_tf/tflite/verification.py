@@ -1,0 +1,191 @@
+"""Checks a TFLite build against the float Keras model, and compares builds.
+
+The float32 build must match the Keras logits (max abs diff <= 1e-4);
+quantized builds are gated on measured accuracy and prediction agreement,
+because BERT-family accuracy is known to collapse silently after conversion.
+"""
+
+import csv
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from albert_tf.tflite.tflite_classifier import TFLiteClassifier
+
+logger = logging.getLogger(__name__)
+
+FLOAT32_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass
+class Verification:
+    """What `verify` measured (accuracies are `None` without labels)."""
+
+    examples: int
+    max_abs_logit_diff: float
+    agreement: float
+    keras_accuracy: float = None
+    tflite_accuracy: float = None
+    failures: list = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self):
+        return not self.failures
+
+    def summary(self):
+        parts = [
+            f"{self.examples} examples",
+            f"max |logit diff| {self.max_abs_logit_diff:.2e}",
+            f"agreement {100 * self.agreement:.2f}%",
+        ]
+        if self.tflite_accuracy is not None:
+            parts.append(
+                f"accuracy {100 * self.tflite_accuracy:.2f}% "
+                f"(Keras {100 * self.keras_accuracy:.2f}%)"
+            )
+        return ", ".join(parts)
+
+
+def read_labelled_tsv(path, label_names=None):
+    """Reads `sentence<TAB>label` rows (GLUE TSV with a header row).
+
+    Args:
+        path: str. The TSV file.
+        label_names: list of str. Lets labels be given by name.
+
+    Returns:
+        `(texts, labels)`: list of str, numpy int array.
+    """
+    texts, labels = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(rows, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file, expected a `sentence<TAB>label` header.")
+        for line, row in enumerate(rows, start=2):
+            if len(row) < 2:
+                raise ValueError(
+                    f"{path}, line {line}: expected 2 tab-separated fields "
+                    f"(sentence, label), got {len(row)}."
+                )
+            text, label = row[0], row[-1]
+            if label_names and label in label_names:
+                labels.append(label_names.index(label))
+            else:
+                try:
+                    labels.append(int(label))
+                except ValueError:
+                    raise ValueError(
+                        f"{path}, line {line}: label {label!r} is neither a "
+                        f"class id nor one of {label_names}."
+                    ) from None
+            texts.append(text)
+    if not texts:
+        raise ValueError(f"{path}: no examples after the header.")
+    return texts, np.array(labels)
+
+
+def keras_logits(classifier, texts, batch_size=32):
+    """The float Keras model's logits for raw texts."""
+    return np.asarray(classifier.predict(texts, batch_size=batch_size, verbose=0))
+
+
+def verify(
+    classifier,
+    tflite_model,
+    texts,
+    labels=None,
+    quantized=True,
+    max_accuracy_drop=1.0,
+    min_agreement=None,
+    reference_logits=None,
+):
+    """Compares a TFLite build with the float Keras model on real texts.
+
+    Args:
+        classifier: the float `albert_tf.models.TextClassifier`.
+        tflite_model: `TFLiteClassifier`, or a path/bytes of a `.tflite` file.
+        texts: list of str.
+        labels: int array or `None`.
+        quantized: bool. `False` for a float32 build: logits must then match
+            within 1e-4. `True`: the accuracy/agreement gates apply.
+        max_accuracy_drop: float. Allowed accuracy drop, in points.
+        min_agreement: float in [0, 1] or `None`. Minimum share of examples
+            whose predicted class matches the float model.
+        reference_logits: precomputed Keras logits for `texts` (optional).
+
+    Returns:
+        A `Verification`; `failures` lists each gate that failed.
+    """
+    if not isinstance(tflite_model, TFLiteClassifier):
+        tflite_model = TFLiteClassifier(tflite_model)
+    if reference_logits is None:
+        reference_logits = keras_logits(classifier, texts)
+    got = tflite_model.predict(texts, preprocessor=classifier.preprocessor)["logits"]
+    diff = float(np.abs(got - reference_logits).max()) if len(texts) else 0.0
+    keras_pred = reference_logits.argmax(-1)
+    tflite_pred = got.argmax(-1)
+    result = Verification(
+        examples=len(texts),
+        max_abs_logit_diff=diff,
+        agreement=float((keras_pred == tflite_pred).mean()),
+    )
+    if labels is not None:
+        labels = np.asarray(labels)
+        result.keras_accuracy = float((keras_pred == labels).mean())
+        result.tflite_accuracy = float((tflite_pred == labels).mean())
+    if not quantized and diff > FLOAT32_TOLERANCE:
+        result.failures.append(
+            f"float32 logits differ from Keras by {diff:.2e} > {FLOAT32_TOLERANCE:.0e}"
+        )
+    if quantized and result.tflite_accuracy is not None:
+        drop = 100 * (result.keras_accuracy - result.tflite_accuracy)
+        if drop > max_accuracy_drop:
+            result.failures.append(
+                f"accuracy dropped {drop:.2f} points > {max_accuracy_drop} allowed"
+            )
+    if min_agreement is not None and result.agreement < min_agreement:
+        result.failures.append(
+            f"agreement {100 * result.agreement:.2f}% < {100 * min_agreement:.2f}% required"
+        )
+    logger.info("TFLite verification: %s", result.summary())
+    return result
+
+
+def batch1_latency_ms(tflite_model, text, preprocessor=None, runs=20, warmup=3):
+    """Median latency (ms) of one batch-1 call, after warmup calls.
+
+    Args:
+        tflite_model: `TFLiteClassifier`.
+        text: str. The input; ids-in builds get it pre-tokenized by
+            `preprocessor` (tokenization not timed).
+        preprocessor: the Keras preprocessor (ids-in builds only).
+        runs: int. Timed calls.
+        warmup: int. Untimed calls first.
+    """
+    inputs = tflite_model_inputs(tflite_model, text, preprocessor)
+    return _median_call_ms(tflite_model, inputs, runs, warmup)
+
+
+def tflite_model_inputs(tflite_model, text, preprocessor=None):
+    """Numpy inputs of one batch-1 call for a text."""
+    if tflite_model.input_kind == "text":
+        return {"text": np.array([text], dtype=object)}
+    if preprocessor is None:
+        raise ValueError("An ids-in build needs the preprocessor to tokenize.")
+    length = tflite_model.input_details["token_ids"]["shape"][1]
+    x = preprocessor(np.array([text], dtype=object), sequence_length=length)
+    return {k: np.asarray(v, np.int32) for k, v in x.items()}
+
+
+def _median_call_ms(tflite_model, inputs, runs, warmup):
+    for _ in range(warmup):
+        tflite_model.run(**inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        tflite_model.run(**inputs)
+        times.append(1000 * (time.perf_counter() - start))
+    return float(np.median(times))

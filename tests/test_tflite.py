@@ -1,0 +1,195 @@
+"""TFLite builds: every mode and input kind runs in LiteRT's interpreter."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf import tflite
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+from albert_tf.tflite import converter
+from tests.helpers import TINY_CORPUS
+from tests.helpers import tiny_backbone_kwargs
+
+SEQUENCE_LENGTH = 16
+
+
+def make_classifier(proto, sequence_length=SEQUENCE_LENGTH, label_names=None):
+    tokenizer = AlbertTokenizer(proto=proto)
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length)
+    backbone = AlbertBackbone(
+        **tiny_backbone_kwargs(vocabulary_size=tokenizer.vocabulary_size())
+    )
+    return AlbertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor, label_names=label_names
+    )
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_proto):
+    tf.random.set_seed(1)
+    model = make_classifier(tiny_proto, label_names=["negative", "positive"])
+    # ALBERT's init (stddev 0.02) gives a tiny random model the same logits
+    # for every text; larger weights make the outputs depend on the ids, so
+    # comparisons can catch a wrong token.
+    for weight in model.weights:
+        if weight.path.endswith(("kernel", "embeddings")):
+            weight.assign(weight * 25.0)
+    return model
+
+
+def _int8_activation_ops(content):
+    """Names of FULLY_CONNECTED/BATCH_MATMUL ops whose first input is int8."""
+    model = tflite.TFLiteClassifier(content)
+    tensors = {t["index"]: t for t in model.interpreter.get_tensor_details()}
+    return [
+        op["op_name"]
+        for op in model.interpreter._get_ops_details()
+        if op["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")
+        and tensors[op["inputs"][0]]["dtype"] == np.int8
+    ]
+
+
+def _check_signature(model, input_kind):
+    assert model.interpreter.get_signature_list() == {
+        "serving_default": {
+            "inputs": ["text"] if input_kind == "text" else sorted(converter.ID_INPUTS),
+            "outputs": ["logits", "probabilities"],
+        }
+    }
+    details = model.input_details
+    if input_kind == "text":
+        assert details["text"]["dtype"] == np.bytes_  # TFLite string tensor.
+        assert list(details["text"]["shape_signature"]) == [-1]
+    else:
+        for name in converter.ID_INPUTS:
+            assert details[name]["dtype"] == np.int32
+            assert list(details[name]["shape"]) == [1, SEQUENCE_LENGTH]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
+def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
+    texts = TINY_CORPUS[:3]
+    config = tflite.int8(TINY_CORPUS) if mode == "int8" else tflite.QuantizationConfig(mode)
+    outputs = {}
+    for input_kind in ("text", "ids"):
+        content = tflite.convert(classifier, config, input_kind=input_kind)
+        model = tflite.TFLiteClassifier(content)
+        _check_signature(model, input_kind)
+        expected_ops = ["TFText>FastSentencepieceTokenize"] if input_kind == "text" else []
+        assert converter.custom_ops(content) == expected_ops  # ids: builtins only.
+        outputs[input_kind] = model.predict(texts, preprocessor=classifier.preprocessor)
+        assert outputs[input_kind]["logits"].dtype == np.float32
+        assert outputs[input_kind]["logits"].shape == (3, 2)
+        np.testing.assert_allclose(outputs[input_kind]["probabilities"].sum(-1), 1.0, atol=1e-3)
+        # int8 builds compute the encoder in int8; the others in float.
+        assert bool(_int8_activation_ops(content)) == (mode == "int8")
+    logits = {kind: out["logits"] for kind, out in outputs.items()}
+    assert np.ptp(logits["ids"], axis=0).max() > 0.1, "outputs ignore the input"
+    # The same encoder behind both inputs, so the in-file tokenizer must give
+    # the Keras preprocessor's ids. int8: the two graphs quantize differently
+    # (dynamic vs static batch), measured ~15% of the logit range apart; a
+    # wrong calibration or tokenization is ~65% apart.
+    atol = 0.25 * np.abs(logits["ids"]).max() if mode == "int8" else 1e-5
+    np.testing.assert_allclose(logits["text"], logits["ids"], atol=atol, rtol=0)
+    if mode == "none":
+        reference = classifier.predict(texts, verbose=0)
+        np.testing.assert_allclose(outputs["text"]["logits"], reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_bad_text_inputs_have_defined_results(classifier):
+    model = tflite.TFLiteClassifier(tflite.convert(classifier, input_kind="text"))
+    tokenizer = tflite.convert_tokenizer(classifier.preprocessor.tokenizer, SEQUENCE_LENGTH)
+    ids = tflite.TFLiteClassifier(tokenizer).runner
+    cls_id = classifier.preprocessor.tokenizer.cls_token_id
+    sep_id = classifier.preprocessor.tokenizer.sep_token_id
+
+    # Empty string: just [CLS] [SEP], as the Keras preprocessor does.
+    empty = ids(text=np.array([""], dtype=object))
+    assert empty["token_ids"][0, :3].tolist() == [cls_id, sep_id, 0]
+    assert empty["padding_mask"][0].sum() == 2
+
+    # 100 KB: truncated to the sequence length, same logits as Keras.
+    long_text = "the quick brown fox " * 5000
+    out = model.run(text=np.array([long_text], dtype=object))
+    np.testing.assert_allclose(out["logits"], classifier.predict([long_text], verbose=0), atol=1e-4)
+    long_ids = ids(text=np.array([long_text], dtype=object))["token_ids"]
+    assert long_ids.shape == (1, SEQUENCE_LENGTH) and long_ids[0, -1] == sep_id
+
+    # Invalid UTF-8: tokenized (bad bytes become <unk>; the Python tokenizer
+    # drops them instead, a documented difference), no crash.
+    bad = np.array([b"caf\xe9 \xff\xfe ok"], dtype=object)
+    out = model.run(text=bad)
+    assert np.isfinite(out["logits"]).all()
+
+    # Empty batch: empty outputs of the right shape.
+    out = model.run(text=np.array([], dtype=object))
+    assert out["logits"].shape == (0, 2)
+
+
+def test_quantization_config_is_frozen_and_checked():
+    with pytest.raises(ValueError, match="representative texts"):
+        tflite.int8([])
+    with pytest.raises(ValueError, match="Unknown quantization mode 'int4'"):
+        tflite.QuantizationConfig("int4")
+    config = tflite.int8(["a", "b"])
+    assert config.representative_texts == ("a", "b")
+    with pytest.raises(AttributeError):
+        config.mode = "none"
+
+
+@pytest.mark.slow
+def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
+    from albert_tf.cli import main
+
+    model_path = tmp_path / "model.keras"
+    classifier.save(model_path)
+    data = tmp_path / "dev.tsv"
+    data.write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TINY_CORPUS))
+    )
+    out = tmp_path / "model.tflite"
+    code = main(["tflite", str(model_path), str(out), "--quantize", "dynamic", "--verify", str(data)])
+    assert code == 0
+    metadata = json.loads((tmp_path / "model.json").read_text())
+    assert metadata["quantization"] == "dynamic"
+    assert metadata["inputs"] == [{"name": "text", "dtype": "string", "shape": [-1]}]
+    assert metadata["required_custom_ops"] == ["TFText>FastSentencepieceTokenize"]
+    assert metadata["sequence_length"] == SEQUENCE_LENGTH
+    assert (tmp_path / "model.labels.txt").read_text().split() == ["negative", "positive"]
+    assert out.read_bytes()[4:8] == b"TFL3"
+
+    # A gate that cannot pass (accuracy must rise 100 points): nothing written.
+    gated = tmp_path / "gated.tflite"
+    code = main(
+        ["tflite", str(model_path), str(gated), "--input", "ids", "--quantize", "dynamic",
+         "--verify", str(data), "--max-accuracy-drop", "-100"]
+    )
+    assert code == 1
+    assert "verification failed" in capsys.readouterr().err
+    assert not gated.exists()
+
+
+def test_cli_bad_inputs_are_clear(tmp_path, capsys):
+    from albert_tf.cli import main
+
+    saved_model = tmp_path / "export"
+    saved_model.mkdir()
+    (saved_model / "saved_model.pb").write_bytes(b"")
+    assert main(["tflite", str(saved_model), str(tmp_path / "x.tflite")]) == 1
+    assert "is a SavedModel: pass --sequence-length" in capsys.readouterr().err
+    assert main(["tflite", str(tmp_path / "missing.keras"), str(tmp_path / "x.tflite")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+    from albert_tf.tflite.verification import read_labelled_tsv
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\ngood\t1\nno label here\n")
+    with pytest.raises(ValueError, match=r"bad.tsv, line 3: expected 2 tab-separated"):
+        read_labelled_tsv(bad)

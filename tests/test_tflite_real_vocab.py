@@ -1,0 +1,67 @@
+"""TFLite string-in builds vs the Keras model on SST-2 dev, real ALBERT vocabulary."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf import tflite
+from albert_tf.models import AlbertBackbone
+from albert_tf.models import AlbertTextClassifier
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+from tests.helpers import tiny_backbone_kwargs
+
+# Long enough that no SST-2 dev sentence is truncated (the longest has ~70
+# pieces), so every id of every sentence is compared.
+IDS_LENGTH = 128
+
+
+@pytest.fixture(scope="module")
+def tokenizer(spiece_model_path):
+    return AlbertTokenizer(proto=spiece_model_path)
+
+
+@pytest.mark.slow
+def test_tflite_ids_equal_foundation_ids_on_sst2_dev(tokenizer, sst2_dev_sentences):
+    extra = [
+        "I was born in 92000, and this is falsé.",  # Digit-comma rule, accents.
+        "1,000,000 and 9, then 12a, too",
+        "He said ``Hello'' to the CAFÉ \u00a0 crowd\t\n  .",
+        "Ｆｕｌｌｗｉｄｔｈ ﬁne ½ naïve",
+        "",
+    ]
+    texts = list(sst2_dev_sentences) + extra
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, IDS_LENGTH)
+    expected = preprocessor(tf.constant(texts))
+    model = tflite.TFLiteClassifier(tflite.convert_tokenizer(tokenizer, IDS_LENGTH))
+    got = model.run(text=np.array(texts, dtype=object))
+    for key in ("token_ids", "segment_ids", "padding_mask"):
+        differing = np.flatnonzero((got[key] != expected[key].numpy()).any(-1))
+        assert differing.size == 0, (
+            f"{key} differ on {differing.size} of {len(texts)} texts, e.g. "
+            f"{texts[differing[0]]!r}"
+        )
+    # Nothing was truncated, so the comparison covered every piece.
+    assert (expected["padding_mask"].numpy()[:, -1] == 0).all()
+
+
+@pytest.mark.slow
+def test_float32_text_build_matches_keras_on_sst2_dev(tokenizer, sst2_dev_sentences):
+    tf.random.set_seed(0)
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=32)
+    backbone = AlbertBackbone(
+        **tiny_backbone_kwargs(
+            vocabulary_size=tokenizer.vocabulary_size(), max_sequence_length=32
+        )
+    )
+    classifier = AlbertTextClassifier(backbone, num_classes=2, preprocessor=preprocessor)
+    # Larger than ALBERT's init so the logits depend on the ids (see test_tflite).
+    for weight in classifier.weights:
+        if weight.path.endswith(("kernel", "embeddings")):
+            weight.assign(weight * 25.0)
+    content = tflite.convert(classifier, tflite.none(), input_kind="text")
+    result = tflite.verify(classifier, content, list(sst2_dev_sentences), quantized=False)
+    assert result.examples == 872
+    assert result.max_abs_logit_diff <= 1e-4, result.summary()
+    logits = classifier.predict(list(sst2_dev_sentences[:50]), verbose=0)
+    assert np.ptp(logits, axis=0).max() > 0.1, "outputs ignore the input"
