@@ -14,6 +14,7 @@ sentences (accuracy and agreement vs the float model).
 """
 
 import argparse
+import json
 import logging
 import os
 import time
@@ -95,6 +96,12 @@ def main():
     rows = report.compare_builds(
         base, dev_texts[: args.examples], None, "text", calibration_texts=calibration
     )
+    by_mode = {r["mode"]: r for r in rows}
+    ratios = {
+        f"TFLite {mode} {what} vs float32": by_mode[mode][key] / by_mode["none"][key]
+        for mode in ("dynamic", "int8") if mode in by_mode
+        for what, key in (("size", "size_bytes"), ("latency", "latency_ms"))
+    }
     part1_seconds = time.time() - start
     part1 = section(
         "Size and batch-1 latency, ALBERT-base-sized",
@@ -140,6 +147,9 @@ def main():
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w") as f:
         f.write(text)
+    (RESULTS_DIR / "tflite.json").write_text(
+        json.dumps({"command": "python -m benchmarks.tflite", "ratios": ratios}, indent=2)
+    )
     print(text)
 
 
