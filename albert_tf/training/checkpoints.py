@@ -1,0 +1,96 @@
+"""Atomic, resumable training checkpoints.
+
+Each checkpoint is a folder `ckpt-<step>` holding a `tf.train.Checkpoint`
+(model weights, optimizer state, step counter) and `state.json` (metric
+history, data position). It is written under a temporary name and renamed
+when complete, so a crash or `kill -9` never leaves a half-written
+checkpoint under a final name; resuming picks the newest complete one.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^ckpt-(\d+)$")
+
+
+class CheckpointManager:
+    """Saves, lists, prunes and restores checkpoints in one folder.
+
+    Args:
+        directory: str. The checkpoint folder.
+        checkpoint: `tf.train.Checkpoint` of everything to restore.
+        keep: int. How many of the newest checkpoints to keep.
+        is_chief: bool. Only the chief writes to `directory`; other
+            multi-worker processes write to a temp folder (the save may need
+            them) and delete it.
+    """
+
+    def __init__(self, directory, checkpoint, keep=2, is_chief=True):
+        self.directory = directory
+        self.checkpoint = checkpoint
+        self.keep = keep
+        self.is_chief = is_chief
+
+    def steps(self):
+        """Steps of the complete checkpoints, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
+        found = (_NAME.match(name) for name in os.listdir(self.directory))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def path(self, step):
+        return os.path.join(self.directory, f"ckpt-{step:08d}")
+
+    def save(self, step, state):
+        """Writes checkpoint `step` with JSON `state`, atomically."""
+        parent = self.directory if self.is_chief else None
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-ckpt-{step}-", dir=parent)
+        try:
+            self.checkpoint.write(os.path.join(tmp, "ckpt"))
+            with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
+                json.dump(state, f)
+            if not self.is_chief:
+                return None
+            final = self.path(step)
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+        for old in self.steps()[: -self.keep]:
+            shutil.rmtree(self.path(old), ignore_errors=True)
+        logger.info("Saved checkpoint %s", final)
+        return final
+
+    def restore_latest(self):
+        """Restores the newest checkpoint.
+
+        Returns:
+            `(step, state)`, or `None` when there is no checkpoint.
+        """
+        steps = self.steps()
+        if not steps:
+            return None
+        path = self.path(steps[-1])
+        status = self.checkpoint.read(os.path.join(path, "ckpt"))
+        status.assert_existing_objects_matched()
+        with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        return steps[-1], state
+
+
+def latest_checkpoint_step(directory):
+    """The step of the newest complete checkpoint in `directory`, or `None`."""
+    steps = CheckpointManager(directory, tf.train.Checkpoint()).steps()
+    return steps[-1] if steps else None

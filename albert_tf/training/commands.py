@@ -1,0 +1,289 @@
+"""The `train`, `evaluate` and `predict` sub-commands."""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a classifier from a YAML config (resumable)",
+        description="Train from a YAML config. Rerunning the same command "
+        "resumes from the newest checkpoint in the output directory.",
+    )
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--output", help="output directory (overrides output_dir)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.steps=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip and count bad data rows instead of failing",
+    )
+    parser.add_argument("--tpu", help="TPU name or address (selects TPUStrategy)")
+    parser.set_defaults(func=run_train)
+
+    parser = subparsers.add_parser(
+        "evaluate", help="accuracy, per-class P/R/F1 and confusion matrix on a file"
+    )
+    parser.add_argument("model", help="a .keras model (e.g. OUTPUT/model.keras)")
+    parser.add_argument("data", help="labelled TSV/CSV/JSONL/TFRecord file")
+    _add_column_arguments(parser)
+    parser.add_argument("--skip-bad-rows", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--output", help="also write the report as JSON here")
+    parser.add_argument("--plot", help="also write the confusion matrix PNG here")
+    parser.set_defaults(func=run_evaluate)
+
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify texts with a local model or a TF Serving server",
+        usage="albert-tf predict MODEL [TEXT ...] [--file F] [--format table|jsonl]\n"
+        "       albert-tf predict --server HOST:PORT --model-name NAME [TEXT ...]",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="MODEL TEXT",
+        help="a .keras model (without --server), then texts",
+    )
+    parser.add_argument(
+        "--file",
+        help="texts to classify: one per line, or a "
+        "TSV/CSV/JSONL file read with --text-column",
+    )
+    _add_column_arguments(parser)
+    parser.add_argument("--format", choices=("table", "jsonl"), default="table")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--server", help="TF Serving gRPC address HOST:PORT")
+    parser.add_argument("--model-name", default="albert", help="served model name")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="gRPC deadline in seconds"
+    )
+    parser.set_defaults(func=run_predict)
+
+
+def _add_column_arguments(parser):
+    parser.add_argument("--text-column", default="sentence")
+    parser.add_argument("--text-pair-column")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument(
+        "--data-format",
+        default="auto",
+        choices=("auto", "tsv", "csv", "jsonl", "tfrecord"),
+    )
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        help="TSV/CSV without a header: columns are 0-based indices",
+    )
+
+
+def _data_config(args, skip_bad_rows=False):
+    from albert_tf.training.config import DataConfig
+
+    def column(value):
+        return int(value) if value is not None and args.no_header else value
+
+    return DataConfig(
+        format=args.data_format,
+        header=not args.no_header,
+        text_column=column(args.text_column),
+        text_pair_column=column(args.text_pair_column),
+        label_column=column(args.label_column),
+        skip_bad_rows=skip_bad_rows,
+    )
+
+
+def run_train(args):
+    from albert_tf.training.config import load_config
+    from albert_tf.training.config import parse_overrides
+    from albert_tf.training.trainer import Trainer
+
+    overrides = parse_overrides(args.set)
+    if args.skip_bad_rows:
+        overrides["data.skip_bad_rows"] = True
+    if args.tpu:
+        overrides["strategy.tpu"] = args.tpu
+        overrides["strategy.name"] = "tpu"
+    config = load_config(args.config, overrides=overrides)
+    trainer = Trainer(config, output_dir=args.output)
+    result = trainer.train()
+    best = result["best"]
+    summary = (
+        f"trained {result['steps']} steps; model: {trainer.output_dir}/model.keras"
+    )
+    if best:
+        summary += (
+            f"; best dev {result['best_metric']} "
+            f"{best[result['best_metric']]:.4f} at step {best['step']}"
+        )
+    print(summary)
+    return 0
+
+
+def _load(path):
+    from albert_tf.models import load_classifier
+
+    model = load_classifier(path)
+    if model.preprocessor is None:
+        raise ValueError(f"{path}: the model has no preprocessor; cannot take text")
+    return model
+
+
+def _label_names(model):
+    return model.label_names or [str(i) for i in range(model.num_classes)]
+
+
+def run_evaluate(args):
+    from albert_tf.training import data_files
+    from albert_tf.training import data_pipeline
+    from albert_tf.training import metrics as metrics_lib
+    from albert_tf.training.trainer import predict_logits
+
+    model = _load(args.model)
+    label_names = _label_names(model)
+    data = data_files.read_labelled_text(
+        args.data,
+        _data_config(args, args.skip_bad_rows),
+        data_files.LabelVocabulary(label_names),
+    )
+    dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
+    logits, labels = predict_logits(model, dataset)
+    report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
+    report["skipped_rows"] = data.skipped
+    print(metrics_lib.format_report(report, label_names))
+    if args.output:
+        metrics_lib.write_json_atomic(args.output, report)
+    if args.plot:
+        metrics_lib.plot_confusion_matrix(
+            report["confusion_matrix"], label_names, args.plot
+        )
+    return 0
+
+
+def _read_texts(args):
+    from albert_tf.training import data_files
+
+    if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
+        data = data_files.read_labelled_text(
+            args.file, _data_config(args), with_labels=False
+        )
+        if data.text_pairs is not None:
+            return data.texts, data.text_pairs
+        return data.texts, None
+    if not os.path.isfile(args.file):
+        raise FileNotFoundError(f"text file not found: '{args.file}'")
+    with open(args.file, encoding="utf-8") as f:
+        return [line.rstrip("\r\n") for line in f if line.strip()], None
+
+
+def _softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _local_predictions(model, texts, pairs, batch_size):
+    from albert_tf.training.data_files import LabelledText
+    from albert_tf.training.data_pipeline import eval_dataset
+    from albert_tf.training.trainer import predict_logits
+
+    data = LabelledText(texts=texts, text_pairs=pairs, labels=None)
+    logits, _ = predict_logits(
+        model, eval_dataset(data, model.preprocessor, batch_size)
+    )
+    import keras
+
+    if model.activation == keras.activations.softmax:
+        probabilities = logits
+    else:
+        probabilities = _softmax(logits)
+    class_id = probabilities.argmax(-1)
+    names = _label_names(model)
+    return {
+        "logits": logits,
+        "probabilities": probabilities,
+        "class_id": class_id,
+        "label": np.array([names[i] for i in class_id]),
+    }
+
+
+def format_predictions(texts, outputs, fmt="table"):
+    """Formats `{logits, probabilities, class_id, label}` rows for printing.
+
+    Args:
+        texts: list of str. The inputs, in order.
+        outputs: dict of numpy arrays (a local model's or `ServingClient`'s).
+        fmt: `"table"` or `"jsonl"`.
+
+    Returns:
+        str.
+    """
+    labels = [
+        v.decode("utf-8") if isinstance(v, bytes) else str(v)
+        for v in np.asarray(outputs["label"]).reshape(-1)
+    ]
+    class_ids = np.asarray(outputs["class_id"]).reshape(-1)
+    probabilities = np.asarray(outputs["probabilities"])
+    logits = np.asarray(outputs["logits"])
+    lines = []
+    if fmt == "jsonl":
+        for i, text in enumerate(texts):
+            lines.append(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": labels[i],
+                        "class_id": int(class_ids[i]),
+                        "probability": float(probabilities[i, class_ids[i]]),
+                        "probabilities": [float(p) for p in probabilities[i]],
+                        "logits": [float(v) for v in logits[i]],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return "\n".join(lines)
+    width = max([len(label) for label in labels] + [5])
+    lines.append(f"{'label':<{width}}  {'prob':>6}  text")
+    for i, text in enumerate(texts):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        lines.append(
+            f"{labels[i]:<{width}}  {probabilities[i, class_ids[i]]:6.4f}  {shown}"
+        )
+    return "\n".join(lines)
+
+
+def run_predict(args):
+    inputs = list(args.inputs)
+    model_path = None
+    if args.server is None:
+        if not inputs:
+            raise ValueError("give a MODEL (a .keras file) or --server HOST:PORT")
+        model_path = inputs.pop(0)
+    texts, pairs = inputs, None
+    if args.file:
+        if texts:
+            raise ValueError("give texts on the command line or --file, not both")
+        texts, pairs = _read_texts(args)
+    if not texts:
+        raise ValueError("no texts to classify: give TEXT arguments or --file")
+    if args.server is not None:
+        from albert_tf.serving.client import ServingClient
+
+        if pairs is not None:
+            raise ValueError("--server takes single texts, not text pairs")
+        client = ServingClient(args.server, args.model_name, timeout=args.timeout)
+        outputs = client.predict(texts)
+    else:
+        outputs = _local_predictions(_load(model_path), texts, pairs, args.batch_size)
+    sys.stdout.write(format_predictions(texts, outputs, args.format) + "\n")
+    return 0

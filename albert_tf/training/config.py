@@ -1,0 +1,413 @@
+"""Training configuration: dataclasses loaded from YAML and validated.
+
+A config file has the sections `model`, `data`, `optimizer`, `training` and
+`strategy`, plus `seed` and `output_dir`. Unknown keys and values of the wrong
+type are errors that name the key. Relative paths in a config file
+(`model.vocabulary`, `data.train`, `data.dev`, `output_dir`) are resolved
+relative to the directory of the config file, so a config works from any
+working directory; paths given with `--set` or `--output` are relative to the
+current directory.
+"""
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+
+import yaml
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    """`AlbertBackbone` hyperparameters; `vocabulary_size` is the vocabulary's."""
+
+    num_layers: int = 2
+    num_heads: int = 2
+    embedding_dim: int = 16
+    hidden_dim: int = 16
+    intermediate_dim: int = 32
+    num_groups: int = 1
+    num_inner_repetitions: int = 1
+    dropout: float = 0.0
+    max_sequence_length: int = 512
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which model to train.
+
+    Either `preset` (passed to `AlbertTextClassifier.from_preset`), or
+    `backbone` hyperparameters plus a SentencePiece `vocabulary` path for a
+    model trained from scratch.
+    """
+
+    preset: str | None = None
+    vocabulary: str | None = None
+    backbone: BackboneConfig | None = None
+    sequence_length: int = 128
+    dropout: float = 0.1
+    lowercase: bool = True
+    strip_accents: bool = True
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Labelled text files and how to read them.
+
+    `format` is `auto` (from the extension), `tsv`, `csv`, `jsonl` or
+    `tfrecord` (of `tf.train.Example`). Columns are header names, or 0-based
+    indices when `header` is false; for JSONL/TFRecord they are keys.
+    `label_names` fixes the label vocabulary (ids in this order); without it,
+    integer labels are used as ids and name labels are sorted.
+    `bucket_boundaries` are the sequence lengths of the length buckets used for
+    dynamic padding (`null`: powers of two up to `model.sequence_length`).
+    """
+
+    train: str | None = None
+    dev: str | None = None
+    format: str = "auto"
+    header: bool = True
+    text_column: str | int = "sentence"
+    text_pair_column: str | int | None = None
+    label_column: str | int = "label"
+    label_names: list[str] | None = None
+    skip_bad_rows: bool = False
+    shuffle_buffer: int = 10000
+    bucket_boundaries: list[int] | None = None
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """AdamW with linear warmup then linear decay to zero (ALBERT fine-tuning).
+
+    `warmup_steps` wins over `warmup_ratio` (a fraction of all steps) when set.
+    """
+
+    learning_rate: float = 1e-5
+    warmup_steps: int | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clipnorm: float | None = 1.0
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Loop length, batch sizes and the cadence of logs, evals and checkpoints.
+
+    `steps` wins over `epochs` when set. `global_batch_size` is split evenly
+    over all replicas. `best_metric` is `accuracy`, `macro_f1` or `loss`
+    (lower is better for loss); the saved model is the best one on `data.dev`
+    when a dev file is given, the last one otherwise.
+    """
+
+    global_batch_size: int = 32
+    eval_batch_size: int = 64
+    steps: int | None = None
+    epochs: float = 1.0
+    log_every_steps: int = 50
+    eval_every_steps: int | None = None
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 2
+    best_metric: str = "accuracy"
+    verbose: int = 1
+
+
+@dataclasses.dataclass
+class StrategyConfig:
+    """Where to train.
+
+    `name` is `auto` (TPU if `tpu` is set, all GPUs if there are several,
+    else one device), `default`, `one_device`, `mirrored`, `multi_worker`
+    (reads `TF_CONFIG`) or `tpu`. `num_cpu_devices` splits the CPU into that
+    many logical devices for `mirrored` (must be set before TensorFlow starts).
+    `mixed_precision`: `false`, `true` (bfloat16 on TPU/CPU, float16 on GPU),
+    or a Keras policy name. `static_shapes` forces fixed-size batches (always
+    on for TPUs).
+    """
+
+    name: str = "auto"
+    tpu: str | None = None
+    num_cpu_devices: int | None = None
+    mixed_precision: bool | str = False
+    jit_compile: bool = False
+    static_shapes: bool = False
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A complete training run."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
+    output_dir: str | None = None
+    seed: int = 42
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "data.format": ("auto", "tsv", "csv", "jsonl", "tfrecord"),
+    "training.best_metric": ("accuracy", "macro_f1", "loss"),
+    "strategy.name": (
+        "auto",
+        "default",
+        "one_device",
+        "mirrored",
+        "multi_worker",
+        "tpu",
+    ),
+}
+_PATH_KEYS = ("model.vocabulary", "data.train", "data.dev", "output_dir")
+
+
+def _type_name(tp):
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value, tp, key):
+    """Checks `value` against type hint `tp`; builds nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise TypeError(f"config key '{key}': expected {_type_name(tp)}, got null")
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except (TypeError, ValueError) as e:
+                errors.append(e)
+        raise TypeError(
+            f"config key '{key}': expected {_type_name(tp)}, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(
+                f"config key '{key}': expected a list, got {type(value).__name__} "
+                f"{value!r}"
+            )
+        (item_type,) = typing.get_args(tp)
+        return [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"config key '{key}': expected a mapping, got {type(value).__name__}"
+            )
+        return _from_dict(tp, value, key)
+    # bool is an int subclass in Python: never accept one for the other.
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e-5` (no dot) as a string; accept it as a float.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise TypeError(
+        f"config key '{key}': expected {_type_name(tp)}, got "
+        f"{type(value).__name__} {value!r}"
+    )
+
+
+def _from_dict(cls, data, prefix=""):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in names:
+            raise ValueError(
+                f"unknown config key '{key}' (expected one of: {', '.join(names)})"
+            )
+        kwargs[name] = _convert(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _get_section(config, key):
+    parts = key.split(".")
+    obj = config
+    for part in parts[:-1]:
+        obj = getattr(obj, part)
+    return obj, parts[-1]
+
+
+def validate(config):
+    """Semantic checks that types alone cannot express.
+
+    Args:
+        config: `TrainConfig`.
+
+    Raises:
+        ValueError: naming the offending key.
+    """
+    for key, choices in _CHOICES.items():
+        obj, name = _get_section(config, key)
+        if getattr(obj, name) not in choices:
+            raise ValueError(
+                f"config key '{key}': expected one of {', '.join(choices)}, got "
+                f"{getattr(obj, name)!r}"
+            )
+    model = config.model
+    if model.preset is None and (model.vocabulary is None or model.backbone is None):
+        raise ValueError(
+            "config key 'model': set either 'model.preset', or both "
+            "'model.backbone' and 'model.vocabulary'"
+        )
+    if model.preset is not None and model.backbone is not None:
+        raise ValueError(
+            "config key 'model': 'model.preset' and 'model.backbone' are "
+            "exclusive; set one"
+        )
+    positive = (
+        "model.sequence_length",
+        "training.global_batch_size",
+        "training.eval_batch_size",
+        "training.log_every_steps",
+        "training.checkpoint_every_steps",
+        "training.keep_checkpoints",
+        "training.steps",
+        "training.eval_every_steps",
+        "data.shuffle_buffer",
+        "strategy.num_cpu_devices",
+    )
+    for key in positive:
+        obj, name = _get_section(config, key)
+        value = getattr(obj, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"config key '{key}': must be > 0, got {value}")
+    if config.training.epochs <= 0:
+        raise ValueError(
+            f"config key 'training.epochs': must be > 0, got {config.training.epochs}"
+        )
+    if not 0.0 <= config.optimizer.warmup_ratio <= 1.0:
+        raise ValueError(
+            "config key 'optimizer.warmup_ratio': must be in [0, 1], got "
+            f"{config.optimizer.warmup_ratio}"
+        )
+    if config.data.train is None:
+        raise ValueError("config key 'data.train': a training file is required")
+    if (
+        model.backbone is not None
+        and model.sequence_length > model.backbone.max_sequence_length
+    ):
+        raise ValueError(
+            f"config key 'model.sequence_length': {model.sequence_length} exceeds "
+            f"'model.backbone.max_sequence_length' "
+            f"({model.backbone.max_sequence_length})"
+        )
+    return config
+
+
+def parse_overrides(items):
+    """Parses `--set key=value` items into `{dotted_key: value}` (YAML values)."""
+    overrides = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(text) if text else None
+    return overrides
+
+
+def _apply_override(data, dotted_key, value):
+    parts = dotted_key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {dotted_key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path=None, overrides=None, data=None):
+    """Loads, overrides and validates a training config.
+
+    Args:
+        path: str. A YAML file; relative paths inside it are resolved relative
+            to its directory.
+        overrides: dict of dotted key -> value (e.g. from `--set`), applied
+            after loading; relative paths here stay relative to the CWD.
+        data: dict. A config given as a mapping instead of a file.
+
+    Returns:
+        A validated `TrainConfig`.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: YAML syntax, unknown keys, wrong types or bad values, with
+            the file and key named.
+
+    Example:
+    ```python
+    config = albert_tf.training.load_config(
+        "configs/tiny.yaml", overrides={"training.steps": 10}
+    )
+    ```
+    """
+    base_dir = os.getcwd()
+    if path is not None:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file not found: '{path}'")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                raise ValueError(f"{path}: invalid YAML: {e}") from None
+        base_dir = os.path.dirname(os.path.abspath(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    data = copy.deepcopy(data)
+    where = f"{path}: " if path else ""
+    overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        _apply_override(data, key, value)
+    try:
+        config = _from_dict(TrainConfig, data)
+        _resolve_paths(config, base_dir, overrides)
+        return validate(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}{e}") from None
+
+
+def _resolve_paths(config, base_dir, overrides):
+    for key in _PATH_KEYS:
+        obj, name = _get_section(config, key)
+        value = getattr(obj, name)
+        if value is None or os.path.isabs(value):
+            continue
+        # Paths from the command line are relative to the CWD, as usual.
+        root = os.getcwd() if key in overrides else base_dir
+        setattr(obj, name, os.path.normpath(os.path.join(root, value)))

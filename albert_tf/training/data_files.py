@@ -1,0 +1,293 @@
+"""Reading labelled text files (TSV, CSV, JSONL, TFRecord) with row checks.
+
+Files are read and checked once on the host, so a bad row is reported with
+its file and line (or record number for TFRecord); the checked columns then
+feed a `tf.data` pipeline (see `albert_tf.training.data_pipeline`).
+"""
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".tfrecord": "tfrecord",
+    ".tfrecords": "tfrecord",
+}
+
+
+class BadRowError(ValueError):
+    """A row that cannot be used; the message names file and line."""
+
+
+@dataclasses.dataclass
+class LabelledText:
+    """Checked columns of one file.
+
+    Attributes:
+        texts: list of str.
+        text_pairs: list of str, or `None` without a pair column.
+        labels: list of int class ids (or raw str labels when read without a
+            `LabelVocabulary`), or `None` for unlabelled files.
+        skipped: int. Number of bad rows skipped.
+        path: str. The file.
+    """
+
+    texts: list
+    text_pairs: list | None
+    labels: list | None
+    skipped: int = 0
+    path: str = ""
+
+    def __len__(self):
+        return len(self.texts)
+
+
+def detect_format(path, fmt="auto"):
+    if fmt != "auto":
+        return fmt
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise ValueError(
+            f"{path}: cannot tell the format from the extension '{ext}'; set "
+            f"'data.format' to one of tsv, csv, jsonl, tfrecord"
+        )
+    return FORMATS[ext]
+
+
+def _decoded_lines(path):
+    """Yields (line number, text or UnicodeDecodeError) for each line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                yield number, e
+
+
+def _delimited_rows(path, delimiter, header):
+    """Yields (line, dict or list of fields, error) for TSV/CSV files."""
+    names = None
+    for number, line in _decoded_lines(path):
+        if isinstance(line, UnicodeDecodeError):
+            yield number, None, f"undecodable bytes (not UTF-8): {line.reason}"
+            continue
+        if not line.strip():
+            continue
+        if delimiter == "\t":
+            fields = line.split("\t")  # GLUE TSVs are unquoted.
+        else:
+            fields = next(csv.reader([line]))
+        if header and names is None:
+            names = fields
+            continue
+        if names is not None and len(fields) != len(names):
+            yield (
+                number,
+                None,
+                (
+                    f"expected {len(names)} columns ({', '.join(names)}), got "
+                    f"{len(fields)}"
+                ),
+            )
+            continue
+        yield number, (dict(zip(names, fields)) if names else fields), None
+
+
+def _jsonl_rows(path):
+    for number, line in _decoded_lines(path):
+        if isinstance(line, UnicodeDecodeError):
+            yield number, None, f"undecodable bytes (not UTF-8): {line.reason}"
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield number, None, f"invalid JSON: {e.msg}"
+            continue
+        if not isinstance(row, dict):
+            yield number, None, f"expected a JSON object, got {type(row).__name__}"
+            continue
+        yield number, row, None
+
+
+def _tfrecord_rows(path):
+    import tensorflow as tf
+
+    for number, record in enumerate(
+        tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1
+    ):
+        try:
+            example = tf.train.Example.FromString(record)
+        except Exception:  # noqa: BLE001 - protobuf raises DecodeError subclasses.
+            yield number, None, "not a serialized tf.train.Example"
+            continue
+        row = {}
+        for key, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value) if kind else []
+            row[key] = values[0] if len(values) == 1 else values
+        yield number, row, None
+
+
+def _field(row, column, what):
+    if isinstance(row, list):
+        if not isinstance(column, int):
+            raise BadRowError(f"{what} column {column!r} needs a header row")
+        if column >= len(row):
+            raise BadRowError(f"{what} column {column} missing (row has {len(row)})")
+        return row[column]
+    if column not in row:
+        raise BadRowError(f"missing {what} column {column!r}")
+    return row[column]
+
+
+def _as_text(value, what):
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadRowError(f"undecodable {what} bytes (not UTF-8): {e.reason}")
+    if isinstance(value, list) or value is None:
+        raise BadRowError(f"{what} must be one value, got {value!r}")
+    return str(value)
+
+
+def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=True):
+    """Reads and checks one file.
+
+    Args:
+        path: str. The file.
+        data_config: `albert_tf.training.config.DataConfig`. Format, columns,
+            `skip_bad_rows`.
+        label_vocabulary: `LabelVocabulary`. If given, labels are returned as
+            class ids and unknown labels are bad rows; otherwise raw strings.
+        with_labels: bool. Whether the label column is required.
+
+    Returns:
+        `LabelledText`.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        BadRowError: a bad row (file and line named) when `skip_bad_rows` is
+            false; the first bad rows are logged and counted otherwise.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: '{path}'")
+    fmt = detect_format(path, data_config.format)
+    if fmt == "tsv":
+        rows = _delimited_rows(path, "\t", data_config.header)
+    elif fmt == "csv":
+        rows = _delimited_rows(path, ",", data_config.header)
+    elif fmt == "jsonl":
+        rows = _jsonl_rows(path)
+    else:
+        rows = _tfrecord_rows(path)
+    unit = "record" if fmt == "tfrecord" else "line"
+    pair_column = data_config.text_pair_column
+    texts, pairs, labels, skipped = [], [], [], 0
+    for number, row, error in rows:
+        try:
+            if error:
+                raise BadRowError(error)
+            text = _as_text(_field(row, data_config.text_column, "text"), "text")
+            if not text.strip():
+                raise BadRowError("empty text")
+            if pair_column is not None:
+                pair = _as_text(_field(row, pair_column, "text pair"), "text pair")
+                if not pair.strip():
+                    raise BadRowError("empty text pair")
+            if with_labels:
+                label = _as_text(
+                    _field(row, data_config.label_column, "label"), "label"
+                ).strip()
+                if not label:
+                    raise BadRowError("missing label")
+                if label_vocabulary is not None:
+                    class_id = label_vocabulary.lookup(label)
+                    if class_id is None:
+                        raise BadRowError(
+                            f"unknown label {label!r} (expected one of "
+                            f"{', '.join(label_vocabulary.names)} or an id below "
+                            f"{len(label_vocabulary)})"
+                        )
+                    label = class_id
+        except BadRowError as e:
+            message = f"{path}:{unit} {number}: {e}"
+            if not data_config.skip_bad_rows:
+                raise BadRowError(
+                    f"{message} (use --skip-bad-rows to skip bad rows)"
+                ) from None
+            skipped += 1
+            if skipped <= 10:
+                logger.warning("Skipping bad row: %s", message)
+            continue
+        texts.append(text)
+        if pair_column is not None:
+            pairs.append(pair)
+        if with_labels:
+            labels.append(label)
+    if skipped:
+        logger.warning("%s: skipped %d bad rows", path, skipped)
+    if not texts:
+        raise ValueError(f"{path}: no usable rows")
+    return LabelledText(
+        texts=texts,
+        text_pairs=pairs if pair_column is not None else None,
+        labels=labels if with_labels else None,
+        skipped=skipped,
+        path=path,
+    )
+
+
+class LabelVocabulary:
+    """Maps raw labels (class names, or integer ids) to class ids.
+
+    Args:
+        names: list of str. Class names in id order. A raw label is looked up
+            as a name first, then as an integer id in `[0, len(names))`.
+
+    Example:
+    ```python
+    vocab = LabelVocabulary(["negative", "positive"])
+    vocab.lookup("positive"), vocab.lookup("0")  # (1, 0)
+    ```
+    """
+
+    def __init__(self, names):
+        self.names = [str(n) for n in names]
+        self._ids = {n: i for i, n in enumerate(self.names)}
+
+    @classmethod
+    def from_labels(cls, labels):
+        """Integer labels give names "0".."max"; other labels, sorted names."""
+        if all(_is_int(label) for label in labels):
+            return cls([str(i) for i in range(max(int(lb) for lb in labels) + 1)])
+        return cls(sorted(set(labels)))
+
+    def __len__(self):
+        return len(self.names)
+
+    def lookup(self, label):
+        """Returns the class id of a raw label, or `None` if unknown."""
+        if label in self._ids:
+            return self._ids[label]
+        if _is_int(label) and 0 <= int(label) < len(self.names):
+            return int(label)
+        return None
+
+
+def _is_int(text):
+    try:
+        int(text)
+    except (TypeError, ValueError):
+        return False
+    return True

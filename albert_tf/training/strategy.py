@@ -1,0 +1,132 @@
+"""One helper for every `tf.distribute` strategy the trainer supports."""
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+
+def split_cpu(num_devices):
+    """Splits the CPU into `num_devices` logical devices (for MirroredStrategy).
+
+    Must run before TensorFlow initialises its devices (before any op runs).
+
+    Raises:
+        ValueError: TensorFlow was already initialised with another split.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+        )
+    except RuntimeError:
+        current = len(tf.config.list_logical_devices("CPU"))
+        if current != num_devices:
+            raise ValueError(
+                f"config key 'strategy.num_cpu_devices': cannot split the CPU "
+                f"into {num_devices} devices after TensorFlow started (it has "
+                f"{current}); set it in a fresh process"
+            ) from None
+
+
+def make_strategy(strategy_config):
+    """Creates the strategy named in the config.
+
+    Args:
+        strategy_config: `albert_tf.training.config.StrategyConfig`. `name`:
+            `auto`, `default`, `one_device`, `mirrored` (all local GPUs, or
+            `num_cpu_devices` logical CPUs), `multi_worker` (cluster from
+            `TF_CONFIG`) or `tpu` (`tpu`: a TPU name or `grpc://` address,
+            `local` on a TPU VM).
+
+    Returns:
+        A `tf.distribute.Strategy`.
+    """
+    name = strategy_config.name
+    if name == "auto":
+        if strategy_config.tpu:
+            name = "tpu"
+        elif "TF_CONFIG" in os.environ and _tf_config_workers() > 1:
+            name = "multi_worker"
+        elif (
+            len(tf.config.list_physical_devices("GPU")) > 1
+            or (strategy_config.num_cpu_devices or 1) > 1
+        ):
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=strategy_config.tpu or ""
+        )
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    elif name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "strategy 'multi_worker' needs the TF_CONFIG environment variable"
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif name == "mirrored":
+        if strategy_config.num_cpu_devices and not tf.config.list_physical_devices(
+            "GPU"
+        ):
+            split_cpu(strategy_config.num_cpu_devices)
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+            strategy = tf.distribute.MirroredStrategy(devices)
+        else:
+            strategy = tf.distribute.MirroredStrategy()
+    elif name == "one_device":
+        device = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
+        strategy = tf.distribute.OneDeviceStrategy(device)
+    else:
+        strategy = tf.distribute.get_strategy()
+    logger.info(
+        "Strategy %s with %d replica(s)",
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
+    )
+    return strategy
+
+
+def _tf_config_workers():
+    try:
+        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def is_tpu(strategy):
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
+def is_chief(strategy):
+    """Whether this process writes outputs (always true off multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (
+        task_type == "worker"
+        and task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def mixed_precision_policy(strategy_config, strategy):
+    """The Keras dtype policy name for the `mixed_precision` switch."""
+    value = strategy_config.mixed_precision
+    if value is False:
+        return "float32"
+    if isinstance(value, str):
+        return value
+    if is_tpu(strategy) or not tf.config.list_physical_devices("GPU"):
+        return "mixed_bfloat16"
+    return "mixed_float16"

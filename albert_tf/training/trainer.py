@@ -1,0 +1,484 @@
+"""The training loop: distributed steps, evaluation, checkpoints, outputs.
+
+One loop serves every strategy: each step runs `strategy.run` on a replica
+function (Keras 3 `fit` is broken upstream for some strategies, see
+keras#20585 and keras#21069, and a custom loop gives exact control of
+gradient clipping across replicas and of resuming mid-epoch).
+"""
+
+import logging
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from albert_tf.training import data_files
+from albert_tf.training import data_pipeline
+from albert_tf.training import metrics as metrics_lib
+from albert_tf.training import strategy as strategy_lib
+from albert_tf.training.checkpoints import CheckpointManager
+from albert_tf.training.config import load_config
+from albert_tf.training.model_factory import build_classifier
+from albert_tf.training.model_factory import build_preprocessor
+from albert_tf.training.schedule import make_optimizer
+
+logger = logging.getLogger(__name__)
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temp file beside it, then a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        metrics_lib.publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def predict_logits(model, dataset):
+    """Logits (float32 numpy) of a dataset of `x` or `(x, y)` batches."""
+
+    # Batches are padded to their longest row: relax shapes, trace once or twice.
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return tf.cast(model(x, training=False), tf.float32)
+
+    logits, labels = [], []
+    for batch in dataset:
+        if isinstance(batch, tuple):
+            x, y = batch
+            labels.append(y.numpy())
+        else:
+            x = batch
+        logits.append(forward(x).numpy())
+    logits = np.concatenate(logits)
+    return logits, (np.concatenate(labels) if labels else None)
+
+
+def _scalar_summary(name, value, step):
+    """`tf.summary.scalar` without the `tensorboard` package (TF core ops only).
+
+    The "scalars" plugin metadata is what TensorBoard's own helper writes.
+    """
+    metadata = tf.compat.v1.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=metadata)
+
+
+def _cross_entropy(logits, labels):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
+class Trainer:
+    """Fine-tunes or trains an `AlbertTextClassifier` from a `TrainConfig`.
+
+    Rerunning with the same output directory resumes from the newest
+    checkpoint there (step, optimizer state, data position, metric history).
+
+    Args:
+        config: `albert_tf.training.config.TrainConfig`.
+        output_dir: str. Overrides `config.output_dir`.
+
+    Example:
+    ```python
+    config = albert_tf.training.load_config("configs/tiny.yaml")
+    result = albert_tf.training.Trainer(config, output_dir="runs/tiny").train()
+    result["best"]["accuracy"]
+    ```
+    """
+
+    def __init__(self, config, output_dir=None):
+        self.config = config
+        self.output_dir = os.path.abspath(output_dir or config.output_dir or "")
+        if not (output_dir or config.output_dir):
+            raise ValueError("no output directory: set 'output_dir' or pass --output")
+        self.model = None  # The trained classifier, once `train()` ran.
+
+    # === Setup ===
+
+    def _read_data(self):
+        cfg = self.config.data
+        vocabulary = None
+        if cfg.label_names is not None:
+            vocabulary = data_files.LabelVocabulary(cfg.label_names)
+        train = data_files.read_labelled_text(cfg.train, cfg, vocabulary)
+        if vocabulary is None:
+            vocabulary = data_files.LabelVocabulary.from_labels(train.labels)
+            train.labels = [vocabulary.lookup(label) for label in train.labels]
+        dev = None
+        if cfg.dev is not None:
+            dev = data_files.read_labelled_text(cfg.dev, cfg, vocabulary)
+        return train, dev, vocabulary
+
+    def _total_steps(self, num_examples):
+        cfg = self.config.training
+        if cfg.steps is not None:
+            return cfg.steps
+        return max(1, int(cfg.epochs * num_examples) // cfg.global_batch_size)
+
+    # === Steps ===
+
+    def _make_train_step(self, model, optimizer, strategy, global_batch_size):
+        clipnorm = self.config.optimizer.clipnorm
+        num_replicas = strategy.num_replicas_in_sync
+        variables = model.trainable_variables
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def replica_step(x, y):
+            with tf.GradientTape() as tape:
+                logits = tf.cast(model(x, training=True), tf.float32)
+                per_example = keras.losses.sparse_categorical_crossentropy(
+                    y, logits, from_logits=True
+                )
+                # Sum over the replica's rows / global batch: summed over
+                # replicas this is the mean over the global batch.
+                loss = tf.reduce_sum(per_example) / global_batch_size
+                scaled_loss = optimizer.scale_loss(loss)
+            # Dense gradients: embedding IndexedSlices break some all-reduce
+            # paths (keras#21069) and cost little at ALBERT's embedding size.
+            grads = [
+                tf.convert_to_tensor(g) for g in tape.gradient(scaled_loss, variables)
+            ]
+            context = tf.distribute.get_replica_context()
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if clipnorm:
+                # Clip the summed gradient, as one device would (Keras would
+                # clip each replica's part). Scaled gradients need a scaled norm.
+                scale = optimizer.dynamic_scale if loss_scaled else 1.0
+                grads, _ = tf.clip_by_global_norm(grads, clipnorm * scale)
+            # Keras sums gradients over replicas again inside `apply`.
+            grads = [g / num_replicas for g in grads]
+            optimizer.apply(grads, variables)
+            predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
+            return loss, correct
+
+        if self.config.strategy.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def train_step(iterator):
+            x, y = next(iterator)
+            loss, correct = strategy.run(replica_step, args=(x, y))
+            return (
+                strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+            )
+
+        return train_step
+
+    def _evaluate(self, model, dataset, label_names):
+        logits, labels = predict_logits(model, dataset)
+        report = metrics_lib.classification_report(
+            labels, logits.argmax(axis=-1), label_names
+        )
+        report["loss"] = _cross_entropy(logits, labels)
+        return report
+
+    # === The run ===
+
+    def train(self):
+        """Runs (or resumes) training; writes the outputs.
+
+        Returns:
+            The `metrics.json` content as a dict.
+        """
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        strategy = strategy_lib.make_strategy(cfg.strategy)
+        chief = strategy_lib.is_chief(strategy)
+        static = cfg.strategy.static_shapes or strategy_lib.is_tpu(strategy)
+        policy = strategy_lib.mixed_precision_policy(cfg.strategy, strategy)
+        global_batch = cfg.training.global_batch_size
+        if global_batch % strategy.num_replicas_in_sync:
+            raise ValueError(
+                f"config key 'training.global_batch_size': {global_batch} is not "
+                f"divisible by the {strategy.num_replicas_in_sync} replicas"
+            )
+
+        train_data, dev_data, vocabulary = self._read_data()
+        label_names = vocabulary.names
+        total_steps = self._total_steps(len(train_data))
+        logger.info(
+            "Training on %d examples (%d classes: %s), %d steps of %d",
+            len(train_data),
+            len(label_names),
+            ", ".join(label_names[:10]),
+            total_steps,
+            global_batch,
+        )
+
+        # --- Model and optimizer, built under the strategy's scope ---
+        preprocessor = (
+            build_preprocessor(cfg.model) if cfg.model.preset is None else None
+        )
+        with strategy.scope():
+            model = build_classifier(cfg.model, label_names, preprocessor, dtype=policy)
+            preprocessor = model.preprocessor
+            self.model = model
+            optimizer = make_optimizer(
+                cfg.optimizer, total_steps, loss_scale=policy == "mixed_float16"
+            )
+            optimizer.build(model.trainable_variables)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+        # --- Resume from the newest checkpoint, if any ---
+        manager = CheckpointManager(
+            os.path.join(self.output_dir, "checkpoints"),
+            tf.train.Checkpoint(model=model, optimizer=optimizer, step=step),
+            keep=cfg.training.keep_checkpoints,
+            is_chief=chief,
+        )
+        history = {"train": [], "eval": []}
+        best = None
+        restored = manager.restore_latest()
+        if restored is not None:
+            restored_step, state = restored
+            history, best = state["history"], state["best"]
+            logger.info(
+                "Restored checkpoint at step %d of %d from %s; resuming",
+                restored_step,
+                total_steps,
+                manager.directory,
+            )
+        start_step = int(step.numpy())
+        if start_step >= total_steps and restored is not None:
+            logger.info("Training already finished at step %d", start_step)
+
+        # --- Input: one pipeline per worker, batches per replica ---
+        def dataset_fn(context):
+            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+            return data_pipeline.train_dataset(
+                train_data,
+                preprocessor,
+                context.get_per_replica_batch_size(global_batch),
+                seed=cfg.seed,
+                shuffle_buffer=cfg.data.shuffle_buffer,
+                static_shapes=static,
+                bucket_boundaries=cfg.data.bucket_boundaries,
+                num_shards=context.num_input_pipelines,
+                shard_index=context.input_pipeline_id,
+                skip_batches=start_step * per_pipeline,
+            )
+
+        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+        dev_dataset = None
+        if dev_data is not None:
+            dev_dataset = data_pipeline.eval_dataset(
+                dev_data,
+                preprocessor,
+                cfg.training.eval_batch_size,
+                static_shapes=static,
+            )
+        train_step = self._make_train_step(model, optimizer, strategy, global_batch)
+
+        os.makedirs(self.output_dir, exist_ok=True)
+        if chief:
+            self._write_config()
+        writers = self._summary_writers(chief)
+        progbar = keras.utils.Progbar(
+            total_steps,
+            verbose=cfg.training.verbose if chief else 0,
+            stateful_metrics=["loss", "accuracy", "lr"],
+        )
+        if start_step:
+            progbar.update(start_step)
+
+        # --- The loop: step, log, evaluate, checkpoint ---
+        eval_every = cfg.training.eval_every_steps
+        best_key = cfg.training.best_metric
+        window_loss, window_correct, window_steps = 0.0, 0.0, 0
+        started = time.perf_counter()
+        steady_start = None
+        eval_seconds = 0.0
+        current = start_step
+
+        def run_eval():
+            nonlocal best, eval_seconds
+            eval_started = time.perf_counter()
+            report = self._evaluate(model, dev_dataset, label_names)
+            entry = {
+                "step": current,
+                "loss": report["loss"],
+                "accuracy": report["accuracy"],
+                "macro_f1": report["macro_f1"],
+            }
+            history["eval"].append(entry)
+            with writers["dev"].as_default():
+                for key in ("loss", "accuracy", "macro_f1"):
+                    _scalar_summary(key, entry[key], current)
+            logger.info(
+                "Step %d dev: loss %.4f accuracy %.4f macro F1 %.4f",
+                current,
+                entry["loss"],
+                entry["accuracy"],
+                entry["macro_f1"],
+            )
+            better = best is None or (
+                entry[best_key] < best[best_key]
+                if best_key == "loss"
+                else entry[best_key] > best[best_key]
+            )
+            if better:
+                best = dict(entry, report=report)
+                if chief:
+                    self._save_model(model, cfg, label_names, preprocessor, policy)
+            if steady_start is not None:
+                eval_seconds += time.perf_counter() - eval_started
+
+        while current < total_steps:
+            loss, correct = train_step(iterator)
+            current = int(step.assign_add(1).numpy())
+            window_loss += float(loss)
+            window_correct += float(correct)
+            window_steps += 1
+            if current % cfg.training.log_every_steps == 0 or current == total_steps:
+                lr = float(optimizer.learning_rate)
+                entry = {
+                    "step": current,
+                    "loss": window_loss / window_steps,
+                    "accuracy": window_correct / (window_steps * global_batch),
+                    "learning_rate": lr,
+                }
+                history["train"].append(entry)
+                with writers["train"].as_default():
+                    for key in ("loss", "accuracy", "learning_rate"):
+                        _scalar_summary(key, entry[key], current)
+                progbar.update(
+                    current,
+                    values=[
+                        ("loss", entry["loss"]),
+                        ("accuracy", entry["accuracy"]),
+                        ("lr", lr),
+                    ],
+                )
+                window_loss, window_correct, window_steps = 0.0, 0.0, 0
+                if steady_start is None:  # After tracing/compilation.
+                    steady_start = (current, time.perf_counter())
+            if dev_dataset is not None and (
+                (eval_every and current % eval_every == 0) or current == total_steps
+            ):
+                run_eval()
+            if (
+                current % cfg.training.checkpoint_every_steps == 0
+                or current == total_steps
+            ):
+                manager.save(current, {"history": history, "best": best})
+        elapsed = time.perf_counter() - started
+        steady_rate = None
+        if steady_start is not None and current > steady_start[0]:
+            # Training steps only: dev evaluation time is taken out.
+            steady_rate = (
+                (current - steady_start[0])
+                * global_batch
+                / (time.perf_counter() - steady_start[1] - eval_seconds)
+            )
+
+        # --- Final model and reports ---
+        if dev_dataset is None and chief:
+            self._save_model(model, cfg, label_names, preprocessor, policy)
+        elif dev_dataset is not None and best is None:
+            run_eval()
+        for writer in writers.values():
+            writer.flush()
+        steps_run = current - start_step
+        result = {
+            "steps": current,
+            "total_steps": total_steps,
+            "resumed_from_step": start_step if restored is not None else None,
+            "steps_this_run": steps_run,
+            "wall_time_s": elapsed,
+            "train_examples_per_s": steps_run * global_batch / elapsed
+            if steps_run
+            else None,
+            # From the first log line on (no tracing), without dev evaluation.
+            "steady_train_examples_per_s": steady_rate,
+            "num_replicas": strategy.num_replicas_in_sync,
+            "strategy": type(strategy).__name__,
+            "dtype_policy": policy,
+            "label_names": label_names,
+            "skipped_rows": {
+                "train": train_data.skipped,
+                "dev": dev_data.skipped if dev_data else 0,
+            },
+            "best_metric": best_key,
+            "best": best,
+            "history": history,
+        }
+        if chief:
+            self._write_reports(result)
+        logger.info("Done: %d steps; outputs in %s", current, self.output_dir)
+        return result
+
+    def _summary_writers(self, chief):
+        """TensorBoard writers for `logs/train` and `logs/dev` (chief only)."""
+        splits = ("train", "dev")
+        if not chief:
+            return {split: tf.summary.create_noop_writer() for split in splits}
+        return {
+            split: tf.summary.create_file_writer(
+                os.path.join(self.output_dir, "logs", split)
+            )
+            for split in splits
+        }
+
+    def _write_reports(self, result):
+        """`metrics.json`, loss/accuracy curves and the dev confusion matrix."""
+        history, best = result["history"], result["best"]
+        label_names = result["label_names"]
+        metrics_lib.write_json_atomic(
+            os.path.join(self.output_dir, "metrics.json"), result
+        )
+        metrics_lib.plot_curves(history, os.path.join(self.output_dir, "curves.png"))
+        if best is not None:
+            metrics_lib.plot_confusion_matrix(
+                best["report"]["confusion_matrix"],
+                label_names,
+                os.path.join(self.output_dir, "confusion_matrix.png"),
+                title=f"Dev confusion matrix (step {best['step']})",
+            )
+
+    def _write_config(self):
+        path = os.path.join(self.output_dir, "config.yaml")
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.config.to_dict(), f, sort_keys=False)
+        os.replace(tmp, path)
+
+    def _save_model(self, model, cfg, label_names, preprocessor, policy):
+        """Saves `model.keras` in float32 (mixed-precision runs are rebuilt)."""
+        path = os.path.join(self.output_dir, "model.keras")
+        if policy != "float32" and cfg.model.preset is None:
+            float_model = build_classifier(
+                cfg.model, label_names, preprocessor, dtype="float32"
+            )
+            float_model.set_weights(model.get_weights())
+            model = float_model
+        save_model_atomic(model, path)
+        logger.info("Saved model %s", path)
+
+
+def train(config, output_dir=None, overrides=None):
+    """Trains from a config (a `TrainConfig` or a YAML path); see `Trainer`.
+
+    Args:
+        config: `TrainConfig`, or str path of a YAML config.
+        output_dir: str. Overrides the config's `output_dir`.
+        overrides: dict of dotted key -> value, for a YAML path.
+
+    Returns:
+        The `metrics.json` content as a dict.
+    """
+    if not hasattr(config, "training"):
+        config = load_config(config, overrides=overrides)
+    return Trainer(config, output_dir=output_dir).train()

@@ -1,0 +1,124 @@
+"""Training config loading and validation."""
+
+import os
+
+import pytest
+
+from albert_tf.training.config import load_config
+from albert_tf.training.config import parse_overrides
+from tests.training_helpers import REPO
+from tests.training_helpers import TINY_CONFIG
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = """
+model:
+  vocabulary: vocab.spm
+  backbone: {num_layers: 2}
+data:
+  train: data/train.tsv
+"""
+
+
+def test_tiny_config_paths_resolve_from_config_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # The CWD must not matter.
+    config = load_config(TINY_CONFIG)
+    shared = REPO.parent / "shared" / "data"
+    assert config.model.vocabulary == str(shared / "albert" / "spiece.model")
+    assert config.data.train == str(shared / "sst2" / "dev.tsv")
+    assert config.output_dir == str(REPO / "runs" / "tiny")
+    assert config.model.backbone.hidden_dim == 16
+
+
+def test_shipped_configs_are_valid():
+    for name in ("tiny", "sst2_scratch", "sst2_albert_base"):
+        load_config(REPO / "configs" / f"{name}.yaml")
+    base = load_config(REPO / "configs" / "sst2_albert_base.yaml")
+    # The paper's SST-2 recipe (Lan et al., 2019, Appendix A.4).
+    assert base.optimizer.learning_rate == 1e-5
+    assert base.training.global_batch_size == 32
+    assert base.training.steps == 20935
+    assert base.optimizer.warmup_steps == 1256
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = _write(tmp_path, MINIMAL + "  shufle_buffer: 10\n")
+    with pytest.raises(
+        ValueError, match=r"c\.yaml: unknown config key 'data\.shufle_buffer'"
+    ):
+        load_config(path)
+    path = _write(tmp_path, MINIMAL + "learning_rate: 1\n")
+    with pytest.raises(ValueError, match="unknown config key 'learning_rate'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            "training:\n  global_batch_size: abc\n",
+            "'training.global_batch_size': expected int, got str 'abc'",
+        ),
+        ("training:\n  steps: true\n", "'training.steps': expected int"),
+        ("strategy:\n  jit_compile: 1\n", "'strategy.jit_compile': expected bool"),
+        ("optimizer: 3\n", "'optimizer': expected a mapping"),
+        ("data2: {}\n", "unknown config key 'data2'"),
+        ("strategy:\n  name: gpu\n", "'strategy.name': expected one of"),
+        (
+            "training:\n  global_batch_size: 0\n",
+            "'training.global_batch_size': must be > 0",
+        ),
+    ],
+)
+def test_bad_values_are_named(tmp_path, extra, message):
+    path = _write(tmp_path, MINIMAL + extra)
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        load_config(path)
+
+
+def test_model_must_be_a_preset_or_backbone_and_vocabulary(tmp_path):
+    path = _write(tmp_path, "data: {train: t.tsv}\nmodel: {vocabulary: v.spm}\n")
+    with pytest.raises(ValueError, match="set either 'model.preset'"):
+        load_config(path)
+    path = _write(tmp_path, MINIMAL + "  dev: d.tsv\n")
+    load_config(path, overrides={"model.backbone": None, "model.preset": "p"})
+    with pytest.raises(ValueError, match="exclusive"):
+        load_config(path, overrides={"model.preset": "p"})
+
+
+def test_overrides_are_typed_and_paths_relative_to_cwd(monkeypatch, tmp_path):
+    path = _write(tmp_path, MINIMAL)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    overrides = parse_overrides(
+        ["training.steps=7", "optimizer.learning_rate=3e-4", "data.dev=dev.tsv"]
+    )
+    config = load_config(path, overrides=overrides)
+    assert config.training.steps == 7
+    assert config.optimizer.learning_rate == 3e-4
+    assert config.data.dev == str(elsewhere / "dev.tsv")
+    assert config.data.train == os.path.join(str(tmp_path), "data", "train.tsv")
+    with pytest.raises(ValueError, match="'training.steps': expected int"):
+        load_config(path, overrides=parse_overrides(["training.steps=many"]))
+    with pytest.raises(ValueError, match="--set expects key=value"):
+        parse_overrides(["training.steps"])
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
+    from albert_tf.cli import main
+
+    path = _write(tmp_path, MINIMAL + "  colour: red\n")
+    assert main(["train", "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("albert-tf train: error: ")
+    assert "unknown config key 'data.colour'" in err[-1]
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "config file not found" in capsys.readouterr().err

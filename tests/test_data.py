@@ -1,0 +1,214 @@
+"""Reading labelled files and the tf.data training/eval pipelines."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf.models import AlbertTextClassifierPreprocessor
+from albert_tf.models import AlbertTokenizer
+from albert_tf.training import data_files
+from albert_tf.training import data_pipeline
+from albert_tf.training.config import DataConfig
+from tests.training_helpers import NEGATIVE
+from tests.training_helpers import POSITIVE
+
+ROWS = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+
+
+@pytest.fixture(scope="module")
+def preprocessor(tiny_proto):
+    return AlbertTextClassifierPreprocessor(
+        AlbertTokenizer(proto=tiny_proto), sequence_length=16
+    )
+
+
+def _labelled(rows, vocab=("negative", "positive")):
+    names = list(vocab)
+    return data_files.LabelledText(
+        texts=[t for t, _ in rows],
+        text_pairs=None,
+        labels=[names.index(lb) for _, lb in rows],
+    )
+
+
+def test_all_formats_read_the_same_rows(tmp_path):
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"{t}\t{lb}\n" for t, lb in ROWS))
+    with open(tmp_path / "d.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)  # Quotes the commas inside texts.
+        writer.writerow(["sentence", "label"])
+        writer.writerows(ROWS)
+    with open(tmp_path / "d.jsonl", "w", encoding="utf-8") as f:
+        for t, lb in ROWS:
+            f.write(json.dumps({"sentence": t, "label": lb}) + "\n")
+    with tf.io.TFRecordWriter(str(tmp_path / "d.tfrecord")) as writer:
+        for t, lb in ROWS:
+            feature = {
+                "sentence": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[t.encode()])
+                ),
+                "label": tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[int(lb == "positive")])
+                ),
+            }
+            writer.write(
+                tf.train.Example(
+                    features=tf.train.Features(feature=feature)
+                ).SerializeToString()
+            )
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    expected = [int(lb == "positive") for _, lb in ROWS]
+    for name in ("d.tsv", "d.csv", "d.jsonl", "d.tfrecord"):
+        data = data_files.read_labelled_text(str(tmp_path / name), DataConfig(), vocab)
+        assert data.texts == [t for t, _ in ROWS], name
+        assert data.labels == expected, name  # Names and integer ids both map.
+
+
+def test_label_vocabulary_from_labels():
+    assert data_files.LabelVocabulary.from_labels(["2", "0", "1"]).names == [
+        "0",
+        "1",
+        "2",
+    ]
+    vocab = data_files.LabelVocabulary.from_labels(["pos", "neg", "pos"])
+    assert vocab.names == ["neg", "pos"]
+    assert [vocab.lookup(x) for x in ("neg", "pos", "1", "7", "other")] == [
+        0,
+        1,
+        1,
+        None,
+        None,
+    ]
+
+
+BAD_TSV = (
+    b"sentence\tlabel\n"
+    b"good one\tpositive\n"  # line 2
+    b"too\tmany\tcolumns\n"  # line 3: wrong column count
+    b"   \tnegative\n"  # line 4: empty text
+    b"fine text\tneutral\n"  # line 5: unknown label
+    b"caf\xe9 latin-1\tpositive\n"  # line 6: undecodable bytes
+    b"no label\t\n"  # line 7: missing label
+    b"bad one\tnegative\n"  # line 8
+)
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        (3, "expected 2 columns"),
+        (4, "empty text"),
+        (5, "unknown label 'neutral'"),
+        (6, "undecodable bytes"),
+        (7, "missing label"),
+    ],
+)
+def test_bad_rows_fail_with_file_and_line(tmp_path, line, problem):
+    # Keep only the good rows and the one bad row under test, at its line.
+    lines = BAD_TSV.split(b"\n")
+    keep = [ln if i in (0, 1, line - 1, 7) else b"" for i, ln in enumerate(lines)]
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(b"\n".join(keep))
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    with pytest.raises(data_files.BadRowError) as info:
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert f"{path}:line {line}: {problem}" in str(info.value)
+    assert "--skip-bad-rows" in str(info.value)
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path, caplog):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(BAD_TSV)
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    data = data_files.read_labelled_text(
+        str(path), DataConfig(skip_bad_rows=True), vocab
+    )
+    assert data.texts == ["good one", "bad one"]
+    assert data.labels == [1, 0]
+    assert data.skipped == 5
+    assert "skipped 5 bad rows" in caplog.text
+
+
+def test_jsonl_and_text_pairs(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"a": "first", "b": "second", "y": 1}\nnot json\n{"a": "third", "y": 0}\n'
+    )
+    config = DataConfig(
+        text_column="a", text_pair_column="b", label_column="y", skip_bad_rows=True
+    )
+    data = data_files.read_labelled_text(str(path), config)
+    assert (data.texts, data.text_pairs, data.labels, data.skipped) == (
+        ["first"],
+        ["second"],
+        ["1"],
+        2,
+    )
+
+
+def test_static_pipeline_has_no_strings_and_fixed_shapes(preprocessor):
+    """The TPU path: fully static int32 shapes, strings stay in tf.data."""
+    ds = data_pipeline.train_dataset(
+        _labelled(ROWS), preprocessor, batch_size=4, seed=1, static_shapes=True
+    )
+    x_spec, y_spec = ds.element_spec
+    for spec in list(x_spec.values()) + [y_spec]:
+        assert spec.dtype != tf.string
+        assert spec.shape.is_fully_defined(), spec
+    assert x_spec["token_ids"].shape == (4, 16)
+    x, y = next(iter(ds))
+    # Same ids as calling the preprocessor on the texts directly.
+    texts = [t for t, _ in ROWS]
+    direct = preprocessor(tf.constant(texts))["token_ids"].numpy()
+    rows = {tuple(r) for r in direct}
+    assert all(tuple(r) in rows for r in x["token_ids"].numpy())
+
+
+def test_bucketed_pipeline_pads_to_longest_in_bucket(preprocessor):
+    data = _labelled(ROWS * 4)
+    ds = data_pipeline.train_dataset(
+        data, preprocessor, batch_size=4, seed=1, bucket_boundaries=[8, 12]
+    )
+    assert ds.element_spec[0]["token_ids"].shape.as_list()[1] is None
+    direct = preprocessor(tf.constant(data.texts))
+    lengths = {
+        tuple(ids[:n]): n
+        for ids, n in zip(
+            direct["token_ids"].numpy(), direct["padding_mask"].numpy().sum(-1)
+        )
+    }
+    for x, y in ds.take(8):
+        mask = x["padding_mask"].numpy()
+        assert mask.shape[0] == 4
+        width = mask.shape[1]
+        assert mask.sum(-1).max() == width  # Padded to its longest row only.
+        for ids, n in zip(x["token_ids"].numpy(), mask.sum(-1)):
+            assert lengths[tuple(ids[:n])] == n
+            assert (ids[n:] == preprocessor.tokenizer.pad_token_id).all()
+
+
+def test_skip_batches_continues_the_same_stream(preprocessor):
+    """Resuming: skipping k batches gives batches k, k+1, ... of a fresh run."""
+    data = _labelled(ROWS * 3)
+    fresh = list(data_pipeline.train_dataset(data, preprocessor, 4, seed=3).take(9))
+    resumed = list(
+        data_pipeline.train_dataset(data, preprocessor, 4, seed=3, skip_batches=5).take(
+            4
+        )
+    )
+    for (xa, ya), (xb, yb) in zip(fresh[5:], resumed):
+        np.testing.assert_array_equal(xa["token_ids"], xb["token_ids"])
+        np.testing.assert_array_equal(ya, yb)
+    # Epochs are reshuffled: the stream is not one order repeated.
+    firsts = [tuple(x["token_ids"].numpy()[0]) for x, _ in fresh]
+    assert firsts[:6] != firsts[6:] + firsts[:3]
+
+
+def test_eval_dataset_keeps_all_rows_in_order(preprocessor):
+    data = _labelled(ROWS)
+    batches = list(data_pipeline.eval_dataset(data, preprocessor, batch_size=3))
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    assert labels.tolist() == data.labels  # 8 rows: 3 + 3 + 2, none dropped.

@@ -1,0 +1,305 @@
+"""Strategies and resuming, each in fresh processes.
+
+Logical CPU devices must be configured before TensorFlow starts, and
+multi-worker training needs one process per worker, so these tests run the
+trainer in subprocesses (bounded by timeouts, always killed at the end).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from albert_tf.models import load_classifier
+from tests.training_helpers import REPO
+from tests.training_helpers import TINY_CONFIG
+from tests.training_helpers import set_args
+from tests.training_helpers import subprocess_env
+from tests.training_helpers import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+TRAIN_TWICE = """
+import json, sys
+from albert_tf.training import Trainer, load_config
+from albert_tf.training.strategy import split_cpu
+split_cpu(2)  # Before TensorFlow starts: CPU:0 and CPU:1.
+overrides = json.loads(sys.argv[1])
+import keras, numpy as np
+from albert_tf.training.model_factory import build_classifier
+config = load_config(sys.argv[2], overrides=overrides)
+keras.utils.set_random_seed(config.seed)  # As the trainer does.
+initial = build_classifier(config.model, ["negative", "positive"]).get_weights()[0]
+np.save(sys.argv[3] + "/initial.npy", initial)
+for name, extra in [
+    ("one_device", {"strategy.name": "default"}),
+    ("mirrored", {"strategy.name": "mirrored", "strategy.num_cpu_devices": 2}),
+]:
+    config = load_config(sys.argv[2], overrides={**overrides, **extra})
+    result = Trainer(config, output_dir=sys.argv[3] + "/" + name).train()
+    print(name, result["num_replicas"], json.dumps(result["history"]["train"]))
+"""
+
+
+def _weights(path):
+    return load_classifier(path).get_weights()
+
+
+def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
+    """2 replicas x 2 rows == 1 device x 4 rows: same losses and weights.
+
+    Adam is nearly blind to the gradient scale, so epsilon=1 makes updates
+    proportional to the gradient, and clipnorm=0.01 keeps clipping active:
+    summing replicas twice or clipping per replica would both show.
+    Tolerance: rtol 1e-4 / atol 1e-6 on weights after 6 steps; the replicas'
+    gradient sum is reduced in a different order than one device's.
+    """
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 6,
+            "training.log_every_steps": 1,
+            "data.dev": None,
+            "strategy.static_shapes": True,
+            "optimizer.epsilon": 1.0,
+            "optimizer.learning_rate": 1.0,
+            "optimizer.clipnorm": 0.01,
+            "optimizer.warmup_steps": 0,
+            "optimizer.weight_decay": 0.0,
+        },
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TRAIN_TWICE,
+            json.dumps(overrides),
+            str(TINY_CONFIG),
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(
+        line.split(" ", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith(("one_device", "mirrored"))
+    )
+    replicas_one, history_one = lines["one_device"].split(" ", 1)
+    replicas_two, history_two = lines["mirrored"].split(" ", 1)
+    assert (replicas_one, replicas_two) == ("1", "2")
+    losses_one = [e["loss"] for e in json.loads(history_one)]
+    losses_two = [e["loss"] for e in json.loads(history_two)]
+    np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
+    one = _weights(tmp_path / "one_device" / "model.keras")
+    two = _weights(tmp_path / "mirrored" / "model.keras")
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    # Training moved the weights, so the comparison is not vacuous.
+    initial = np.load(tmp_path / "initial.npy")
+    assert not np.allclose(initial, one[0], rtol=1e-4, atol=1e-6)
+
+
+WORKER = """
+import json, os, sys
+import numpy as np
+from albert_tf.training import Trainer, load_config
+config = load_config(sys.argv[1], overrides=json.loads(sys.argv[2]))
+trainer = Trainer(config, output_dir=sys.argv[3])
+result = trainer.train()
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+weights = trainer.model.get_weights()
+np.savez(os.path.join(sys.argv[3], f"weights-{index}.npz"), *weights)
+print("replicas", result["num_replicas"], "steps", result["steps"])
+"""
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 4,
+            "data.dev": None,
+            "strategy.name": "multi_worker",
+            "training.checkpoint_every_steps": 2,
+        },
+    )
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    output = tmp_path / "run"
+    procs = []
+    try:
+        for index in range(2):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps(
+                {
+                    "cluster": {"worker": workers},
+                    "task": {"type": "worker", "index": index},
+                }
+            )
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WORKER,
+                        str(TINY_CONFIG),
+                        json.dumps(overrides),
+                        str(output),
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        results = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+        assert "replicas 2 steps 4" in out
+    chief = np.load(output / "weights-0.npz")
+    worker = np.load(output / "weights-1.npz")
+    assert len(chief.files) == len(worker.files) > 0
+    for key in chief.files:
+        np.testing.assert_array_equal(chief[key], worker[key])
+    # Only the chief wrote outputs; its checkpoints are complete.
+    assert sorted(os.listdir(output / "checkpoints")) == [
+        "ckpt-00000002",
+        "ckpt-00000004",
+    ]
+    assert (output / "model.keras").is_file()
+
+
+def _train_command(output, overrides):
+    return [
+        sys.executable,
+        "-m",
+        "albert_tf.cli",
+        "train",
+        "--config",
+        str(TINY_CONFIG),
+        "--output",
+        str(output),
+        *set_args(overrides),
+    ]
+
+
+def _optimizer_iterations(checkpoint_dir):
+    import tensorflow as tf
+
+    newest = sorted(os.listdir(checkpoint_dir))[-1]
+    reader = tf.train.load_checkpoint(os.path.join(checkpoint_dir, newest, "ckpt"))
+    (key,) = [
+        k
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("optimizer/")
+        and "iteration" in k
+        and k.endswith("VARIABLE_VALUE")
+    ]
+    return int(reader.get_tensor(key))
+
+
+def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 150,
+            "training.checkpoint_every_steps": 10,
+            "data.dev": None,
+            "training.log_every_steps": 10,
+        },
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_command(killed, overrides),
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            checkpoints = killed / "checkpoints"
+            if checkpoints.is_dir() and any(
+                n.startswith("ckpt-") for n in os.listdir(checkpoints)
+            ):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "training ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    step_at_kill = max(
+        int(n.split("-")[1])
+        for n in os.listdir(killed / "checkpoints")
+        if n.startswith("ckpt-")
+    )
+    assert 0 < step_at_kill < 150
+    assert not (killed / "model.keras").exists()
+
+    resumed = subprocess.run(
+        _train_command(killed, overrides),
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    restored = [
+        line for line in resumed.stderr.splitlines() if "Restored checkpoint" in line
+    ]
+    assert restored and f"at step {step_at_kill} of 150" in restored[0]
+
+    straight = tmp_path / "straight"
+    full = subprocess.run(
+        _train_command(straight, overrides),
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert "Restored checkpoint" not in full.stderr
+    assert _optimizer_iterations(killed / "checkpoints") == 150
+    assert _optimizer_iterations(straight / "checkpoints") == 150
+    # Same data position and state: the resumed run ends where the
+    # uninterrupted one does.
+    for a, b in zip(
+        _weights(straight / "model.keras"), _weights(killed / "model.keras")
+    ):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
