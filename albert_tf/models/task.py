@@ -53,6 +53,11 @@ class Task(TaskPresetMixin, keras.Model):
         if compile:
             self.compile()
 
+    def build(self, input_shape=None):
+        # The functional graph is built in `__init__`; the preprocessor has
+        # no weights. Without this, Keras warns about "unbuilt state".
+        self.built = True
+
     def __call__(self, *args, **kwargs):
         inputs = args[0] if args else kwargs.get("inputs")
         if inputs is not None and not isinstance(inputs, dict) and _has_strings(inputs):
