@@ -71,7 +71,14 @@ def section(title, rows, notes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(TRAINED) if TRAINED.exists() else None)
+    parser.add_argument(
+        "--model", help="size/latency model (default: ALBERT-base shapes, random weights)"
+    )
+    parser.add_argument(
+        "--trained-model",
+        default=str(TRAINED) if TRAINED.exists() else None,
+        help="accuracy model (default: the configs/sst2_scratch.yaml run, if present)",
+    )
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--calibration", type=int, default=50)
@@ -114,8 +121,9 @@ def main():
 
     # Part 2: accuracy of each mode with a trained model.
     start2 = time.time()
-    if args.model:
-        small, small_source = base, base_source
+    if args.trained_model:
+        small = load_classifier(args.trained_model)
+        small_source = f"trained by `configs/sst2_scratch.yaml`: `{args.trained_model}`"
     else:
         n = args.train_examples
         small = train_small_classifier(train_texts[:n], train_labels[:n])
@@ -132,17 +140,31 @@ def main():
         f"Model: {small_source}. Part time (training included): "
         f"{time.time() - start2:.0f} s.",
     )
+    accuracy = {r["mode"]: r["accuracy"] for r in rows}
+    worst_drop = max(accuracy["none"] - a for a in accuracy.values())
+    size, latency = (ratios["TFLite dynamic size vs float32"],
+                     ratios["TFLite dynamic latency vs float32"])
+    goals = (
+        "## Goals (issue #6)\n\n"
+        f"- dynamic-int8 size <= 27% of float32: {'met' if size <= 0.27 else 'NOT met'} "
+        f"({size:.1%})\n"
+        f"- dynamic-int8 batch-1 latency <= 0.5x float32: "
+        f"{'met' if latency <= 0.5 else 'NOT met'} ({latency:.2f}x)\n"
+        f"- accuracy within 1 point of float for every mode: "
+        f"{'met' if worst_drop <= 0.01 else 'NOT met'} (largest drop "
+        f"{100 * worst_drop:.2f} points)\n"
+    )
     text = (
         "# TFLite builds (string-in, tokenizer inside)\n\n"
         f"Command: `python -m benchmarks.tflite` ({time.time() - start:.0f} s in all).\n"
-        f"Machine: {machine_description()}. The 2 cores are shared with other "
-        f"engineers' processes (1-minute load average {load_start:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end), so absolute latencies are noisy; "
-        "ratios come from the same run. An earlier run under load 6-7 measured "
-        "float32 410 ms and dynamic 175 ms (0.43x).\n"
+        f"Machine: {machine_description()}. 1-minute load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above "
+        "2 means other processes shared the cores: absolute latencies are then "
+        "noisy; ratios come from the same run).\n"
         f"int8: calibrated on the last {args.calibration} SST-2 train sentences "
         "(through the model's own tokenizer). Latency: median of 20 batch-1 calls, "
         "LiteRT interpreter, 2 threads, tokenization included.\n\n" + part1 + "\n" + part2
+        + "\n" + goals
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w") as f:
