@@ -287,9 +287,8 @@ def main(argv=None):
         f"other ids on {ids_differ} of {len(sentences)} sentences: it keeps a `▁` "
         "for SST-2's trailing space, which original ALBERT strips, and lacks its "
         "digit-comma rule). "
-        f"Export took {export_seconds:.0f} s. Other engineers' processes shared "
-        "the CPU; the three systems take turns batch by batch so they see the same "
-        "load.",
+        f"Export took {export_seconds:.0f} s. The three systems take turns batch by "
+        "batch, so they see the same machine load.",
         "",
         "| system | sentences/s, batch 32 | sentences/s, batch 1 "
         "| p50 latency, batch 1 | export vs this, batch 32 |",

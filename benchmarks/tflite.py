@@ -141,7 +141,7 @@ def main():
         f"{time.time() - start2:.0f} s.",
     )
     accuracy = {r["mode"]: r["accuracy"] for r in rows}
-    worst_drop = max(accuracy["none"] - a for a in accuracy.values())
+    drop = {mode: accuracy["none"] - a for mode, a in accuracy.items()}
     size, latency = (ratios["TFLite dynamic size vs float32"],
                      ratios["TFLite dynamic latency vs float32"])
     goals = (
@@ -150,9 +150,12 @@ def main():
         f"({size:.1%})\n"
         f"- dynamic-int8 batch-1 latency <= 0.5x float32: "
         f"{'met' if latency <= 0.5 else 'NOT met'} ({latency:.2f}x)\n"
-        f"- accuracy within 1 point of float for every mode: "
-        f"{'met' if worst_drop <= 0.01 else 'NOT met'} (largest drop "
-        f"{100 * worst_drop:.2f} points)\n"
+        f"- dynamic-int8 accuracy within 1 point of float: "
+        f"{'met' if drop['dynamic'] <= 0.01 else 'NOT met'} "
+        f"({100 * drop['dynamic']:+.2f} points)\n"
+        "- other modes, accuracy drop vs float (the `--verify` gate refuses > 1 point): "
+        + ", ".join(f"{m} {100 * d:+.2f}" for m, d in drop.items() if m != "none")
+        + "\n"
     )
     text = (
         "# TFLite builds (string-in, tokenizer inside)\n\n"

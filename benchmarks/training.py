@@ -30,6 +30,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "sst2_scratch.yaml"
+RESULTS_DIR = REPO / "benchmarks" / "results"
 
 
 def albert_tf_window(steps, warmup_steps, output_dir, static_shapes=False):
@@ -168,6 +169,14 @@ def main():
             f"(padded to {config.model.sequence_length}), keras-hub fit {theirs:.1f} "
             f"ex/s; ratios {ours / theirs:.2f} / {ours_static / theirs:.2f}"
         )
+        # For the summary chart of `benchmarks.run_all`.
+        (RESULTS_DIR / "training.json").write_text(json.dumps({
+            "command": "python -m benchmarks.training",
+            "ratios": {
+                "training ex/s vs keras-hub fit (bucketed)": ours / theirs,
+                "training ex/s vs keras-hub fit (same padding)": ours_static / theirs,
+            },
+        }, indent=2))
     if args.full:
         full_config = load_config(CONFIG, overrides=parse_overrides(args.set))
         started = time.perf_counter()
