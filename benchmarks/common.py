@@ -7,6 +7,13 @@ import subprocess
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def albert_base_config():
+    """`AlbertBackbone` kwargs of keras-hub's `albert_base_en_uncased`."""
+    from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
+
+    return dict(BUILTIN_PRESETS["albert_base_en_uncased"]["config"])
 SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS_DIR = REPO / "benchmarks" / "results"
 

@@ -10,14 +10,11 @@ import logging
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.common import albert_base_config
 from benchmarks.common import best_rate
 from benchmarks.common import write_results
 
 COMMAND = "python -m benchmarks.flops"
-ALBERT_BASE = dict(
-    vocabulary_size=30000, num_layers=12, num_heads=12, embedding_dim=128,
-    hidden_dim=768, intermediate_dim=3072, max_sequence_length=512,
-)
 
 
 def encoder_flops(config, sequence_length):
@@ -38,7 +35,8 @@ def matmul_peak_gflops(n=2048):
 def main(batch_size=32, sequence_length=128):
     from albert_tf.models import AlbertBackbone
 
-    backbone = AlbertBackbone(**ALBERT_BASE)
+    config = albert_base_config()
+    backbone = AlbertBackbone(**config)
     rng = np.random.default_rng(0)
     inputs = {
         "token_ids": tf.constant(rng.integers(5, 30000, (batch_size, sequence_length)),
@@ -49,7 +47,7 @@ def main(batch_size=32, sequence_length=128):
     forward = tf.function(lambda x: backbone(x)["pooled_output"])
     sequences_per_s = best_rate(lambda: forward(inputs).numpy(), batch_size, repeats=2,
                                 min_seconds=3.0)
-    flops = encoder_flops(ALBERT_BASE, sequence_length)
+    flops = encoder_flops(config, sequence_length)
     achieved = sequences_per_s * flops / 1e9
     peak = matmul_peak_gflops()
     lines = [

@@ -34,6 +34,7 @@ from albert_tf.tflite.verification import read_labelled_tsv  # noqa: E402
 from benchmarks.common import REPO  # noqa: E402
 from benchmarks.common import RESULTS_DIR  # noqa: E402
 from benchmarks.common import SHARED_DATA as DATA  # noqa: E402
+from benchmarks.common import albert_base_config  # noqa: E402
 from benchmarks.common import machine_description  # noqa: E402
 
 TRAINED = REPO / "runs" / "sst2_scratch" / "model.keras"
@@ -48,10 +49,9 @@ def albert_classifier(sequence_length, **backbone_kwargs):
 
 def albert_base_classifier(sequence_length):
     """ALBERT-base shapes (keras-hub `albert_base_en_uncased`), random weights."""
-    return albert_classifier(
-        sequence_length, num_layers=12, num_heads=12, embedding_dim=128,
-        hidden_dim=768, intermediate_dim=3072, max_sequence_length=512,
-    )
+    config = albert_base_config()
+    del config["vocabulary_size"]  # From the tokenizer.
+    return albert_classifier(sequence_length, **config)
 
 
 def train_small_classifier(texts, labels, sequence_length=64):
