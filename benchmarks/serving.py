@@ -91,7 +91,8 @@ def build_peers(spiece):
     torch.manual_seed(0)
     hf_config = AlbertConfig(**ALBERT_BASE)
     hf_model = AlbertForSequenceClassification(hf_config).eval()
-    backbone = AlbertBackbone(**hf_convert.convert_backbone_config(hf_config.to_dict()))
+    backbone_config = hf_convert.convert_backbone_config(hf_config.to_dict())
+    backbone = AlbertBackbone(**backbone_config)
     ours = AlbertTextClassifier(
         backbone,
         num_classes=2,
@@ -107,16 +108,8 @@ def build_peers(spiece):
     assign_weights(specs, state.get, "HF AlbertForSequenceClassification")
 
     keras.utils.set_random_seed(0)
-    kh_backbone = keras_hub.models.AlbertBackbone(
-        vocabulary_size=30000,
-        num_layers=12,
-        num_heads=12,
-        embedding_dim=128,
-        hidden_dim=768,
-        intermediate_dim=3072,
-        max_sequence_length=512,
-        dropout=0.0,
-    )
+    # keras-hub takes the same arguments: the same architecture as ours.
+    kh_backbone = keras_hub.models.AlbertBackbone(**backbone_config)
     kh_preprocessor = keras_hub.models.AlbertTextClassifierPreprocessor(
         keras_hub.models.AlbertTokenizer(proto=spiece), sequence_length=128
     )
