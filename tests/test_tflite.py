@@ -133,6 +133,67 @@ def test_bad_text_inputs_have_defined_results(classifier):
     assert out["logits"].shape == (0, 2)
 
 
+def _masked_attention_function():
+    """QK^T -> transpose -> mask select -> softmax: the op layout a trained
+    model's attention took in the converter (the transpose next to the select
+    is where the mask fill value leaked into an int8 range)."""
+    weights = tf.constant(np.random.default_rng(0).normal(size=(8, 8)), tf.float32)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([1, 6, 8], tf.float32, name="x"),
+            tf.TensorSpec([1, 6], tf.int32, name="mask"),
+        ]
+    )
+    def attend(x, mask):
+        query = tf.reshape(tf.nn.relu(tf.matmul(x, weights)), [1, 6, 2, 4])
+        key = tf.reshape(tf.matmul(x, weights * 0.5), [1, 6, 2, 4])
+        scores = tf.transpose(tf.einsum("bthd,bshd->bhts", query, key), [0, 2, 1, 3])
+        scores = tf.where(tf.cast(mask[:, None, None, :], tf.bool), scores, -1e9)
+        probs = tf.transpose(tf.nn.softmax(scores), [0, 2, 1, 3])
+        value = tf.reshape(x, [1, 6, 2, 4])
+        return {"out": tf.einsum("bhts,bshd->bthd", probs, value)}
+
+    return attend
+
+
+def _padded_samples(count):
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        mask = np.zeros((1, 6), np.int32)
+        mask[0, : 2 + i % 4] = 1  # Padding in every sample, as short texts have.
+        yield {"x": rng.normal(size=(1, 6, 8)).astype(np.float32), "mask": mask}
+
+
+def test_int8_keeps_the_attention_mask_fill_out_of_integer_ranges(monkeypatch):
+    def configure(c):
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = lambda: _padded_samples(20)
+        c._experimental_calibrate_only = True
+        c.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+
+    attend = _masked_attention_function()
+    content = converter._convert_function(attend, [], configure, "attention")
+    runner = tflite.TFLiteClassifier(content).runner
+    for sample in _padded_samples(5):
+        expected = attend(**sample)["out"].numpy()
+        got = runner(**sample)["out"]
+        # Leaked: every real score rounds to 0, attention goes uniform.
+        np.testing.assert_allclose(got, expected, atol=0.1 * np.abs(expected).max())
+
+    # Without TRANSPOSE in float the fill value leaks; the build is refused.
+    monkeypatch.setattr(
+        converter,
+        "INT8_FLOAT_OPS",
+        tuple(op for op in converter.INT8_FLOAT_OPS if op != "TRANSPOSE"),
+    )
+    with pytest.raises(ValueError, match="mask fill value"):
+        converter._convert_function(attend, [], configure, "attention")
+
+
 def test_quantization_config_is_frozen_and_checked():
     with pytest.raises(ValueError, match="representative texts"):
         tflite.int8([])

@@ -29,12 +29,16 @@ TEXT_INPUT = "text"
 ID_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 OUTPUTS = ("logits", "probabilities")
 INPUT_KINDS = ("text", "ids")
-# int8 builds keep the attention core (scaled QK^T, mask, softmax, AV, and
-# the reshapes a dynamic batch puts between them) in float: in int8 the
-# attention scores cost a trained SST-2 model 20 accuracy points (78 -> 58%);
-# with these op types in float it matches float accuracy. Embeddings, layer
-# norms and all dense layers (most of the compute) stay int8.
-INT8_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "MUL", "RESHAPE")
+# int8 builds keep the attention core in float: QK^T, the masking select,
+# softmax, AV and the reshapes/transposes between them. The mask fills padded
+# scores with -1e9, and the quantizer hands that range to same-scale ops next
+# to the select (TRANSPOSE included), rounding every real score to 0: a
+# trained SST-2 model fell from 82.6 to 67.4%. Embeddings, layer norms and
+# all dense layers (most of the compute) stay int8.
+INT8_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "SELECT_V2", "MUL", "RESHAPE", "TRANSPOSE")
+# A quantized range reaching this far holds a mask fill value (-1e9), not
+# an activation.
+MASK_FILL_BOUND = 1e8
 # tf-text ops with TFLite kernels (`tensorflow_text.tflite_registrar`).
 TFTEXT_CUSTOM_OPS = frozenset(
     {
@@ -138,6 +142,50 @@ def custom_ops(model_content):
     return sorted(names)
 
 
+def _check_int8_ranges(model_content):
+    """Raises if an integer tensor's range holds the mask fill value.
+
+    Tensors read only by SHAPE are skipped: their values are never used.
+    """
+    model = schema.Model.GetRootAsModel(model_content, 0)
+    limits = {
+        schema.TensorType.INT8: (-128, 127),
+        schema.TensorType.INT16: (-32768, 32767),
+    }
+    leaked = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        read = set(subgraph.OutputsAsNumpy().tolist())
+        for j in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(j)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin != schema.BuiltinOperator.SHAPE:
+                read.update(op.InputsAsNumpy().tolist())
+        for i in sorted(read - {-1}):  # -1: an omitted optional input.
+            tensor = subgraph.Tensors(i)
+            quantization = tensor.Quantization()
+            if tensor.Type() not in limits or quantization is None:
+                continue
+            if quantization.ScaleLength() == 0:
+                continue
+            scale = quantization.ScaleAsNumpy().astype(np.float64)
+            zero_point = quantization.ZeroPointAsNumpy().astype(np.float64)
+            low, high = limits[tensor.Type()]
+            lowest = float(((low - zero_point) * scale).min())
+            highest = float(((high - zero_point) * scale).max())
+            if min(lowest, -highest) <= -MASK_FILL_BOUND:
+                name = tensor.Name().decode("utf-8")
+                leaked.append(f"{name} [{lowest:.3g}, {highest:.3g}]")
+    if leaked:
+        raise ValueError(
+            f"int8 quantization gave {len(leaked)} tensor(s) a range holding the "
+            f"attention mask fill value (beyond +-{MASK_FILL_BOUND:g}), which "
+            f"rounds every real value to 0; keep their ops in float "
+            f"(INT8_FLOAT_OPS): {leaked[:3]}"
+        )
+
+
 def convert(classifier, quantization=None, input_kind="text", sequence_length=None):
     """Converts a Keras text classifier to a TFLite flatbuffer.
 
@@ -219,6 +267,7 @@ def _convert_function(function, weights, configure, description):
             content = lite_convert.mlir_quantize(
                 content, denylisted_ops=list(INT8_FLOAT_OPS)
             )
+            _check_int8_ranges(content)
     unexpected = set(custom_ops(content)) - TFTEXT_CUSTOM_OPS
     if unexpected:
         raise ValueError(
