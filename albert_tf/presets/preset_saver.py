@@ -6,32 +6,15 @@
 and renamed, so a reader never sees half a file.
 """
 
-import contextlib
 import datetime
 import json
 import os
-import tempfile
 
 import keras
 
+from albert_tf.atomic_file import atomic_path
 from albert_tf.presets import convert_keras_hub
 from albert_tf.presets import preset_loaders as files
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path beside `path`; renames it on success."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_json(path, obj):

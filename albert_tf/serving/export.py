@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
 from tensorflow.core.protobuf import saved_model_pb2
 
+from albert_tf.atomic_file import write_text
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.model_manager import version_folders
 from albert_tf.serving.preflight import preflight
@@ -178,16 +179,6 @@ def _set_classify_method_name(saved_model_dir):
         f.write(saved_model.SerializeToString())
 
 
-def _write_text(path, text):
-    """Writes a whole file or nothing: temp file beside it, then rename."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def models_config_text(model_name, base_path):
     """A TF Serving `--model_config_file` for one model."""
     return (
@@ -302,7 +293,7 @@ def export_classifier(
         write_warmup_file(
             os.path.join(extra, sig.WARMUP_FILE), model_name, warmup_texts, features
         )
-        _write_text(
+        write_text(
             os.path.join(extra, sig.LABELS_FILE),
             "\n".join(functions.label_names) + "\n",
         )
@@ -317,11 +308,11 @@ def export_classifier(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_text(
+    write_text(
         os.path.join(export_base, sig.MODELS_CONFIG_FILE),
         models_config_text(model_name, f"/models/{model_name}"),
     )
-    _write_text(
+    write_text(
         os.path.join(export_base, sig.BATCHING_FILE),
         batching_parameters_text(max_batch_size, batch_timeout_micros),
     )

@@ -4,8 +4,8 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
+from albert_tf.atomic_file import write_bytes
 from albert_tf.tflite import converter
 from albert_tf.tflite.quantization_config import QuantizationConfig
 
@@ -56,19 +56,6 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
     }
 
 
-def _write_atomically(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def build_tflite(classifier, path, quantization=None, input_kind="text", sequence_length=None):
     """Converts `classifier` and writes `path` plus labels and metadata beside it.
 
@@ -101,8 +88,8 @@ def write_build(classifier, path, content, quantization, input_kind, sequence_le
     labels_path, metadata_path = sidecar_paths(path)
     names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
     # Sidecars first: an app that sees the .tflite file also finds them.
-    _write_atomically(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
-    _write_atomically(metadata_path, json.dumps(metadata, indent=2).encode("utf-8"))
-    _write_atomically(path, content)
+    write_bytes(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
+    write_bytes(metadata_path, json.dumps(metadata, indent=2).encode("utf-8"))
+    write_bytes(path, content)
     logger.info("Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path)
     return metadata

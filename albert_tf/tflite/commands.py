@@ -77,6 +77,7 @@ def _load(model, sequence_length):
 
 
 def run(args):
+    from albert_tf.atomic_file import write_text
     from albert_tf.tflite import build
     from albert_tf.tflite import converter
     from albert_tf.tflite import quantization_config
@@ -128,6 +129,6 @@ def run(args):
             classifier, texts, labels, args.input_kind, calibration_texts=calibration
         )
         table = report.format_report(rows)
-        build._write_atomically(args.report, table.encode("utf-8"))
+        write_text(args.report, table)
         print(table)
     return 0

@@ -1,10 +1,11 @@
 """Classification metrics, `metrics.json` and PNG plots of a run."""
 
 import json
-import os
-import tempfile
 
 import numpy as np
+
+from albert_tf.atomic_file import atomic_path
+from albert_tf.atomic_file import write_text
 
 
 def classification_report(labels, predictions, label_names):
@@ -73,38 +74,14 @@ def format_report(report, label_names):
     return "\n".join(lines)
 
 
-def publish(tmp, path):
-    """Renames a finished temp file into place, with the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private (0600).
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path, payload):
     """Writes JSON to a temp file beside `path`, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def _save_figure_atomic(figure, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def plot_curves(history, path):

@@ -8,7 +8,6 @@ gradient clipping across replicas and of resuming mid-epoch).
 
 import logging
 import os
-import tempfile
 import time
 
 import keras
@@ -16,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from albert_tf.atomic_file import atomic_path
+from albert_tf.atomic_file import write_text
 from albert_tf.training import data_files
 from albert_tf.training import data_pipeline
 from albert_tf.training import metrics as metrics_lib
@@ -31,16 +32,8 @@ logger = logging.getLogger(__name__)
 
 def save_model_atomic(model, path):
     """`model.save(path)` through a temp file beside it, then a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        metrics_lib.publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def predict_logits(model, dataset):
@@ -449,11 +442,8 @@ class Trainer:
             )
 
     def _write_config(self):
-        path = os.path.join(self.output_dir, "config.yaml")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            yaml.safe_dump(self.config.to_dict(), f, sort_keys=False)
-        os.replace(tmp, path)
+        text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+        write_text(os.path.join(self.output_dir, "config.yaml"), text)
 
     def _save_model(self, model, cfg, label_names, preprocessor, policy):
         """Saves `model.keras` in float32 (mixed-precision runs are rebuilt)."""

@@ -1,0 +1,48 @@
+"""Whole-or-nothing file writes: a temp file beside the target, then a rename."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; renames it into place on success.
+
+    On an exception the temporary file is removed and `path` is untouched.
+    The file gets the permissions `open()` would give (0666 less the umask),
+    not `mkstemp`'s private 0600.
+
+    Example:
+    ```python
+    with atomic_path("runs/model.keras") as tmp:
+        model.save(tmp)
+    ```
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    # The suffix keeps the extension, which Keras and matplotlib read.
+    fd, tmp = tempfile.mkstemp(
+        prefix=".tmp-", suffix=os.path.basename(path), dir=directory
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_bytes(path, data):
+    """Writes `data` to `path` whole, or leaves `path` as it was."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_text(path, text):
+    """Writes UTF-8 `text` to `path` whole, or leaves `path` as it was."""
+    write_bytes(path, text.encode("utf-8"))
