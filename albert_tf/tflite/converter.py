@@ -130,14 +130,18 @@ def _representative_dataset(classifier, texts, input_kind, sequence_length):
     return generate
 
 
+def _builtin_code(code):
+    # Old files keep codes < 127 in the deprecated field only.
+    return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+
+
 def custom_ops(model_content):
     """The custom op names a `.tflite` flatbuffer needs, sorted."""
     model = schema.Model.GetRootAsModel(model_content, 0)
     names = set()
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin == schema.BuiltinOperator.CUSTOM:
+        if _builtin_code(code) == schema.BuiltinOperator.CUSTOM:
             names.add(code.CustomCode().decode("utf-8"))
     return sorted(names)
 
@@ -159,8 +163,7 @@ def _check_int8_ranges(model_content):
         for j in range(subgraph.OperatorsLength()):
             op = subgraph.Operators(j)
             code = model.OperatorCodes(op.OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin != schema.BuiltinOperator.SHAPE:
+            if _builtin_code(code) != schema.BuiltinOperator.SHAPE:
                 read.update(op.InputsAsNumpy().tolist())
         for i in sorted(read - {-1}):  # -1: an omitted optional input.
             tensor = subgraph.Tensors(i)
