@@ -129,6 +129,34 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
     assert "no texts to classify" in capsys.readouterr().err
 
 
+def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeypatch):
+    """Each eval used to trace the model anew (seconds per eval on SST-2)."""
+    from albert_tf.training import trainer as trainer_module
+
+    original, made = trainer_module.inference_function, []
+
+    def recording(model):
+        made.append(original(model))
+        return made[-1]
+
+    monkeypatch.setattr(trainer_module, "inference_function", recording)
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 6,
+            "training.eval_every_steps": 1,
+            "training.eval_batch_size": 3,
+        },
+    )
+    config = load_config(TINY_CONFIG, overrides=overrides)
+    result = Trainer(config, output_dir=str(tmp_path / "run")).train()
+    assert [e["step"] for e in result["history"]["eval"]] == [1, 2, 3, 4, 5, 6]
+    assert len(made) == 1
+    # Dev batches of 3 differ in padded length; relaxed shapes trace at most twice.
+    assert made[0].experimental_get_tracing_count() <= 2
+
+
 def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto):
     """The TPU path off-TPU: static shapes, XLA-compiled step, bfloat16."""
     overrides = tiny_overrides(

@@ -147,6 +147,7 @@ def run_evaluate(args):
     from albert_tf.training import data_files
     from albert_tf.training import data_pipeline
     from albert_tf.training import metrics as metrics_lib
+    from albert_tf.training.trainer import inference_function
     from albert_tf.training.trainer import predict_logits
 
     model = _load(args.model)
@@ -157,7 +158,7 @@ def run_evaluate(args):
         data_files.LabelVocabulary(label_names),
     )
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
-    logits, labels = predict_logits(model, dataset)
+    logits, labels = predict_logits(inference_function(model), dataset)
     report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
     report["skipped_rows"] = data.skipped
     print(metrics_lib.format_report(report, label_names))
@@ -195,11 +196,12 @@ def _softmax(logits):
 def _local_predictions(model, texts, pairs, batch_size):
     from albert_tf.training.data_files import LabelledText
     from albert_tf.training.data_pipeline import eval_dataset
+    from albert_tf.training.trainer import inference_function
     from albert_tf.training.trainer import predict_logits
 
     data = LabelledText(texts=texts, text_pairs=pairs, labels=None)
     logits, _ = predict_logits(
-        model, eval_dataset(data, model.preprocessor, batch_size)
+        inference_function(model), eval_dataset(data, model.preprocessor, batch_size)
     )
     import keras
 

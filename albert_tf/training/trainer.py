@@ -36,14 +36,30 @@ def save_model_atomic(model, path):
         model.save(tmp)
 
 
-def predict_logits(model, dataset):
-    """Logits (float32 numpy) of a dataset of `x` or `(x, y)` batches."""
+def inference_function(model):
+    """`model(x, training=False)` as float32 logits, traced once for many calls.
 
-    # Batches are padded to their longest row: relax shapes, trace once or twice.
+    Batches are padded to their longest row, so shapes are relaxed: it traces
+    once or twice. Keep it for repeated evaluations (a new one traces again).
+    """
+
     @tf.function(reduce_retracing=True)
     def forward(x):
         return tf.cast(model(x, training=False), tf.float32)
 
+    return forward
+
+
+def predict_logits(forward, dataset):
+    """Logits (float32 numpy) and labels of a dataset of `x` or `(x, y)` batches.
+
+    Args:
+        forward: a function from `inference_function(model)`.
+        dataset: `tf.data.Dataset` of preprocessed batches.
+
+    Returns:
+        `(logits, labels)`; `labels` is `None` for a dataset of `x` only.
+    """
     logits, labels = [], []
     for batch in dataset:
         if isinstance(batch, tuple):
@@ -170,8 +186,8 @@ class Trainer:
 
         return train_step
 
-    def _evaluate(self, model, dataset, label_names):
-        logits, labels = predict_logits(model, dataset)
+    def _evaluate(self, forward, dataset, label_names):
+        logits, labels = predict_logits(forward, dataset)
         report = metrics_lib.classification_report(
             labels, logits.argmax(axis=-1), label_names
         )
@@ -274,6 +290,7 @@ class Trainer:
                 static_shapes=static,
             )
         train_step = self._make_train_step(model, optimizer, strategy, global_batch)
+        forward = inference_function(model)
 
         os.makedirs(self.output_dir, exist_ok=True)
         if chief:
@@ -299,7 +316,7 @@ class Trainer:
         def run_eval():
             nonlocal best, eval_seconds
             eval_started = time.perf_counter()
-            report = self._evaluate(model, dev_dataset, label_names)
+            report = self._evaluate(forward, dev_dataset, label_names)
             entry = {
                 "step": current,
                 "loss": report["loss"],
