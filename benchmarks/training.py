@@ -10,7 +10,8 @@ Two parts, in one process so the throughputs share the machine state:
    (tracing) and, for albert_tf, dev evaluation.
 2. Accuracy run (`--full`): the whole config, SST-2 dev accuracy and wall
    time; the model lands in the config's output dir
-   (`runs/sst2_scratch/model.keras`).
+   (`runs/sst2_scratch/model.keras`), which must hold no earlier run's
+   checkpoints (the trainer would resume it).
 
 Usage:
     python -m benchmarks.training                  # throughput only (~6 min)
@@ -179,6 +180,14 @@ def main():
         }, indent=2))
     if args.full:
         full_config = load_config(CONFIG, overrides=parse_overrides(args.set))
+        checkpoints = pathlib.Path(full_config.output_dir) / "checkpoints"
+        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+            # The trainer would resume (or skip) that run: no figure to measure.
+            parser.error(
+                f"{checkpoints} holds an earlier run's checkpoints; the accuracy "
+                "run must start from scratch: remove that folder or pass "
+                "--set output_dir=NEW_DIR"
+            )
         started = time.perf_counter()
         result = Trainer(full_config).train()
         figures.update(
