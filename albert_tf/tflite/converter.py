@@ -11,6 +11,7 @@ Two kinds of build share one encoder graph:
 
 import logging
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -264,7 +265,13 @@ def _convert_function(function, weights, configure, description):
         # be uninitialised in the interpreter).
         converter.experimental_enable_resource_variables = False
         configure(converter)
-        content = converter.convert()
+        with warnings.catch_warnings():
+            # int8 calibration runs TF's own (deprecated) interpreter; the
+            # warning would tell users to change code that is not theirs.
+            warnings.filterwarnings(
+                "ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated"
+            )
+            content = converter.convert()
         if getattr(converter, "_experimental_calibrate_only", False):
             # Calibrated float model -> int8, sensitive ops denylisted.
             content = lite_convert.mlir_quantize(
