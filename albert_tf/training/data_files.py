@@ -63,23 +63,24 @@ def detect_format(path, fmt="auto"):
 
 
 def _decoded_lines(path):
-    """Yields (line number, text or UnicodeDecodeError) for each line."""
+    """Yields (line number, text, error) for each non-blank line."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                yield number, e
+                yield number, None, f"undecodable bytes (not UTF-8): {e.reason}"
+                continue
+            if line.strip():
+                yield number, line, None
 
 
 def _delimited_rows(path, delimiter, header):
     """Yields (line, dict or list of fields, error) for TSV/CSV files."""
     names = None
-    for number, line in _decoded_lines(path):
-        if isinstance(line, UnicodeDecodeError):
-            yield number, None, f"undecodable bytes (not UTF-8): {line.reason}"
-            continue
-        if not line.strip():
+    for number, line, error in _decoded_lines(path):
+        if error:
+            yield number, None, error
             continue
         if delimiter == "\t":
             fields = line.split("\t")  # GLUE TSVs are unquoted.
@@ -102,11 +103,9 @@ def _delimited_rows(path, delimiter, header):
 
 
 def _jsonl_rows(path):
-    for number, line in _decoded_lines(path):
-        if isinstance(line, UnicodeDecodeError):
-            yield number, None, f"undecodable bytes (not UTF-8): {line.reason}"
-            continue
-        if not line.strip():
+    for number, line, error in _decoded_lines(path):
+        if error:
+            yield number, None, error
             continue
         try:
             row = json.loads(line)
