@@ -212,6 +212,18 @@ def _train_command(output, overrides):
     ]
 
 
+def _run_train(output, overrides):
+    """Runs `albert-tf train` to completion in a subprocess."""
+    return subprocess.run(
+        _train_command(output, overrides),
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
 def _optimizer_iterations(checkpoint_dir):
     import tensorflow as tf
 
@@ -270,14 +282,7 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
     assert 0 < step_at_kill < 150
     assert not (killed / "model.keras").exists()
 
-    resumed = subprocess.run(
-        _train_command(killed, overrides),
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    resumed = _run_train(killed, overrides)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     restored = [
         line for line in resumed.stderr.splitlines() if "Restored checkpoint" in line
@@ -285,14 +290,7 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
     assert restored and f"at step {step_at_kill} of 150" in restored[0]
 
     straight = tmp_path / "straight"
-    full = subprocess.run(
-        _train_command(straight, overrides),
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    full = _run_train(straight, overrides)
     assert full.returncode == 0, full.stderr[-3000:]
     assert "Restored checkpoint" not in full.stderr
     assert _optimizer_iterations(killed / "checkpoints") == 150
