@@ -40,7 +40,9 @@ def build_parser():
 
 def main(argv=None):
     # Our progress at INFO; TensorFlow's and absl's chatter only from WARNING.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("albert_tf").setLevel(logging.INFO)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -34,8 +34,9 @@ def register(subparsers):
         description=__doc__,
     )
     parser.add_argument(
-        "--data", help="labelled training TSV (sentence<TAB>label, with header); "
-        "default: the embedded demo data"
+        "--data",
+        help="labelled training TSV (sentence<TAB>label, with header); "
+        "default: the embedded demo data",
     )
     parser.add_argument("--dev", help="labelled dev TSV (default: embedded, or --data)")
     parser.add_argument(
@@ -46,7 +47,10 @@ def register(subparsers):
     parser.add_argument("--output", default="demo_output", help="where artifacts go")
     parser.add_argument("--steps", type=int, default=300, help="training steps")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a training config key, e.g. --set model.sequence_length=64",
     )
     parser.set_defaults(func=run)
@@ -104,18 +108,26 @@ def demo_config(train, dev, vocabulary, output_dir, steps, label_names):
             "sequence_length": 32,
             "dropout": 0.1,
             "backbone": {
-                "num_layers": 2, "num_heads": 2, "embedding_dim": 32,
-                "hidden_dim": 64, "intermediate_dim": 128,
+                "num_layers": 2,
+                "num_heads": 2,
+                "embedding_dim": 32,
+                "hidden_dim": 64,
+                "intermediate_dim": 128,
                 "max_sequence_length": 32,
             },
         },
         "data": {
-            "train": str(train), "dev": str(dev), "label_names": label_names,
-            "text_column": "sentence", "label_column": "label",
+            "train": str(train),
+            "dev": str(dev),
+            "label_names": label_names,
+            "text_column": "sentence",
+            "label_column": "label",
         },
         "optimizer": {"learning_rate": 2e-3, "warmup_ratio": 0.1},
         "training": {
-            "global_batch_size": 16, "steps": steps, "log_every_steps": 50,
+            "global_batch_size": 16,
+            "steps": steps,
+            "log_every_steps": 50,
             "eval_every_steps": max(steps // 3, 1),
             "checkpoint_every_steps": max(steps // 3, 1),
         },
@@ -144,8 +156,14 @@ def _step(number, text):
     print(f"\n[{number}/6] {text}", flush=True)
 
 
-def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=300,
-             overrides=None):
+def run_demo(
+    data=None,
+    dev=None,
+    vocabulary=None,
+    output="demo_output",
+    steps=300,
+    overrides=None,
+):
     """Runs the demo; returns a dict of the summary figures and paths."""
     import numpy as np
     import yaml
@@ -171,10 +189,18 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
 
     _step(1, f"Training on {train_path.name} ({len(_read_texts(train_path))} rows)")
     if vocabulary is None:
-        vocabulary = train_vocabulary(_read_texts(train_path), output / "vocabulary.spm")
+        vocabulary = train_vocabulary(
+            _read_texts(train_path), output / "vocabulary.spm"
+        )
         print(f"Trained a SentencePiece vocabulary: {vocabulary}")
-    config = demo_config(train_path, dev_path, pathlib.Path(vocabulary).resolve(),
-                         output / "run", steps, label_names)
+    config = demo_config(
+        train_path,
+        dev_path,
+        pathlib.Path(vocabulary).resolve(),
+        output / "run",
+        steps,
+        label_names,
+    )
     config_path = output / "demo.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     train_config = load_config(str(config_path), overrides=overrides or {})
@@ -186,9 +212,14 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
     dev_texts, dev_labels = _read_texts(dev_path), _read_labels(dev_path)
     names = classifier.label_names or [str(i) for i in range(classifier.num_classes)]
     keras_logits = classifier.predict(dev_texts, batch_size=64, verbose=0)
-    accuracy = float(np.mean(
-        [names[i] == label for i, label in zip(keras_logits.argmax(-1), dev_labels)]
-    ))
+    accuracy = float(
+        np.mean(
+            [
+                names[i] == label
+                for i, label in zip(keras_logits.argmax(-1), dev_labels, strict=True)
+            ]
+        )
+    )
     print(f"Dev accuracy: {accuracy:.1%} on {len(dev_texts)} rows")
     example_logits = classifier.predict(EXAMPLES, verbose=0)
     keras_labels = [names[i] for i in example_logits.argmax(-1)]
@@ -208,12 +239,14 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
             grpc_ms = _median_ms(lambda: client.predict(EXAMPLES[:1]))
     finally:
         server.stop()
-    grpc_labels = [v.decode() if isinstance(v, bytes) else str(v) for v in served["label"]]
+    grpc_labels = [
+        v.decode() if isinstance(v, bytes) else str(v) for v in served["label"]
+    ]
     # Classify answers every class with its score; its top class must be Predict's.
     top = np.asarray(classified["scores"]).argmax(-1)
     classify_labels = [
         c.decode() if isinstance(c, bytes) else str(c)
-        for c in (row[i] for row, i in zip(classified["classes"], top))
+        for c in (row[i] for row, i in zip(classified["classes"], top, strict=True))
     ]
     grpc_diff = float(np.abs(np.asarray(served["logits"]) - example_logits).max())
 
@@ -234,7 +267,12 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
         "examples": [
             {"text": t, "keras": k, "grpc": g, "grpc_classify": c, "tflite": f}
             for t, k, g, c, f in zip(
-                EXAMPLES, keras_labels, grpc_labels, classify_labels, tflite_labels
+                EXAMPLES,
+                keras_labels,
+                grpc_labels,
+                classify_labels,
+                tflite_labels,
+                strict=True,
             )
         ],
         "grpc_max_abs_logit_diff": grpc_diff,
@@ -247,8 +285,11 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
             "tflite": _size(tflite_path),
         },
         "paths": {
-            "config": str(config_path), "model": str(model_path), "dev": str(dev_path),
-            "export": str(export_base), "tflite": str(tflite_path),
+            "config": str(config_path),
+            "model": str(model_path),
+            "dev": str(dev_path),
+            "export": str(export_base),
+            "tflite": str(tflite_path),
         },
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -258,7 +299,11 @@ def run_demo(data=None, dev=None, vocabulary=None, output="demo_output", steps=3
 
 def format_summary(summary):
     q = shlex.quote
-    paths, sizes, ms = summary["paths"], summary["sizes_bytes"], summary["latency_ms_batch1"]
+    paths, sizes, ms = (
+        summary["paths"],
+        summary["sizes_bytes"],
+        summary["latency_ms_batch1"],
+    )
     lines = [
         f"Dev accuracy: {summary['dev_accuracy']:.1%}",
         "",
@@ -278,7 +323,8 @@ def format_summary(summary):
         f"Sizes: model.keras {sizes['model.keras'] / 1e6:.2f} MB, SavedModel "
         f"{sizes['savedmodel'] / 1e6:.2f} MB, TFLite (dynamic int8) "
         f"{sizes['tflite'] / 1e6:.2f} MB",
-        f"Batch-1 latency (median): Keras {ms['keras']:.1f} ms, gRPC {ms['grpc']:.1f} ms, "
+        f"Batch-1 latency (median): Keras {ms['keras']:.1f} ms, "
+        f"gRPC {ms['grpc']:.1f} ms, "
         f"TFLite {ms['tflite']:.1f} ms",
         "",
         "Files:",
@@ -292,8 +338,8 @@ def format_summary(summary):
         f"  albert-tf evaluate {q(paths['model'])} {q(paths['dev'])}",
         f"  albert-tf predict {q(paths['model'])} 'A warm, funny film.'",
         f"  albert-tf export {q(paths['model'])} {q(paths['export'])}",
-        f"  albert-tf serve --model-base-path {q(paths['export'])} --model-name {MODEL_NAME} "
-        "--port 8500",
+        f"  albert-tf serve --model-base-path {q(paths['export'])} "
+        f"--model-name {MODEL_NAME} --port 8500",
         f"  albert-tf predict --server 127.0.0.1:8500 --model-name {MODEL_NAME} "
         "'A warm, funny film.'",
         f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic",
@@ -318,8 +364,12 @@ def _parse_overrides(pairs):
 
 def run(args):
     summary = run_demo(
-        data=args.data, dev=args.dev, vocabulary=args.vocabulary, output=args.output,
-        steps=args.steps, overrides=_parse_overrides(args.set),
+        data=args.data,
+        dev=args.dev,
+        vocabulary=args.vocabulary,
+        output=args.output,
+        steps=args.steps,
+        overrides=_parse_overrides(args.set),
     )
     return 0 if summary["agree"] else 1
 

@@ -14,6 +14,8 @@ def albert_base_config():
     from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
 
     return dict(BUILTIN_PRESETS["albert_base_en_uncased"]["config"])
+
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS_DIR = REPO / "benchmarks" / "results"
 
@@ -79,12 +81,16 @@ def write_results(area, command, lines, ratios=None):
     except OSError:
         load = float("nan")
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     ).stdout.strip()
     header = [
         f"Command: `{command}`",
         f"Machine: {machine_description()}",
-        f"Commit: {commit or 'unknown'}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"Commit: {commit or 'unknown'}; "
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"1-min load average at the end: {load:.1f}",
         "",
     ]
@@ -97,6 +103,8 @@ def write_results(area, command, lines, ratios=None):
 
         json_path = RESULTS_DIR / f"{area}.json"
         json_tmp = json_path.with_suffix(".json.tmp")
-        json_tmp.write_text(json.dumps({"command": command, "ratios": ratios}, indent=2))
+        json_tmp.write_text(
+            json.dumps({"command": command, "ratios": ratios}, indent=2)
+        )
         json_tmp.replace(json_path)
     return path

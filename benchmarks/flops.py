@@ -19,10 +19,19 @@ COMMAND = "python -m benchmarks.flops"
 
 def encoder_flops(config, sequence_length):
     """Forward-pass FLOPs of one sequence through the ALBERT encoder."""
-    L, H, I, E = (sequence_length, config["hidden_dim"], config["intermediate_dim"],
-                  config["embedding_dim"])
-    per_layer = 8 * L * H * H + 4 * L * L * H + 4 * L * H * I
-    return config["num_layers"] * per_layer + 2 * L * E * H + 2 * H * H
+    length, hidden = sequence_length, config["hidden_dim"]
+    ffn, embedding = config["intermediate_dim"], config["embedding_dim"]
+    # Q, K, V and output projections; attention scores and mixing; the FFN.
+    per_layer = (
+        8 * length * hidden * hidden
+        + 4 * length * length * hidden
+        + 4 * length * hidden * ffn
+    )
+    return (
+        config["num_layers"] * per_layer
+        + 2 * length * embedding * hidden  # Embedding projection.
+        + 2 * hidden * hidden  # Pooler.
+    )
 
 
 def matmul_peak_gflops(n=2048):
@@ -39,14 +48,16 @@ def main(batch_size=32, sequence_length=128):
     backbone = AlbertBackbone(**config)
     rng = np.random.default_rng(0)
     inputs = {
-        "token_ids": tf.constant(rng.integers(5, 30000, (batch_size, sequence_length)),
-                                 tf.int32),
+        "token_ids": tf.constant(
+            rng.integers(5, 30000, (batch_size, sequence_length)), tf.int32
+        ),
         "segment_ids": tf.zeros((batch_size, sequence_length), tf.int32),
         "padding_mask": tf.ones((batch_size, sequence_length), tf.int32),
     }
     forward = tf.function(lambda x: backbone(x)["pooled_output"])
-    sequences_per_s = best_rate(lambda: forward(inputs).numpy(), batch_size, repeats=2,
-                                min_seconds=3.0)
+    sequences_per_s = best_rate(
+        lambda: forward(inputs).numpy(), batch_size, repeats=2, min_seconds=3.0
+    )
     flops = encoder_flops(config, sequence_length)
     achieved = sequences_per_s * flops / 1e9
     peak = matmul_peak_gflops()
@@ -62,7 +73,9 @@ def main(batch_size=32, sequence_length=128):
         f"| float32 matmul peak (2048x2048, same run) | {peak:.1f} GFLOP/s |",
         f"| achieved / peak | {achieved / peak:.0%} |",
     ]
-    write_results("flops", COMMAND, lines, {"encoder GFLOP/s vs matmul peak": achieved / peak})
+    write_results(
+        "flops", COMMAND, lines, {"encoder GFLOP/s vs matmul peak": achieved / peak}
+    )
     print("\n".join(lines))
     return {"achieved_gflops": achieved, "peak_gflops": peak}
 

@@ -22,8 +22,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import sst2_dev_sentences  # noqa: E402
 from benchmarks.common import spiece_model_path  # noqa: E402
+from benchmarks.common import sst2_dev_sentences  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 CONFIGS = {

@@ -47,7 +47,9 @@ def run(names):
             result = subprocess.run(
                 [sys.executable, "-m", module, *args], cwd=REPO, timeout=timeout
             )
-            status[name] = "ok" if result.returncode == 0 else f"exit {result.returncode}"
+            status[name] = (
+                "ok" if result.returncode == 0 else f"exit {result.returncode}"
+            )
         except subprocess.TimeoutExpired:
             status[name] = f"timed out after {timeout} s"
         logging.info("%s: %s in %.0f s", name, status[name], time.time() - start)
@@ -87,9 +89,9 @@ def assemble(status):
     lines = [
         "# Benchmark results",
         "",
-        "Made by `make bench` (`python -m benchmarks.run_all`); each section names the "
-        "command that produced it and can be rerun alone. Ratios compare peers measured "
-        "in the same run on the same machine.",
+        "Made by `make bench` (`python -m benchmarks.run_all`); each section names "
+        "the command that produced it and can be rerun alone. Ratios compare peers "
+        "measured in the same run on the same machine.",
         "",
         f"Last assembled on: {machine_description()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -103,7 +105,9 @@ def assemble(status):
         lines.append("")
         if name in status and status[name] != "ok":
             lines += [f"**This run: {status[name]}; the figures below are older.**", ""]
-        lines.append(section.read_text().strip() if section.is_file() else "Not run yet.")
+        lines.append(
+            section.read_text().strip() if section.is_file() else "Not run yet."
+        )
         lines.append("")
     out = REPO / "benchmarks" / "RESULTS.md"
     tmp = out.with_suffix(".md.tmp")
@@ -115,8 +119,11 @@ def assemble(status):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=[], help="benchmark names to run")
-    parser.add_argument("--assemble-only", action="store_true",
-                        help="only rebuild RESULTS.md and the chart from results/")
+    parser.add_argument(
+        "--assemble-only",
+        action="store_true",
+        help="only rebuild RESULTS.md and the chart from results/",
+    )
     args = parser.parse_args()
     status = {} if args.assemble_only else run(args.only)
     chart(REPO / "benchmarks" / "results.png")

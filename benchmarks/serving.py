@@ -308,7 +308,8 @@ def main(argv=None):
         lines.append(f"First error: {errors[0]}")
     ratios = {
         f"export vs {name.split()[0]} {name.split()[1]}, batch 32": ours_rate / rate32
-        for name, (rate32, _, _) in rows.items() if not name.startswith("albert_tf")
+        for name, (rate32, _, _) in rows.items()
+        if not name.startswith("albert_tf")
     }
     path = write_results("serving", COMMAND, lines, ratios)
     logging.info("wrote %s", path)

@@ -42,7 +42,9 @@ TRAINED = REPO / "runs" / "sst2_scratch" / "model.keras"
 
 def albert_classifier(sequence_length, **backbone_kwargs):
     tokenizer = AlbertTokenizer(proto=str(DATA / "albert" / "spiece.model"))
-    backbone = AlbertBackbone(vocabulary_size=tokenizer.vocabulary_size(), **backbone_kwargs)
+    backbone = AlbertBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(), **backbone_kwargs
+    )
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length)
     return AlbertTextClassifier(backbone, num_classes=2, preprocessor=preprocessor)
 
@@ -57,8 +59,13 @@ def albert_base_classifier(sequence_length):
 def train_small_classifier(texts, labels, sequence_length=64):
     """A 2-layer ALBERT trained from scratch for one short epoch (~1-2 min)."""
     classifier = albert_classifier(
-        sequence_length, num_layers=2, num_heads=2, embedding_dim=64,
-        hidden_dim=128, intermediate_dim=256, max_sequence_length=sequence_length,
+        sequence_length,
+        num_layers=2,
+        num_heads=2,
+        embedding_dim=64,
+        hidden_dim=128,
+        intermediate_dim=256,
+        max_sequence_length=sequence_length,
     )
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
     classifier.fit(x=texts, y=labels, batch_size=64, epochs=1, verbose=2)
@@ -72,7 +79,8 @@ def section(title, rows, notes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", help="size/latency model (default: ALBERT-base shapes, random weights)"
+        "--model",
+        help="size/latency model (default: ALBERT-base shapes, random weights)",
     )
     parser.add_argument(
         "--trained-model",
@@ -85,7 +93,9 @@ def main():
     parser.add_argument("--train-examples", type=int, default=20000)
     parser.add_argument("--output", default=str(RESULTS_DIR / "tflite.md"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     start = time.time()
     load_start = os.getloadavg()[0]
     tf.random.set_seed(0)
@@ -99,14 +109,18 @@ def main():
         base_source = f"trained model `{args.model}`"
     else:
         base = albert_base_classifier(args.sequence_length)
-        base_source = "ALBERT-base shapes (12 layers, hidden 768, 11.7M parameters), random weights"
+        base_source = (
+            "ALBERT-base shapes (12 layers, hidden 768, 11.7M parameters), "
+            "random weights"
+        )
     rows = report.compare_builds(
         base, dev_texts[: args.examples], None, "text", calibration_texts=calibration
     )
     by_mode = {r["mode"]: r for r in rows}
     ratios = {
         f"TFLite {mode} {what} vs float32": by_mode[mode][key] / by_mode["none"][key]
-        for mode in ("dynamic", "int8") if mode in by_mode
+        for mode in ("dynamic", "int8")
+        if mode in by_mode
         for what, key in (("size", "size_bytes"), ("latency", "latency_ms"))
     }
     part1_seconds = time.time() - start
@@ -142,38 +156,49 @@ def main():
     )
     accuracy = {r["mode"]: r["accuracy"] for r in rows}
     drop = {mode: accuracy["none"] - a for mode, a in accuracy.items()}
-    size, latency = (ratios["TFLite dynamic size vs float32"],
-                     ratios["TFLite dynamic latency vs float32"])
+    size, latency = (
+        ratios["TFLite dynamic size vs float32"],
+        ratios["TFLite dynamic latency vs float32"],
+    )
     goals = (
         "## Goals (issue #6)\n\n"
-        f"- dynamic-int8 size <= 27% of float32: {'met' if size <= 0.27 else 'NOT met'} "
+        "- dynamic-int8 size <= 27% of float32: "
+        f"{'met' if size <= 0.27 else 'NOT met'} "
         f"({size:.1%})\n"
         f"- dynamic-int8 batch-1 latency <= 0.5x float32: "
         f"{'met' if latency <= 0.5 else 'NOT met'} ({latency:.2f}x)\n"
         f"- dynamic-int8 accuracy within 1 point of float: "
         f"{'met' if drop['dynamic'] <= 0.01 else 'NOT met'} "
         f"({100 * drop['dynamic']:+.2f} points)\n"
-        "- other modes, accuracy drop vs float (the `--verify` gate refuses > 1 point): "
+        "- other modes, accuracy drop vs float "
+        "(the `--verify` gate refuses > 1 point): "
         + ", ".join(f"{m} {100 * d:+.2f}" for m, d in drop.items() if m != "none")
         + "\n"
     )
     text = (
         "# TFLite builds (string-in, tokenizer inside)\n\n"
-        f"Command: `python -m benchmarks.tflite` ({time.time() - start:.0f} s in all).\n"
+        "Command: `python -m benchmarks.tflite` "
+        f"({time.time() - start:.0f} s in all).\n"
         f"Machine: {machine_description()}. 1-minute load average "
         f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above "
         "2 means other processes shared the cores: absolute latencies are then "
         "noisy; ratios come from the same run).\n"
         f"int8: calibrated on the last {args.calibration} SST-2 train sentences "
         "(through the model's own tokenizer). Latency: median of 20 batch-1 calls, "
-        "LiteRT interpreter, 2 threads, tokenization included.\n\n" + part1 + "\n" + part2
-        + "\n" + goals
+        "LiteRT interpreter, 2 threads, tokenization included.\n\n"
+        + part1
+        + "\n"
+        + part2
+        + "\n"
+        + goals
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w") as f:
         f.write(text)
     (RESULTS_DIR / "tflite.json").write_text(
-        json.dumps({"command": "python -m benchmarks.tflite", "ratios": ratios}, indent=2)
+        json.dumps(
+            {"command": "python -m benchmarks.tflite", "ratios": ratios}, indent=2
+        )
     )
     print(text)
 

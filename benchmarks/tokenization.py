@@ -31,7 +31,11 @@ def main():
     for fast in (False, True):
         tokenizer = AlbertTokenizer(proto=model, fast=fast)
         fn = tf.function(lambda x, t=tokenizer: t(x))
-        name = "albert_tf AlbertTokenizer (in-graph, " + ("Fast" if fast else "regular") + ")"
+        name = (
+            "albert_tf AlbertTokenizer (in-graph, "
+            + ("Fast" if fast else "regular")
+            + ")"
+        )
         rates[name] = best_rate(lambda f=fn: f(batch), n)
     processor = spm.SentencePieceProcessor(model_file=model)
     rates["Python sentencepiece (no ALBERT preprocessing)"] = best_rate(
@@ -39,7 +43,8 @@ def main():
     )
     slow = HFSlow(vocab_file=model, do_lower_case=True, keep_accents=False)
     rates["HF transformers AlbertTokenizer (slow, the reference)"] = best_rate(
-        lambda: [slow.encode(s, add_special_tokens=False) for s in sentences], n,
+        lambda: [slow.encode(s, add_special_tokens=False) for s in sentences],
+        n,
         repeats=1,
     )
     fast_hf = HFFast(vocab_file=model, do_lower_case=True, keep_accents=False)
@@ -57,7 +62,8 @@ def main():
     rust = rates["HF tokenizers AlbertTokenizerFast (Rust)"]
     ratios = {
         f"tokenize {'Fast' if 'Fast)' in k else 'regular'} vs HF Rust": v / rust
-        for k, v in rates.items() if k.startswith("albert_tf")
+        for k, v in rates.items()
+        if k.startswith("albert_tf")
     }
     path = write_results("tokenization", COMMAND, lines, ratios)
     logging.info("wrote %s", path)

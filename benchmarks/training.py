@@ -171,13 +171,19 @@ def main():
             f"ex/s; ratios {ours / theirs:.2f} / {ours_static / theirs:.2f}"
         )
         # For the summary chart of `benchmarks.run_all`.
-        (RESULTS_DIR / "training.json").write_text(json.dumps({
-            "command": "python -m benchmarks.training",
-            "ratios": {
-                "training ex/s vs keras-hub fit (bucketed)": ours / theirs,
-                "training ex/s vs keras-hub fit (same padding)": ours_static / theirs,
-            },
-        }, indent=2))
+        (RESULTS_DIR / "training.json").write_text(
+            json.dumps(
+                {
+                    "command": "python -m benchmarks.training",
+                    "ratios": {
+                        "training ex/s vs keras-hub fit (bucketed)": ours / theirs,
+                        "training ex/s vs keras-hub fit (same padding)": ours_static
+                        / theirs,
+                    },
+                },
+                indent=2,
+            )
+        )
     if args.full:
         full_config = load_config(CONFIG, overrides=parse_overrides(args.set))
         checkpoints = pathlib.Path(full_config.output_dir) / "checkpoints"

@@ -22,8 +22,9 @@ def _inputs(batch=2, length=8, vocab=80, pad_from=None, seed=0):
 
 @pytest.fixture(scope="module")
 def backbone():
-    return AlbertBackbone(**tiny_backbone_kwargs(num_layers=4, num_groups=2,
-                                                 num_inner_repetitions=2))
+    return AlbertBackbone(
+        **tiny_backbone_kwargs(num_layers=4, num_groups=2, num_inner_repetitions=2)
+    )
 
 
 def test_output_shapes_for_any_length(backbone):

@@ -23,7 +23,9 @@ def classifier(tiny_proto):
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
     backbone = AlbertBackbone(**tiny_backbone_kwargs(vocabulary_size=80))
     model = AlbertTextClassifier(
-        backbone, num_classes=2, preprocessor=preprocessor,
+        backbone,
+        num_classes=2,
+        preprocessor=preprocessor,
         label_names=["positive", "negative"],
     )
     model.compile()
@@ -39,8 +41,9 @@ def test_fit_predict_evaluate_on_strings_and_tf_data(classifier):
     classifier.fit(ds, epochs=1, verbose=0)
     loss, accuracy = classifier.evaluate(ds, verbose=0)
     assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
-    from_ds = classifier.predict(tf.data.Dataset.from_tensor_slices(TEXTS).batch(3),
-                                 verbose=0)
+    from_ds = classifier.predict(
+        tf.data.Dataset.from_tensor_slices(TEXTS).batch(3), verbose=0
+    )
     np.testing.assert_allclose(from_ds, classifier.predict(TEXTS, verbose=0), atol=1e-5)
     # Predictions equal running the preprocessor and the model by hand.
     direct = classifier(classifier.preprocessor(tf.constant(TEXTS)))
@@ -80,7 +83,9 @@ def test_preprocessed_dicts_without_preprocessor(classifier):
 
 def test_softmax_activation_returns_probabilities(classifier):
     model = AlbertTextClassifier(
-        classifier.backbone, num_classes=3, preprocessor=classifier.preprocessor,
+        classifier.backbone,
+        num_classes=3,
+        preprocessor=classifier.preprocessor,
         activation="softmax",
     )
     model.compile()
@@ -91,7 +96,8 @@ def test_softmax_activation_returns_probabilities(classifier):
 
 def test_freezing_the_backbone(classifier):
     model = AlbertTextClassifier(
-        AlbertBackbone(**tiny_backbone_kwargs()), num_classes=2,
+        AlbertBackbone(**tiny_backbone_kwargs()),
+        num_classes=2,
         preprocessor=classifier.preprocessor,
     )
     model.backbone.trainable = False
@@ -99,7 +105,7 @@ def test_freezing_the_backbone(classifier):
     before = [w.numpy().copy() for w in model.backbone.weights]
     head_before = model.output_dense.kernel.numpy().copy()
     model.fit(TEXTS, LABELS, batch_size=2, verbose=0)
-    for a, b in zip(before, model.backbone.weights):
+    for a, b in zip(before, model.backbone.weights, strict=True):
         np.testing.assert_array_equal(a, b.numpy())
     assert not np.array_equal(head_before, model.output_dense.kernel.numpy())
 
@@ -120,9 +126,13 @@ def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):
     loaded = load_classifier(str(path), compile=True)
     assert isinstance(loaded, AlbertTextClassifier)
     assert loaded.label_names == ["positive", "negative"]
-    assert loaded.preprocessor.tokenizer.proto == classifier.preprocessor.tokenizer.proto
+    assert (
+        loaded.preprocessor.tokenizer.proto == classifier.preprocessor.tokenizer.proto
+    )
     np.testing.assert_allclose(
-        loaded.predict(TEXTS, verbose=0), classifier.predict(TEXTS, verbose=0), atol=1e-6
+        loaded.predict(TEXTS, verbose=0),
+        classifier.predict(TEXTS, verbose=0),
+        atol=1e-6,
     )
     assert loaded.compiled  # Compile config restored: training can resume.
     loaded.fit(TEXTS, LABELS, batch_size=2, verbose=0)

@@ -47,7 +47,9 @@ def test_pair_gets_segment_ids(tokenizer):
 def test_truncation_modes(tokenizer, truncate):
     long_a = "the quick brown fox jumped over the lazy dog " * 3
     long_b = "what an amazing movie truly wonderful acting " * 3
-    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=11, truncate=truncate)
+    pre = AlbertTextClassifierPreprocessor(
+        tokenizer, sequence_length=11, truncate=truncate
+    )
     out = pre((tf.constant([long_a]), tf.constant([long_b])))
     segments = out["segment_ids"].numpy()[0]
     assert out["padding_mask"].numpy()[0].tolist() == [1] * 11
@@ -83,7 +85,9 @@ def test_pad_to_longest_and_sequence_length_override(tokenizer):
 
 def test_labels_and_sample_weights_pass_through(tokenizer):
     pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=8)
-    x, y, sw = pre(tf.constant(["a", "b"]), tf.constant([1, 0]), tf.constant([0.5, 2.0]))
+    x, y, sw = pre(
+        tf.constant(["a", "b"]), tf.constant([1, 0]), tf.constant([0.5, 2.0])
+    )
     assert y.numpy().tolist() == [1, 0]
     assert sw.numpy().tolist() == [0.5, 2.0]
     assert set(x) == {"token_ids", "segment_ids", "padding_mask"}

@@ -63,8 +63,12 @@ def test_parity_with_original_albert_on_sst2_dev(
     tokenizer, hf_tokenizer, sst2_dev_sentences
 ):
     ours = _ids(tokenizer, sst2_dev_sentences)
-    theirs = [hf_tokenizer.encode(s, add_special_tokens=False) for s in sst2_dev_sentences]
-    mismatches = [s for s, a, b in zip(sst2_dev_sentences, ours, theirs) if a != b]
+    theirs = [
+        hf_tokenizer.encode(s, add_special_tokens=False) for s in sst2_dev_sentences
+    ]
+    mismatches = [
+        s for s, a, b in zip(sst2_dev_sentences, ours, theirs, strict=True) if a != b
+    ]
     assert not mismatches, f"{len(mismatches)} sentences differ, e.g. {mismatches[:3]}"
 
 
@@ -82,7 +86,7 @@ def test_parity_with_original_albert_on_hard_cases(
     ours = AlbertTokenizer(
         proto=spiece_model_path, lowercase=lowercase, strip_accents=strip_accents
     )
-    for text, ids in zip(HARD_CASES, _ids(ours, HARD_CASES)):
+    for text, ids in zip(HARD_CASES, _ids(ours, HARD_CASES), strict=True):
         assert ids == hf.encode(text, add_special_tokens=False), repr(text[:80])
 
 
@@ -97,8 +101,9 @@ def test_lowercase_makes_case_irrelevant(tokenizer):
 def test_digit_comma_rule_resplits_pieces(tokenizer, hf_tokenizer):
     # Pieces such as "▁1," exist in the vocabulary; original ALBERT splits them.
     digit_comma = [
-        p for p in tokenizer.get_vocabulary() if len(p) > 1 and p[-1] == ","
-        and p[-2].isdigit()
+        p
+        for p in tokenizer.get_vocabulary()
+        if len(p) > 1 and p[-1] == "," and p[-2].isdigit()
     ]
     assert digit_comma, "expected digit-comma pieces in the ALBERT vocabulary"
     text = " ".join(p.replace("\u2581", "") for p in digit_comma) + " x"

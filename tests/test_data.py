@@ -177,15 +177,17 @@ def test_bucketed_pipeline_pads_to_longest_in_bucket(preprocessor):
     lengths = {
         tuple(ids[:n]): n
         for ids, n in zip(
-            direct["token_ids"].numpy(), direct["padding_mask"].numpy().sum(-1)
+            direct["token_ids"].numpy(),
+            direct["padding_mask"].numpy().sum(-1),
+            strict=True,
         )
     }
-    for x, y in ds.take(8):
+    for x, _ in ds.take(8):
         mask = x["padding_mask"].numpy()
         assert mask.shape[0] == 4
         width = mask.shape[1]
         assert mask.sum(-1).max() == width  # Padded to its longest row only.
-        for ids, n in zip(x["token_ids"].numpy(), mask.sum(-1)):
+        for ids, n in zip(x["token_ids"].numpy(), mask.sum(-1), strict=True):
             assert lengths[tuple(ids[:n])] == n
             assert (ids[n:] == preprocessor.tokenizer.pad_token_id).all()
 
@@ -199,7 +201,7 @@ def test_skip_batches_continues_the_same_stream(preprocessor):
             4
         )
     )
-    for (xa, ya), (xb, yb) in zip(fresh[5:], resumed):
+    for (xa, ya), (xb, yb) in zip(fresh[5:], resumed, strict=True):
         np.testing.assert_array_equal(xa["token_ids"], xb["token_ids"])
         np.testing.assert_array_equal(ya, yb)
     # Epochs are reshuffled: the stream is not one order repeated.

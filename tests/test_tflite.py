@@ -75,18 +75,24 @@ def _check_signature(model, input_kind):
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
 def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
     texts = TINY_CORPUS[:3]
-    config = tflite.int8(TINY_CORPUS) if mode == "int8" else tflite.QuantizationConfig(mode)
+    config = (
+        tflite.int8(TINY_CORPUS) if mode == "int8" else tflite.QuantizationConfig(mode)
+    )
     outputs = {}
     for input_kind in ("text", "ids"):
         content = tflite.convert(classifier, config, input_kind=input_kind)
         model = tflite.TFLiteClassifier(content)
         _check_signature(model, input_kind)
-        expected_ops = ["TFText>FastSentencepieceTokenize"] if input_kind == "text" else []
+        expected_ops = (
+            ["TFText>FastSentencepieceTokenize"] if input_kind == "text" else []
+        )
         assert converter.custom_ops(content) == expected_ops  # ids: builtins only.
         outputs[input_kind] = model.predict(texts, preprocessor=classifier.preprocessor)
         assert outputs[input_kind]["logits"].dtype == np.float32
         assert outputs[input_kind]["logits"].shape == (3, 2)
-        np.testing.assert_allclose(outputs[input_kind]["probabilities"].sum(-1), 1.0, atol=1e-3)
+        np.testing.assert_allclose(
+            outputs[input_kind]["probabilities"].sum(-1), 1.0, atol=1e-3
+        )
         # int8 builds compute the encoder in int8; the others in float.
         assert bool(_int8_activation_ops(content)) == (mode == "int8")
     logits = {kind: out["logits"] for kind, out in outputs.items()}
@@ -99,13 +105,17 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
     np.testing.assert_allclose(logits["text"], logits["ids"], atol=atol, rtol=0)
     if mode == "none":
         reference = classifier.predict(texts, verbose=0)
-        np.testing.assert_allclose(outputs["text"]["logits"], reference, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(
+            outputs["text"]["logits"], reference, atol=1e-4, rtol=0
+        )
 
 
 @pytest.mark.slow
 def test_bad_text_inputs_have_defined_results(classifier):
     model = tflite.TFLiteClassifier(tflite.convert(classifier, input_kind="text"))
-    tokenizer = tflite.convert_tokenizer(classifier.preprocessor.tokenizer, SEQUENCE_LENGTH)
+    tokenizer = tflite.convert_tokenizer(
+        classifier.preprocessor.tokenizer, SEQUENCE_LENGTH
+    )
     ids = tflite.TFLiteClassifier(tokenizer).runner
     cls_id = classifier.preprocessor.tokenizer.cls_token_id
     sep_id = classifier.preprocessor.tokenizer.sep_token_id
@@ -118,7 +128,9 @@ def test_bad_text_inputs_have_defined_results(classifier):
     # 100 KB: truncated to the sequence length, same logits as Keras.
     long_text = "the quick brown fox " * 5000
     out = model.run(text=np.array([long_text], dtype=object))
-    np.testing.assert_allclose(out["logits"], classifier.predict([long_text], verbose=0), atol=1e-4)
+    np.testing.assert_allclose(
+        out["logits"], classifier.predict([long_text], verbose=0), atol=1e-4
+    )
     long_ids = ids(text=np.array([long_text], dtype=object))["token_ids"]
     assert long_ids.shape == (1, SEQUENCE_LENGTH) and long_ids[0, -1] == sep_id
 
@@ -213,24 +225,49 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     classifier.save(model_path)
     data = tmp_path / "dev.tsv"
     data.write_text(
-        "sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TINY_CORPUS))
+        "sentence\tlabel\n"
+        + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TINY_CORPUS))
     )
     out = tmp_path / "model.tflite"
-    code = main(["tflite", str(model_path), str(out), "--quantize", "dynamic", "--verify", str(data)])
+    code = main(
+        [
+            "tflite",
+            str(model_path),
+            str(out),
+            "--quantize",
+            "dynamic",
+            "--verify",
+            str(data),
+        ]
+    )
     assert code == 0
     metadata = json.loads((tmp_path / "model.json").read_text())
     assert metadata["quantization"] == "dynamic"
     assert metadata["inputs"] == [{"name": "text", "dtype": "string", "shape": [-1]}]
     assert metadata["required_custom_ops"] == ["TFText>FastSentencepieceTokenize"]
     assert metadata["sequence_length"] == SEQUENCE_LENGTH
-    assert (tmp_path / "model.labels.txt").read_text().split() == ["negative", "positive"]
+    assert (tmp_path / "model.labels.txt").read_text().split() == [
+        "negative",
+        "positive",
+    ]
     assert out.read_bytes()[4:8] == b"TFL3"
 
     # A gate that cannot pass (accuracy must rise 100 points): nothing written.
     gated = tmp_path / "gated.tflite"
     code = main(
-        ["tflite", str(model_path), str(gated), "--input", "ids", "--quantize", "dynamic",
-         "--verify", str(data), "--max-accuracy-drop", "-100"]
+        [
+            "tflite",
+            str(model_path),
+            str(gated),
+            "--input",
+            "ids",
+            "--quantize",
+            "dynamic",
+            "--verify",
+            str(data),
+            "--max-accuracy-drop",
+            "-100",
+        ]
     )
     assert code == 1
     assert "verification failed" in capsys.readouterr().err
@@ -245,7 +282,10 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     (saved_model / "saved_model.pb").write_bytes(b"")
     assert main(["tflite", str(saved_model), str(tmp_path / "x.tflite")]) == 1
     assert "is a SavedModel: pass --sequence-length" in capsys.readouterr().err
-    assert main(["tflite", str(tmp_path / "missing.keras"), str(tmp_path / "x.tflite")]) == 1
+    assert (
+        main(["tflite", str(tmp_path / "missing.keras"), str(tmp_path / "x.tflite")])
+        == 1
+    )
     assert "not found" in capsys.readouterr().err
 
     from albert_tf.tflite.verification import read_labelled_tsv

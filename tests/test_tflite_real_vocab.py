@@ -54,13 +54,17 @@ def test_float32_text_build_matches_keras_on_sst2_dev(tokenizer, sst2_dev_senten
             vocabulary_size=tokenizer.vocabulary_size(), max_sequence_length=32
         )
     )
-    classifier = AlbertTextClassifier(backbone, num_classes=2, preprocessor=preprocessor)
+    classifier = AlbertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor
+    )
     # Larger than ALBERT's init so the logits depend on the ids (see test_tflite).
     for weight in classifier.weights:
         if weight.path.endswith(("kernel", "embeddings")):
             weight.assign(weight * 25.0)
     content = tflite.convert(classifier, tflite.none(), input_kind="text")
-    result = tflite.verify(classifier, content, list(sst2_dev_sentences), quantized=False)
+    result = tflite.verify(
+        classifier, content, list(sst2_dev_sentences), quantized=False
+    )
     assert result.examples == 872
     assert result.max_abs_logit_diff <= 1e-4, result.summary()
     logits = classifier.predict(list(sst2_dev_sentences[:50]), verbose=0)

@@ -93,7 +93,7 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     labels = np.array(([1] * 4 + [0] * 4) * 4)
     predicted = model.predict(texts, verbose=0).argmax(-1)
     matrix = np.zeros((2, 2), int)
-    for t, p in zip(labels, predicted):
+    for t, p in zip(labels, predicted, strict=True):
         matrix[t, p] += 1
     assert report["confusion_matrix"] == matrix.tolist()
     assert report["accuracy"] == pytest.approx((predicted == labels).mean())
@@ -116,7 +116,7 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
     logits = model.predict(texts, verbose=0)
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     assert [r["text"] for r in rows] == texts
-    for row, expected in zip(rows, probabilities):
+    for row, expected in zip(rows, probabilities, strict=True):
         np.testing.assert_allclose(row["probabilities"], expected, rtol=1e-4, atol=1e-6)
         assert row["label"] == ["negative", "positive"][int(expected.argmax())]
     text_file = tmp_path / "texts.txt"

@@ -104,7 +104,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
     one = _weights(tmp_path / "one_device" / "model.keras")
     two = _weights(tmp_path / "mirrored" / "model.keras")
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     # Training moved the weights, so the comparison is not vacuous.
     initial = np.load(tmp_path / "initial.npy")
@@ -182,7 +182,7 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, results):
+    for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert "replicas 2 steps 4" in out
     chief = np.load(output / "weights-0.npz")
@@ -298,6 +298,8 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
     # Same data position and state: the resumed run ends where the
     # uninterrupted one does.
     for a, b in zip(
-        _weights(straight / "model.keras"), _weights(killed / "model.keras")
+        _weights(straight / "model.keras"),
+        _weights(killed / "model.keras"),
+        strict=True,
     ):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)

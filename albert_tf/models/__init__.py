@@ -7,8 +7,8 @@ from albert_tf.models.albert.albert_text_classifier_preprocessor import (
 )
 from albert_tf.models.albert.albert_tokenizer import AlbertTokenizer
 from albert_tf.models.backbone import Backbone
+from albert_tf.models.loading import load_classifier
 from albert_tf.models.preprocessor import Preprocessor
 from albert_tf.models.task import Task
 from albert_tf.models.text_classifier import TextClassifier
 from albert_tf.models.text_classifier_preprocessor import TextClassifierPreprocessor
-from albert_tf.models.loading import load_classifier

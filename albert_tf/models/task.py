@@ -89,8 +89,15 @@ class Task(TaskPresetMixin, keras.Model):
             ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def fit(self, x=None, y=None, batch_size=None, sample_weight=None,
-            validation_data=None, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        sample_weight=None,
+        validation_data=None,
+        **kwargs,
+    ):
         # Raw arrays are shuffled here, before batching; datasets as given.
         shuffle = kwargs.pop("shuffle", True)
         ds = self._dataset(x, y, sample_weight, batch_size, shuffle=shuffle)
@@ -102,14 +109,14 @@ class Task(TaskPresetMixin, keras.Model):
                 validation_data = self._dataset(*validation_data, batch_size=batch_size)
             else:
                 validation_data = self._dataset(validation_data)
-        return super().fit(
-            ds, validation_data=validation_data, shuffle=False, **kwargs
-        )
+        return super().fit(ds, validation_data=validation_data, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         if kwargs.get("_use_cached_eval_dataset", False):
             return super().evaluate(x=x, y=y, **kwargs)
-        return super().evaluate(self._dataset(x, y, sample_weight, batch_size), **kwargs)
+        return super().evaluate(
+            self._dataset(x, y, sample_weight, batch_size), **kwargs
+        )
 
     def predict(self, x=None, batch_size=None, **kwargs):
         return super().predict(self._dataset(x, batch_size=batch_size), **kwargs)

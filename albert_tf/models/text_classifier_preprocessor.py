@@ -20,7 +20,8 @@ class TextClassifierPreprocessor(Preprocessor):
 
     Call arguments:
         x: strings, one text per example (a tensor, array or list), or a
-            tuple of two of those for sentence pairs. A scalar string gives unbatched outputs.
+            tuple of two of those for sentence pairs. A scalar string gives
+            unbatched outputs.
         y: labels, passed through unchanged.
         sample_weight: passed through unchanged.
         sequence_length: int. Overrides `sequence_length` for this call.
@@ -33,7 +34,9 @@ class TextClassifierPreprocessor(Preprocessor):
         (`keras.utils.pack_x_y_sample_weight`).
     """
 
-    def __init__(self, tokenizer, sequence_length=512, truncate="round_robin", **kwargs):
+    def __init__(
+        self, tokenizer, sequence_length=512, truncate="round_robin", **kwargs
+    ):
         super().__init__(**kwargs)
         if truncate not in TRUNCATE_MODES:
             raise ValueError(

@@ -12,7 +12,6 @@ import os
 
 from albert_tf.presets.weight_assignment import WeightSpec
 
-
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"

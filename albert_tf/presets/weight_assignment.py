@@ -61,7 +61,7 @@ def assign_weights(specs, read, source):
         shown = ", ".join(f"'{m}'" for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise ValueError(f"{source}: missing weights {shown}{more}.")
-    for spec, array in zip(specs, arrays):
+    for spec, array in zip(specs, arrays, strict=True):
         spec.variable.assign(array.astype(spec.variable.dtype, copy=False))
 
 

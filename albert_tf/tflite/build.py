@@ -35,7 +35,11 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
         "input_kind": input_kind,
         "inputs": inputs,
         "outputs": [
-            {"name": n, "dtype": "float32", "shape": [-1 if input_kind == "text" else 1, num_classes]}
+            {
+                "name": n,
+                "dtype": "float32",
+                "shape": [-1 if input_kind == "text" else 1, num_classes],
+            }
             for n in converter.OUTPUTS
         ],
         "sequence_length": sequence_length,
@@ -56,7 +60,9 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
     }
 
 
-def build_tflite(classifier, path, quantization=None, input_kind="text", sequence_length=None):
+def build_tflite(
+    classifier, path, quantization=None, input_kind="text", sequence_length=None
+):
     """Converts `classifier` and writes `path` plus labels and metadata beside it.
 
     Args:
@@ -79,17 +85,23 @@ def build_tflite(classifier, path, quantization=None, input_kind="text", sequenc
     quantization = quantization or QuantizationConfig()
     sequence_length = sequence_length or classifier.preprocessor.sequence_length
     content = converter.convert(classifier, quantization, input_kind, sequence_length)
-    return write_build(classifier, path, content, quantization, input_kind, sequence_length)
+    return write_build(
+        classifier, path, content, quantization, input_kind, sequence_length
+    )
 
 
 def write_build(classifier, path, content, quantization, input_kind, sequence_length):
     """Writes converted `content` to `path` with labels and metadata beside it."""
-    metadata = build_metadata(classifier, quantization, input_kind, sequence_length, content)
+    metadata = build_metadata(
+        classifier, quantization, input_kind, sequence_length, content
+    )
     labels_path, metadata_path = sidecar_paths(path)
     names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
     # Sidecars first: an app that sees the .tflite file also finds them.
     write_bytes(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
     write_bytes(metadata_path, json.dumps(metadata, indent=2).encode("utf-8"))
     write_bytes(path, content)
-    logger.info("Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path)
+    logger.info(
+        "Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path
+    )
     return metadata

@@ -23,44 +23,65 @@ def register(subparsers):
     )
     parser.add_argument("output", help="The .tflite file to write.")
     parser.add_argument(
-        "--quantize", choices=MODES, default="none",
+        "--quantize",
+        choices=MODES,
+        default="none",
         help="none (float32), float16 (weights), dynamic (int8 weights) or int8 "
         "(full-integer encoder, calibrated on real texts). Default: none.",
     )
     parser.add_argument(
-        "--input", choices=("text", "ids"), default="text", dest="input_kind",
-        help="text: string in, tokenizer inside (default); ids: int32 ids in, builtins only.",
+        "--input",
+        choices=("text", "ids"),
+        default="text",
+        dest="input_kind",
+        help="text: string in, tokenizer inside (default); "
+        "ids: int32 ids in, builtins only.",
     )
     parser.add_argument(
-        "--sequence-length", type=int, default=None,
-        help="Packed length (default: the model preprocessor's; required for SavedModels).",
+        "--sequence-length",
+        type=int,
+        default=None,
+        help="Packed length (default: the model preprocessor's; "
+        "required for SavedModels).",
     )
     parser.add_argument(
-        "--calibration-data", default=None,
+        "--calibration-data",
+        default=None,
         help="TSV (sentence<TAB>label, header row) of int8 calibration texts; "
         "defaults to the --verify data.",
     )
     parser.add_argument(
-        "--calibration-size", type=int, default=200,
+        "--calibration-size",
+        type=int,
+        default=200,
         help="How many calibration texts int8 uses (default 200).",
     )
     parser.add_argument(
-        "--verify", default=None, metavar="DATA",
+        "--verify",
+        default=None,
+        metavar="DATA",
         help="Labelled TSV: compare with the float Keras model before writing; "
         "fails (nothing written) if a gate fails.",
     )
     parser.add_argument(
-        "--max-accuracy-drop", type=float, default=1.0,
+        "--max-accuracy-drop",
+        type=float,
+        default=1.0,
         help="Quantized builds: allowed accuracy drop in points (default 1).",
     )
     parser.add_argument(
-        "--min-agreement", type=float, default=None,
+        "--min-agreement",
+        type=float,
+        default=None,
         help="Quantized builds: minimum prediction agreement with float, 0-1.",
     )
     parser.add_argument(
-        "--report", default=None, metavar="REPORT.md",
+        "--report",
+        default=None,
+        metavar="REPORT.md",
         help="Also build every quantization mode and write a side-by-side "
-        "markdown report (size, batch-1 latency, accuracy, agreement) on --verify data.",
+        "markdown report (size, batch-1 latency, accuracy, agreement) "
+        "on --verify data.",
     )
     parser.set_defaults(func=run)
 
@@ -94,18 +115,25 @@ def run(args):
     calibration = []
     if args.quantize == "int8" or args.report:
         if args.calibration_data:
-            calibration, _ = verification.read_labelled_tsv(args.calibration_data, names)
+            calibration, _ = verification.read_labelled_tsv(
+                args.calibration_data, names
+            )
         elif texts is not None:
             calibration = texts
         else:
-            raise ValueError("--quantize int8 needs --calibration-data (or --verify) texts.")
+            raise ValueError(
+                "--quantize int8 needs --calibration-data (or --verify) texts."
+            )
         calibration = list(calibration[: args.calibration_size])
     config = quantization_config.from_name(args.quantize, calibration)
     length = args.sequence_length or classifier.preprocessor.sequence_length
     content = converter.convert(classifier, config, args.input_kind, length)
     if args.verify:
         result = verification.verify(
-            classifier, content, texts, labels,
+            classifier,
+            content,
+            texts,
+            labels,
             quantized=config.mode != "none",
             max_accuracy_drop=args.max_accuracy_drop,
             min_agreement=args.min_agreement,

@@ -80,7 +80,9 @@ def _serving_function(classifier, input_kind, sequence_length):
     if input_kind == "text":
         packer = TFLiteTextPacker(classifier.preprocessor.tokenizer, sequence_length)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)]
+        )
         def serve_text(text):
             return _outputs(classifier, packer(text))
 
@@ -123,9 +125,7 @@ def _representative_dataset(classifier, texts, input_kind, sequence_length):
                 # arrays gave it wrong strings (and ranges 5-10x off).
                 yield {TEXT_INPUT: np.array([text.encode("utf-8")], dtype=np.bytes_)}
                 continue
-            x = preprocessor(
-                tf.constant([text]), sequence_length=sequence_length
-            )
+            x = preprocessor(tf.constant([text]), sequence_length=sequence_length)
             yield {name: x[name].numpy().astype(np.int32) for name in ID_INPUTS}
 
     return generate
@@ -226,7 +226,7 @@ def convert(classifier, quantization=None, input_kind="text", sequence_length=No
 
 
 def convert_tokenizer(tokenizer, sequence_length):
-    """A tokenizer-only TFLite file: `text` -> `token_ids`, `segment_ids`, `padding_mask`.
+    """A tokenizer-only TFLite file: `text` -> ids, segments and padding mask.
 
     Pairs with an ids-in build when an app wants the encoder on a delegate
     (NNAPI, Core ML) and the tokenizer on the CPU.

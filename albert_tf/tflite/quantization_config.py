@@ -33,7 +33,9 @@ class QuantizationConfig:
                 "int8 quantization needs representative texts for calibration "
                 "(for example a few hundred training sentences)."
             )
-        object.__setattr__(self, "representative_texts", tuple(self.representative_texts))
+        object.__setattr__(
+            self, "representative_texts", tuple(self.representative_texts)
+        )
 
 
 def none():

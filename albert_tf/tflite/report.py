@@ -69,8 +69,8 @@ def format_report(rows):
     """A markdown table of `compare_builds` rows, with ratios to float32."""
     base = next((r for r in rows if r["mode"] == "none"), rows[0])
     lines = [
-        "| mode | size (MB) | size vs float32 | batch-1 latency (ms) | latency vs float32 "
-        "| max abs logit diff | agreement | accuracy |",
+        "| mode | size (MB) | size vs float32 | batch-1 latency (ms) "
+        "| latency vs float32 | max abs logit diff | agreement | accuracy |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -79,9 +79,12 @@ def format_report(rows):
             f"| {r['mode']} | {r['size_bytes'] / 2**20:.2f} "
             f"| {r['size_bytes'] / base['size_bytes']:.2f}x "
             f"| {r['latency_ms']:.2f} | {r['latency_ms'] / base['latency_ms']:.2f}x "
-            f"| {r['max_abs_logit_diff']:.2e} | {100 * r['agreement']:.2f}% | {accuracy} |"
+            f"| {r['max_abs_logit_diff']:.2e} | {100 * r['agreement']:.2f}% "
+            f"| {accuracy} |"
         )
     if base.get("keras_accuracy") is not None:
         lines.append("")
-        lines.append(f"Float Keras model accuracy: {100 * base['keras_accuracy']:.2f}%.")
+        lines.append(
+            f"Float Keras model accuracy: {100 * base['keras_accuracy']:.2f}%."
+        )
     return "\n".join(lines) + "\n"

@@ -24,9 +24,11 @@ class TFLiteClassifier:
     """
 
     def __init__(self, model, num_threads=2):
-        source = {"model_content": model} if isinstance(model, bytes) else {
-            "model_path": str(model)
-        }
+        source = (
+            {"model_content": model}
+            if isinstance(model, bytes)
+            else {"model_path": str(model)}
+        )
         # The app-side equivalent is linking tf-text's TFLite op registrar.
         self.interpreter = InterpreterWithCustomOps(
             custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
@@ -62,7 +64,9 @@ class TFLiteClassifier:
             if preprocessor is None:
                 raise ValueError("An ids-in build needs the preprocessor to tokenize.")
             length = self.input_details[ID_INPUTS[0]]["shape"][1]
-            features = preprocessor(np.array(texts, dtype=object), sequence_length=length)
+            features = preprocessor(
+                np.array(texts, dtype=object), sequence_length=length
+            )
             calls = [
                 {k: np.asarray(features[k][i : i + 1], np.int32) for k in ID_INPUTS}
                 for i in range(len(texts))

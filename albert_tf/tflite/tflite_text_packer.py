@@ -82,7 +82,7 @@ def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
     preprocessed = preprocess_text(tf.constant(keys), lowercase, strip_accents)
     mapping = {
         key: original.Normalize(value.decode("utf-8"))
-        for key, value in zip(keys, preprocessed.numpy())
+        for key, value in zip(keys, preprocessed.numpy(), strict=True)
     }
     for cp in range(1, sys.maxunicode + 1):
         if chr(cp).isspace():
@@ -90,7 +90,9 @@ def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
     for pair in _QUOTE_PAIRS:
         mapping[pair] = original.Normalize('"')
     rules = sorted((k, v) for k, v in mapping.items() if k != v)
-    logger.info("Folding %d normalisation rules into the SentencePiece model.", len(rules))
+    logger.info(
+        "Folding %d normalisation rules into the SentencePiece model.", len(rules)
+    )
     spec = sentencepiece_model_pb2.NormalizerSpec()
     spec.ParseFromString(
         spm.SentencePieceNormalizer(norm_map=rules).serialized_normalizer_spec()
@@ -180,7 +182,9 @@ class TFLiteTextPacker(tf.Module):
         row = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
         width = self.table.shape[1]
         unchanged = tf.pad(flat[:, tf.newaxis], [[0, 0], [0, width - 1]])
-        rows = tf.where(is_rewritten[:, tf.newaxis], tf.gather(self.table, row), unchanged)
+        rows = tf.where(
+            is_rewritten[:, tf.newaxis], tf.gather(self.table, row), unchanged
+        )
         lengths = tf.where(is_rewritten, tf.gather(self.lengths, row), 1)
         keep = tf.range(width)[tf.newaxis, :] < lengths[:, tf.newaxis]
         flat = tf.boolean_mask(rows, keep)

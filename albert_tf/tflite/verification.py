@@ -63,7 +63,9 @@ def read_labelled_tsv(path, label_names=None):
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(rows, None)
         if header is None:
-            raise ValueError(f"{path}: empty file, expected a `sentence<TAB>label` header.")
+            raise ValueError(
+                f"{path}: empty file, expected a `sentence<TAB>label` header."
+            )
         for line, row in enumerate(rows, start=2):
             if len(row) < 2:
                 raise ValueError(
@@ -148,7 +150,8 @@ def verify(
             )
     if min_agreement is not None and result.agreement < min_agreement:
         result.failures.append(
-            f"agreement {100 * result.agreement:.2f}% < {100 * min_agreement:.2f}% required"
+            f"agreement {100 * result.agreement:.2f}% < "
+            f"{100 * min_agreement:.2f}% required"
         )
     logger.info("TFLite verification: %s", result.summary())
     return result

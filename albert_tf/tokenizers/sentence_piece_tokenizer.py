@@ -16,7 +16,6 @@ from albert_tf.tokenizers.tokenizer import Tokenizer
 VOCAB_FILENAME = "vocabulary.spm"
 
 
-
 class _SharedModelResource(tf.saved_model.experimental.TrackableResource):
     """The SentencePiece model resource, under a shared name.
 
@@ -205,9 +204,11 @@ class SentencePieceTokenizer(Tokenizer):
 
     def detokenize(self, inputs):
         self._check_vocabulary()
-        inputs = tf.convert_to_tensor(inputs) if not isinstance(
-            inputs, tf.RaggedTensor
-        ) else inputs
+        inputs = (
+            tf.convert_to_tensor(inputs)
+            if not isinstance(inputs, tf.RaggedTensor)
+            else inputs
+        )
         unbatched = inputs.shape.rank == 1
         if unbatched:
             inputs = tf.expand_dims(inputs, 0)

@@ -99,7 +99,7 @@ def _delimited_rows(path, delimiter, header):
                 ),
             )
             continue
-        yield number, (dict(zip(names, fields)) if names else fields), None
+        yield number, (dict(zip(names, fields, strict=True)) if names else fields), None
 
 
 def _jsonl_rows(path):
@@ -154,7 +154,9 @@ def _as_text(value, what):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise BadRowError(f"undecodable {what} bytes (not UTF-8): {e.reason}")
+            raise BadRowError(
+                f"undecodable {what} bytes (not UTF-8): {e.reason}"
+            ) from None
     if isinstance(value, list) or value is None:
         raise BadRowError(f"{what} must be one value, got {value!r}")
     return str(value)

@@ -69,7 +69,7 @@ def format_report(report, label_names):
         )
     lines += ["", "confusion matrix (rows: true, columns: predicted)"]
     lines.append(" " * (width + 2) + "  ".join(f"{n:>{width}}" for n in label_names))
-    for name, row in zip(label_names, report["confusion_matrix"]):
+    for name, row in zip(label_names, report["confusion_matrix"], strict=True):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{width}d}" for v in row))
     return "\n".join(lines)
 

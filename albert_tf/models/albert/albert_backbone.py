@@ -155,9 +155,7 @@ class AlbertBackbone(Backbone):
 
         # === Functional Model ===
         token_id_input = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        segment_id_input = keras.Input(
-            shape=(None,), dtype="int32", name="segment_ids"
-        )
+        segment_id_input = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
         padding_mask_input = keras.Input(
             shape=(None,), dtype="int32", name="padding_mask"
         )

@@ -99,7 +99,9 @@ class AlbertTextClassifier(TextClassifier):
         # === Config ===
         self.num_classes = num_classes
         self.dropout = dropout
-        self.label_names = None if label_names is None else [str(n) for n in label_names]
+        self.label_names = (
+            None if label_names is None else [str(n) for n in label_names]
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -35,7 +35,9 @@ def _char_class(predicate):
 
 WHITESPACE_CLASS = _char_class(str.isspace)
 COMBINING_CLASS = _char_class(lambda c: unicodedata.combining(c) != 0)
-DIGIT_CHARS = frozenset(chr(cp) for cp in range(sys.maxunicode + 1) if chr(cp).isdigit())
+DIGIT_CHARS = frozenset(
+    chr(cp) for cp in range(sys.maxunicode + 1) if chr(cp).isdigit()
+)
 
 
 def preprocess_text(inputs, lowercase=True, strip_accents=True):

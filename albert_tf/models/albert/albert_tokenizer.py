@@ -120,7 +120,9 @@ class AlbertTokenizer(SentencePieceTokenizer):
             tf.gather(self._starts_with_underline, first),
         )
         drop_first = tf.logical_and(fix_first, tf.equal(first, self._underline_id))
-        new_first = tf.where(fix_first, tf.gather(self._without_underline, first), first)
+        new_first = tf.where(
+            fix_first, tf.gather(self._without_underline, first), first
+        )
         is_first = tf.scatter_nd(
             tf.expand_dims(sub.row_splits[:-1], 1),
             tf.ones_like(first, tf.bool),
