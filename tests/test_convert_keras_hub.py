@@ -33,6 +33,9 @@ def _keras_hub_classifier(tiny_proto, groups):
     preprocessor = keras_hub.models.AlbertTextClassifierPreprocessor(
         tokenizer, sequence_length=12
     )
+    # keras-hub builds a preprocessor on its first call; an unbuilt one makes
+    # the task's Functional constructor warn about "unbuilt state".
+    preprocessor(["build"])
     classifier = keras_hub.models.AlbertTextClassifier(
         backbone, num_classes=3, preprocessor=preprocessor
     )
