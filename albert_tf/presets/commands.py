@@ -92,7 +92,7 @@ def run_convert(args):
 def register(subparsers):
     parser = subparsers.add_parser(
         "convert",
-        help="Convert a checkpoint (HF, keras-hub, Google TF1, hub) to a preset.",
+        help="convert a checkpoint (HF, keras-hub, Google TF1, hub) to a preset",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(

@@ -8,7 +8,7 @@ from albert_tf.tflite.quantization_config import MODES
 def register(subparsers):
     parser = subparsers.add_parser(
         "tflite",
-        help="Build a (quantized) TFLite file, tokenizer inside, and verify it.",
+        help="build a (quantized) TFLite file, tokenizer inside, and verify it",
         description="Convert a trained classifier to TFLite. With --input text the "
         "file takes raw strings (FastSentencepiece + ALBERT preprocessing inside; "
         "apps link tf-text's TFLite ops); with --input ids it takes token_ids, "
