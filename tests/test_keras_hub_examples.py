@@ -9,6 +9,7 @@ import sentencepiece
 import tensorflow as tf
 
 import albert_tf
+from tests.helpers import tiny_backbone_kwargs
 
 
 def test_custom_backbone_and_vocabulary_example():
@@ -65,13 +66,7 @@ def local_preset(tmp_path_factory, tiny_proto):
     """A small preset directory standing in for "albert_base_en_uncased" (offline)."""
     tokenizer = albert_tf.models.AlbertTokenizer(proto=tiny_proto)
     backbone = albert_tf.models.AlbertBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
-        num_heads=2,
-        embedding_dim=8,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=16,
+        **tiny_backbone_kwargs(vocabulary_size=tokenizer.vocabulary_size())
     )
     preprocessor = albert_tf.models.AlbertTextClassifierPreprocessor(
         tokenizer, sequence_length=16
