@@ -141,6 +141,7 @@ def main():
 
     from albert_tf.training import Trainer
     from albert_tf.training import load_config
+    from albert_tf.training.checkpoints import latest_checkpoint_step
     from albert_tf.training.config import parse_overrides
 
     config = load_config(CONFIG)
@@ -187,7 +188,7 @@ def main():
     if args.full:
         full_config = load_config(CONFIG, overrides=parse_overrides(args.set))
         checkpoints = pathlib.Path(full_config.output_dir) / "checkpoints"
-        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        if latest_checkpoint_step(checkpoints) is not None:
             # The trainer would resume (or skip) that run: no figure to measure.
             parser.error(
                 f"{checkpoints} holds an earlier run's checkpoints; the accuracy "
