@@ -5,11 +5,14 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from albert_tf.models import load_classifier
 from albert_tf.training import Trainer
 from albert_tf.training import WarmupLinearDecay
 from albert_tf.training import load_config
+from albert_tf.training.model_factory import build_classifier
+from albert_tf.training.schedule import make_optimizer
 from tests.training_helpers import NEGATIVE
 from tests.training_helpers import POSITIVE
 from tests.training_helpers import TINY_CONFIG
@@ -155,6 +158,71 @@ def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeyp
     assert len(made) == 1
     # Dev batches of 3 differ in padded length; relaxed shapes trace at most twice.
     assert made[0].experimental_get_tracing_count() <= 2
+
+
+def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
+    """Clipping uses the dense gradient's norm, not the IndexedSlices' one.
+
+    An embedding's gradient arrives as IndexedSlices with one row per token
+    occurrence, and their norm is not the norm of the summed update. Clipping
+    by the summed norm trained SST-2 about 0.8 points better (benchmarks/
+    RESULTS.md). clipnorm=0.01 keeps clipping active; epsilon=1 makes Adam's
+    update follow the gradient's size, so a wrong scale shows in the weights.
+    """
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "optimizer.epsilon": 1.0,
+            "optimizer.learning_rate": 1.0,
+            "optimizer.clipnorm": 0.01,
+            "optimizer.warmup_steps": 0,
+            "optimizer.weight_decay": 0.0,
+        },
+    )
+    config = load_config(TINY_CONFIG, overrides=overrides)
+    keras.utils.set_random_seed(config.seed)
+    model = build_classifier(config.model, ["negative", "positive"])
+    x = model.preprocessor(tf.constant(POSITIVE + NEGATIVE))
+    y = tf.constant([1] * len(POSITIVE) + [0] * len(NEGATIVE), tf.int32)
+    initial = model.get_weights()
+
+    def reference_step(norm_of_summed_gradient):
+        model.set_weights(initial)
+        optimizer = make_optimizer(config.optimizer, total_steps=10)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, logits, from_logits=True
+                )
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        dense = [tf.convert_to_tensor(g) for g in grads]
+        norm = tf.linalg.global_norm(dense if norm_of_summed_gradient else grads)
+        scale = tf.minimum(1.0, config.optimizer.clipnorm / norm)
+        optimizer.apply([g * scale for g in dense], model.trainable_variables)
+        return model.get_weights()
+
+    expected = reference_step(norm_of_summed_gradient=True)
+    per_occurrence = reference_step(norm_of_summed_gradient=False)
+
+    model.set_weights(initial)
+    optimizer = make_optimizer(config.optimizer, total_steps=10)
+    optimizer.build(model.trainable_variables)
+    trainer = Trainer(config, output_dir=str(tmp_path / "run"))
+    step = trainer._make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), global_batch_size=8
+    )
+    step(iter(tf.data.Dataset.from_tensors((x, y))))
+    got = model.get_weights()
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # The per-occurrence norm gives other weights, so the check can fail.
+    assert not all(
+        np.allclose(a, b, rtol=1e-5, atol=1e-7)
+        for a, b in zip(per_occurrence, expected, strict=True)
+    )
 
 
 def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto):
