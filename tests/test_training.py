@@ -183,7 +183,8 @@ def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
     config = load_config(TINY_CONFIG, overrides=overrides)
     keras.utils.set_random_seed(config.seed)
     model = build_classifier(config.model, ["negative", "positive"])
-    x = model.preprocessor(tf.constant(POSITIVE + NEGATIVE))
+    texts = POSITIVE + NEGATIVE
+    x = model.preprocessor(tf.constant(texts))
     y = tf.constant([1] * len(POSITIVE) + [0] * len(NEGATIVE), tf.int32)
     initial = model.get_weights()
 
@@ -212,7 +213,7 @@ def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
     optimizer.build(model.trainable_variables)
     trainer = Trainer(config, output_dir=str(tmp_path / "run"))
     step = trainer._make_train_step(
-        model, optimizer, tf.distribute.get_strategy(), global_batch_size=8
+        model, optimizer, tf.distribute.get_strategy(), global_batch_size=len(texts)
     )
     step(iter(tf.data.Dataset.from_tensors((x, y))))
     got = model.get_weights()
