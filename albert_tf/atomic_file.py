@@ -19,13 +19,7 @@ def atomic_path(path):
         model.save(tmp)
     ```
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # The suffix keeps the extension, which Keras and matplotlib read.
-    fd, tmp = tempfile.mkstemp(
-        prefix=".tmp-", suffix=os.path.basename(path), dir=directory
-    )
-    os.close(fd)
+    tmp = _temp_file_beside(path)
     try:
         yield tmp
         umask = os.umask(0)
@@ -35,6 +29,31 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def ensure_writable(path):
+    """Fails now, naming `path`, if a file could not be written there later.
+
+    For commands that work for minutes before they write. Creates missing
+    parent folders, as the write would.
+    """
+    os.remove(_temp_file_beside(path))
+
+
+def _temp_file_beside(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot write '{path}': it is a directory.")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        # The suffix keeps the extension, which Keras and matplotlib read.
+        fd, tmp = tempfile.mkstemp(
+            prefix=".tmp-", suffix=os.path.basename(path), dir=directory
+        )
+    except OSError as e:  # Name the target, not the temp file.
+        raise type(e)(e.errno, f"Cannot write '{path}': {e.strerror}") from None
+    os.close(fd)
+    return tmp
 
 
 def write_bytes(path, data):

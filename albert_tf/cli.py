@@ -51,10 +51,13 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-        # Bad input: one clear line, no traceback.
+    except (ValueError, TypeError, OSError) as e:
+        # Bad input, or a path or port that cannot be used: one clear line.
         print(f"albert-tf {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"albert-tf {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from albert_tf.atomic_file import atomic_path
+from albert_tf.atomic_file import ensure_writable
 from albert_tf.atomic_file import write_text
 
 
@@ -32,3 +33,23 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
             raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["model.keras"]
+
+
+def test_unwritable_targets_are_named_and_leave_nothing(tmp_path):
+    folder = tmp_path / "out.tflite"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="Cannot write '.*out.tflite': it is"):
+        write_text(folder, "x")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # The error names the target, not a temp file beside it.
+    with pytest.raises(OSError, match=r"Cannot write '.*file/sub/a.txt'"):
+        ensure_writable(blocker / "sub" / "a.txt")
+    assert sorted(os.listdir(tmp_path)) == ["file", "out.tflite"]
+    assert os.listdir(folder) == []
+
+
+def test_ensure_writable_creates_folders_and_leaves_no_file(tmp_path):
+    path = tmp_path / "a" / "b" / "model.tflite"
+    ensure_writable(path)
+    assert os.listdir(path.parent) == []

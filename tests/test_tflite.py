@@ -1,6 +1,7 @@
 """TFLite builds: every mode and input kind runs in LiteRT's interpreter."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -282,11 +283,25 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     (saved_model / "saved_model.pb").write_bytes(b"")
     assert main(["tflite", str(saved_model), str(tmp_path / "x.tflite")]) == 1
     assert "is a SavedModel: pass --sequence-length" in capsys.readouterr().err
+    version = tmp_path / "base" / "3"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    assert main(["tflite", str(version.parent), str(tmp_path / "x.tflite")]) == 1
+    assert f"export base: pass one of its version folders, e.g. '{version}'" in (
+        capsys.readouterr().err
+    )
     assert (
         main(["tflite", str(tmp_path / "missing.keras"), str(tmp_path / "x.tflite")])
         == 1
     )
     assert "not found" in capsys.readouterr().err
+    # An unwritable target fails before the conversion, and nothing is written.
+    folder = tmp_path / "out.tflite"
+    folder.mkdir()
+    args = ["tflite", str(saved_model), str(folder), "--sequence-length", "8"]
+    assert main(args) == 1
+    assert f"Cannot write '{folder}': it is a directory" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["base", "export", "out.tflite"]
 
     from albert_tf.tflite.verification import read_labelled_tsv
 

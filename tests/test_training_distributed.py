@@ -239,6 +239,26 @@ def _optimizer_iterations(checkpoint_dir):
     return int(reader.get_tensor(key))
 
 
+def _start_until_first_checkpoint(output, overrides, stderr):
+    """Starts `albert-tf train`; returns once it has written a checkpoint."""
+    proc = subprocess.Popen(
+        _train_command(output, overrides),
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        checkpoints = output / "checkpoints"
+        if checkpoints.is_dir() and any(
+            n.startswith("ckpt-") for n in os.listdir(checkpoints)
+        ):
+            break
+        time.sleep(0.02)
+    return proc
+
+
 def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
     overrides = tiny_overrides(
         tmp_path,
@@ -251,22 +271,8 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
         },
     )
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _train_command(killed, overrides),
-        cwd=REPO,
-        env=subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_until_first_checkpoint(killed, overrides, subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            checkpoints = killed / "checkpoints"
-            if checkpoints.is_dir() and any(
-                n.startswith("ckpt-") for n in os.listdir(checkpoints)
-            ):
-                break
-            time.sleep(0.02)
         assert proc.poll() is None, "training ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -303,3 +309,32 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
         strict=True,
     ):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 100000,
+            "training.checkpoint_every_steps": 10,
+            "data.dev": None,
+        },
+    )
+    output = tmp_path / "run"
+    proc = _start_until_first_checkpoint(output, overrides, subprocess.PIPE)
+    try:
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = stderr.decode()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    (line,) = [x for x in stderr.splitlines() if "rerun the same command" in x]
+    step = int(line.rsplit(" ", 1)[1])
+    assert (output / "checkpoints" / f"ckpt-{step:08d}").is_dir()
+    assert stderr.rstrip().endswith("albert-tf train: interrupted")

@@ -88,16 +88,24 @@ def register(subparsers):
 
 def _load(model, sequence_length):
     from albert_tf.models import load_classifier
+    from albert_tf.serving.model_manager import version_folders
     from albert_tf.tflite import saved_model_source
 
     if not os.path.exists(model):
         raise FileNotFoundError(f"Model not found: '{model}'.")
     if saved_model_source.is_saved_model(model):
         return saved_model_source.SavedModelClassifier(model, sequence_length)
+    versions = version_folders(model)
+    if versions:
+        raise ValueError(
+            f"'{model}' is an export base: pass one of its version folders, "
+            f"e.g. '{versions[max(versions)]}', with --sequence-length."
+        )
     return load_classifier(model)
 
 
 def run(args):
+    from albert_tf.atomic_file import ensure_writable
     from albert_tf.atomic_file import write_text
     from albert_tf.tflite import build
     from albert_tf.tflite import converter
@@ -107,6 +115,10 @@ def run(args):
 
     if args.report and not args.verify:
         raise ValueError("--report needs --verify DATA (the texts to measure on).")
+    # Conversion takes minutes: check the targets first.
+    for path in (args.output, *build.sidecar_paths(args.output), args.report):
+        if path:
+            ensure_writable(path)
     classifier = _load(args.model, args.sequence_length)
     names = getattr(classifier, "label_names", None)
     texts = labels = None

@@ -37,7 +37,6 @@ def register(subparsers):
     parser.add_argument("model", help="a .keras model (e.g. OUTPUT/model.keras)")
     parser.add_argument("data", help="labelled TSV/CSV/JSONL/TFRecord file")
     _add_column_arguments(parser)
-    parser.add_argument("--skip-bad-rows", action="store_true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="also write the report as JSON here")
     parser.add_argument("--plot", help="also write the confusion matrix PNG here")
@@ -85,9 +84,14 @@ def _add_column_arguments(parser):
         action="store_true",
         help="TSV/CSV without a header: columns are 0-based indices",
     )
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip and count bad data rows instead of failing",
+    )
 
 
-def _data_config(args, skip_bad_rows=False):
+def _data_config(args):
     from albert_tf.training.config import DataConfig
 
     def column(value):
@@ -99,11 +103,12 @@ def _data_config(args, skip_bad_rows=False):
         text_column=column(args.text_column),
         text_pair_column=column(args.text_pair_column),
         label_column=column(args.label_column),
-        skip_bad_rows=skip_bad_rows,
+        skip_bad_rows=args.skip_bad_rows,
     )
 
 
 def run_train(args):
+    from albert_tf.training.checkpoints import latest_checkpoint_step
     from albert_tf.training.config import load_config
     from albert_tf.training.config import parse_overrides
     from albert_tf.training.trainer import Trainer
@@ -116,7 +121,17 @@ def run_train(args):
         overrides["strategy.name"] = "tpu"
     config = load_config(args.config, overrides=overrides)
     trainer = Trainer(config, output_dir=args.output)
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    except KeyboardInterrupt:
+        step = latest_checkpoint_step(os.path.join(trainer.output_dir, "checkpoints"))
+        print(
+            f"rerun the same command to resume from the checkpoint at step {step}"
+            if step
+            else "no checkpoint yet: a rerun starts from the beginning",
+            file=sys.stderr,
+        )
+        raise
     best = result["best"]
     summary = (
         f"trained {result['steps']} steps; model: {trainer.output_dir}/model.keras"
@@ -154,7 +169,7 @@ def run_evaluate(args):
     label_names = _label_names(model)
     data = data_files.read_labelled_text(
         args.data,
-        _data_config(args, args.skip_bad_rows),
+        _data_config(args),
         data_files.LabelVocabulary(label_names),
     )
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
