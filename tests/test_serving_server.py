@@ -324,6 +324,28 @@ def test_warmup_replays_on_load(server):
     assert servable.warmup(server.model.predict, server.model.classify) == 4
 
 
+def test_busy_ports_fail_clearly_and_stop_what_started(
+    server, export_base, stub, expected, capsys
+):
+    from albert_tf.cli import main
+
+    args = ["serve", "--model-base-path", str(export_base), "--model-name", "albert"]
+    assert main([*args, "--port", str(server.port)]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot serve gRPC on 127.0.0.1:{server.port}: the port is in use" in err
+    second = DevServer("albert", export_base, port=0, rest_port=server.rest_port)
+    with pytest.raises(
+        OSError, match=f"Cannot serve REST on 127.0.0.1:{server.rest_port}"
+    ):
+        second.start()
+    # The half-started server let its gRPC port go; the first one still answers.
+    with socket.create_server(("127.0.0.1", second.port)):
+        pass
+    response = stub.Predict(predict_request({sig.TEXT: text_tensor(TEXTS)}), TIMEOUT)
+    logits = tf.make_ndarray(response.outputs[sig.LOGITS])
+    np.testing.assert_allclose(logits, expected["single"], atol=1e-5, rtol=0)
+
+
 def test_serve_command_answers_and_stops_on_sigterm(export_base, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ development and tests only: production uses the official
 `tensorflow_model_server` / `tensorflow/serving` image.
 """
 
+import errno
 import logging
 from concurrent import futures
 
@@ -293,6 +294,21 @@ class DevServer:
     def start(self):
         """Loads the latest version (with warmup), then starts listening."""
         self.model.start()
+        try:
+            self._listen()
+        except BaseException:
+            self.stop(grace=0)
+            raise
+        logger.info(
+            "Serving '%s' on %s:%d (gRPC)%s",
+            self.model.model_name,
+            self.host,
+            self.port,
+            f" and :{self.rest_port} (REST)" if self._rest else "",
+        )
+        return self
+
+    def _listen(self):
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers),
             options=[
@@ -307,23 +323,29 @@ class DevServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             _ModelService(self.model), self._grpc
         )
-        self.port = self._grpc.add_insecure_port(f"{self.host}:{self._requested_port}")
+        address = f"{self.host}:{self._requested_port}"
+        try:
+            self.port = self._grpc.add_insecure_port(address)
+        except RuntimeError:  # Newer grpcio raises where older returned 0.
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"Cannot bind gRPC to {self.host}:{self._requested_port}.")
+            raise OSError(
+                errno.EADDRINUSE,
+                f"Cannot serve gRPC on {address}: the port is in use, or the "
+                "address is not one of this machine's",
+            )
         self._grpc.start()
         if self._rest_port is not None:
             from albert_tf.serving.rest import RestServer
 
-            self._rest = RestServer(self.model, self.host, self._rest_port)
+            try:
+                self._rest = RestServer(self.model, self.host, self._rest_port)
+            except OSError as e:
+                raise type(e)(
+                    e.errno,
+                    f"Cannot serve REST on {self.host}:{self._rest_port}: {e.strerror}",
+                ) from None
             self.rest_port = self._rest.start()
-        logger.info(
-            "Serving '%s' on %s:%d (gRPC)%s",
-            self.model.model_name,
-            self.host,
-            self.port,
-            f" and :{self.rest_port} (REST)" if self._rest else "",
-        )
-        return self
 
     def wait(self):
         """Blocks until the server stops."""
