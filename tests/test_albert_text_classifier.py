@@ -1,5 +1,7 @@
 """AlbertTextClassifier: fit/predict/evaluate on strings, dicts and tf.data."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -136,8 +138,19 @@ def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):
     )
     assert loaded.compiled  # Compile config restored: training can resume.
     loaded.fit(TEXTS, LABELS, batch_size=2, verbose=0)
+    loaded.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # No "Skipping variable loading" noise.
+        load_classifier(str(path))
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         load_classifier(str(tmp_path / "missing.keras"))
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated.keras' is not a readable"):
+        load_classifier(str(truncated))
+    # Folders that hold a model in another form get a pointer to it.
+    with pytest.raises(FileNotFoundError, match=r"holds a trained model: pass '.*"):
+        load_classifier(str(tmp_path))
 
 
 def test_config_round_trip(classifier):

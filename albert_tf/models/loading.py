@@ -1,6 +1,8 @@
 """Loading a trained classifier from whatever a user points at."""
 
 import os
+import warnings
+import zipfile
 
 import keras
 
@@ -21,7 +23,18 @@ def load_classifier(source, compile=False):
     if source.endswith(".keras"):
         if not os.path.isfile(source):
             raise FileNotFoundError(f"Model file not found: '{source}'.")
-        return keras.saving.load_model(source, compile=compile)
+        if not zipfile.is_zipfile(source):  # Keras would say "File not found".
+            raise ValueError(
+                f"'{source}' is not a readable `.keras` file: it is not a zip "
+                "archive (truncated, or not a Keras model)."
+            )
+        if compile:
+            return keras.saving.load_model(source, compile=True)
+        with warnings.catch_warnings():
+            # The model compiles itself with a fresh optimizer; not restoring
+            # the saved optimizer state is the point of `compile=False`.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return keras.saving.load_model(source, compile=False)
     from albert_tf.models.text_classifier import TextClassifier
 
     if not hasattr(TextClassifier, "from_preset"):

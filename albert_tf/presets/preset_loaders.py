@@ -244,6 +244,30 @@ class GoogleTF1Loader(PresetLoader):
         assign_weights(specs, read, f"TF checkpoint '{prefix}'")
 
 
+def _what_else_it_is(directory):
+    """A hint for folders that hold a model, but not as a preset."""
+
+    def saved_model(path):
+        return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+    if saved_model(directory):
+        return (
+            " It is a SavedModel (an `albert-tf export` version folder?): serve "
+            "it, or load the `.keras` model it was exported from."
+        )
+    names = os.listdir(directory)
+    if any(n.isdigit() and saved_model(os.path.join(directory, n)) for n in names):
+        return (
+            " It holds SavedModel version folders (an `albert-tf export` base): "
+            "serve it, or load the `.keras` model it was exported from."
+        )
+    models = sorted(n for n in names if n.endswith(".keras"))
+    if models:
+        name = "model.keras" if "model.keras" in models else models[0]
+        return f" It holds a trained model: pass '{os.path.join(directory, name)}'."
+    return ""
+
+
 def loader_for_directory(directory):
     """Picks the loader for a local preset directory from its files."""
     if not os.path.isdir(directory):
@@ -262,6 +286,7 @@ def loader_for_directory(directory):
                 else f" and no {convert_google_tf1.CONFIG_FILE}"
             )
             + "."
+            + _what_else_it_is(directory)
         )
     config = read_json(config_path)
     if "class_name" in config:
