@@ -1,6 +1,7 @@
 """Training end to end (train -> evaluate -> predict), schedule, TPU-style steps."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -69,6 +70,19 @@ def test_train_writes_a_loadable_model_and_reports(trained):
     assert accuracy == pytest.approx(metrics["best"]["accuracy"])
 
 
+def test_resuming_another_configs_checkpoints_is_a_clear_error(
+    trained, tmp_path, tiny_proto
+):
+    output, _, _ = trained
+    shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")
+    overrides = tiny_overrides(
+        tmp_path, tiny_proto, **{"model.backbone.hidden_dim": 32}
+    )
+    trainer = Trainer(load_config(TINY_CONFIG, overrides=overrides), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"Cannot resume from .*ckpt-00000012: it"):
+        trainer.train()
+
+
 def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     from albert_tf.cli import main
 
@@ -130,6 +144,19 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
     assert [line.split()[0] for line in table[1:]] == [r["label"] for r in rows]
     assert main(["predict", model_path]) == 1
     assert "no texts to classify" in capsys.readouterr().err
+
+    tsv = tmp_path / "texts.tsv"
+    tsv.write_text(f"text\tid\n{texts[0]}\t1\n\t2\n{texts[1]}\t3\n")
+    assert main(["predict", model_path, "--file", str(tsv)]) == 1
+    assert "missing text column 'sentence' (columns: text, id)" in (
+        capsys.readouterr().err
+    )
+    args = ["predict", model_path, "--file", str(tsv), "--text-column", "text"]
+    assert main(args) == 1
+    assert "line 3: empty text (use --skip-bad-rows" in capsys.readouterr().err
+    assert main([*args, "--skip-bad-rows", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == texts
 
 
 def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeypatch):

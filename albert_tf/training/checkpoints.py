@@ -83,8 +83,16 @@ class CheckpointManager:
         if not steps:
             return None
         path = self.path(steps[-1])
-        status = self.checkpoint.read(os.path.join(path, "ckpt"))
-        status.assert_existing_objects_matched()
+        try:
+            status = self.checkpoint.read(os.path.join(path, "ckpt"))
+            status.assert_existing_objects_matched()
+        except (ValueError, AssertionError, tf.errors.OpError) as e:
+            raise ValueError(
+                f"Cannot resume from {path}: it does not fit this model, so it "
+                "was probably written with another config. Pass another "
+                f"output directory, or delete {self.directory} to start over. "
+                f"({type(e).__name__}: {str(e)[:300]})"
+            ) from None
         with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
             state = json.load(f)
         return steps[-1], state

@@ -145,7 +145,8 @@ def _field(row, column, what):
             raise BadRowError(f"{what} column {column} missing (row has {len(row)})")
         return row[column]
     if column not in row:
-        raise BadRowError(f"missing {what} column {column!r}")
+        found = ", ".join(map(str, row)) or "none"
+        raise BadRowError(f"missing {what} column {column!r} (columns: {found})")
     return row[column]
 
 
