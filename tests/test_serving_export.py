@@ -225,6 +225,10 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
         cli.main(["export", str(model_path), str(export_base), "--version", "2"]) == 1
     )
     assert "already exists" in capsys.readouterr().err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert cli.main(["export", str(model_path), str(a_file)]) == 1
+    assert f"Export base '{a_file}' is a file" in capsys.readouterr().err
 
     # A failure while writing leaves neither version 3 nor a temp folder.
     def partial_save(obj, path, signatures=None):

@@ -262,6 +262,11 @@ def export_classifier(
 
         classifier = load_classifier(classifier)
     export_base = os.path.abspath(os.fspath(export_base))
+    if os.path.exists(export_base) and not os.path.isdir(export_base):
+        raise FileExistsError(
+            f"Export base '{export_base}' is a file; it must be a folder (the "
+            "version folders go inside it)."
+        )
     os.makedirs(export_base, exist_ok=True)
     existing = version_folders(export_base, ready_only=False)
     if version is None:
@@ -272,7 +277,8 @@ def export_classifier(
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise FileExistsError(
-            f"Version folder already exists: '{final}'. Pass another `version`."
+            f"Version folder already exists: '{final}'. Pass another version "
+            "(`--version` on the command line), or none for the next one."
         )
     model_name = model_name or os.path.basename(export_base)
 
