@@ -318,6 +318,23 @@ def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
     )
 
 
+def test_unreachable_hub_fails_after_config_json(monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    requested = []
+
+    def unreachable(repo_id, filename, **kwargs):
+        # What huggingface_hub raises offline, after its own ~20 s of retries.
+        requested.append(filename)
+        raise LocalEntryNotFoundError("cannot reach the Hub; not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(ValueError, match="Could not download 'hf://someone/x'"):
+        AlbertBackbone.from_preset("hf://someone/x")
+    assert requested == ["config.json"]  # Not one retried wait per file.
+
+
 def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     from tests.test_convert_google_tf1 import write_release
 

@@ -77,33 +77,47 @@ def _hf_download(handle):
     try:
         import huggingface_hub
         from huggingface_hub.utils import EntryNotFoundError
+        from huggingface_hub.utils import LocalEntryNotFoundError
     except ImportError:
         raise ValueError(
             f"Loading '{handle}' needs `huggingface_hub`: pip install "
             "'albert-tf[hub]' (or pip install huggingface-hub safetensors)."
         ) from None
     repo_id = "/".join(_split_handle(handle, HF_SCHEME, 2, 2, "hf://owner/repo"))
-    found = {}
-    try:
-        for filename in HF_REPO_FILES:
-            try:
-                found[filename] = huggingface_hub.hf_hub_download(repo_id, filename)
-            except EntryNotFoundError:
-                continue
-    except Exception as e:  # Network, auth, missing repo, offline cache miss.
-        raise ValueError(
-            f"Could not download '{handle}' from {huggingface_hub.constants.ENDPOINT} "
-            f"({type(e).__name__}: {e}). Hugging Face cache: "
-            f"{huggingface_hub.constants.HF_HUB_CACHE} (HF_HUB_OFFLINE=1 uses "
-            "only the cache). You can also pass a local directory."
-        ) from None
-    if "config.json" not in found:
-        raise FileNotFoundError(
-            f"'{handle}' has no config.json at {huggingface_hub.constants.ENDPOINT} "
-            f"(or, with HF_HUB_OFFLINE=1, in the cache "
-            f"{huggingface_hub.constants.HF_HUB_CACHE}). You can also pass a "
-            "local directory."
+    endpoint = huggingface_hub.constants.ENDPOINT
+    cache = huggingface_hub.constants.HF_HUB_CACHE
+
+    def download_error(e):
+        return ValueError(
+            f"Could not download '{handle}' from {endpoint} "
+            f"({type(e).__name__}: {e}). Hugging Face cache: {cache} "
+            "(HF_HUB_OFFLINE=1 uses only the cache). You can also pass a local "
+            "directory."
         )
+
+    # config.json first, alone: every repo has it, so when it fails (offline,
+    # no such repo) the optional files are not each retried for ~20 s.
+    try:
+        found = {"config.json": huggingface_hub.hf_hub_download(repo_id, "config.json")}
+    except LocalEntryNotFoundError as e:  # Hub unreachable, not in the cache.
+        raise download_error(e) from None
+    except EntryNotFoundError:
+        raise FileNotFoundError(
+            f"'{handle}' has no config.json at {endpoint} (or, with "
+            f"HF_HUB_OFFLINE=1, in the cache {cache}). You can also pass a "
+            "local directory."
+        ) from None
+    except Exception as e:  # Network, auth, missing repo.
+        raise download_error(e) from None
+    for filename in HF_REPO_FILES:
+        if filename in found:
+            continue
+        try:
+            found[filename] = huggingface_hub.hf_hub_download(repo_id, filename)
+        except EntryNotFoundError:  # Also offline: a file this repo lacks.
+            continue
+        except Exception as e:
+            raise download_error(e) from None
     # Sharded weights: the shards named by the index, when present.
     index = found.get("model.safetensors.index.json")
     if index:
