@@ -117,6 +117,12 @@ def test_calling_on_strings_is_a_clear_error(classifier):
         classifier(tf.constant(TEXTS))
 
 
+def test_a_single_string_is_a_clear_error(classifier):
+    for x in ("a text", ("a text", "a pair"), np.array("a text")):
+        with pytest.raises(ValueError, match="received a single string"):
+            classifier.predict(x)
+
+
 def test_label_names_are_validated(classifier):
     with pytest.raises(ValueError, match="one name per class"):
         AlbertTextClassifier(classifier.backbone, num_classes=3, label_names=["a"])

@@ -78,6 +78,12 @@ class Task(TaskPresetMixin, keras.Model):
                 )
             ds = x
         else:
+            segments = x if isinstance(x, tuple) else (x,)
+            if any(np.ndim(v) == 0 and _has_strings(v) for v in segments):
+                raise ValueError(
+                    "Expected a batch of texts, but received a single string. "
+                    'Pass a list, e.g. `predict(["a text"])`.'
+                )
             data = keras.utils.pack_x_y_sample_weight(
                 _as_tensor_like(x), _as_tensor_like(y), _as_tensor_like(sample_weight)
             )
