@@ -43,6 +43,21 @@ def test_pair_gets_segment_ids(tokenizer):
     )
 
 
+def test_pairs_of_unequal_batch_size_are_an_error(tokenizer):
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    with pytest.raises(ValueError, match="same batch size.*Received: 3 and 1"):
+        pre((tf.constant(["a", "b", "c"]), tf.constant(["d"])))
+
+    # Unknown batch sizes (a traced function) are checked when it runs.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+    def pack(a, b):
+        return pre((a, b))["token_ids"]
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
+        pack(tf.constant(["a", "b"]), tf.constant(["d", "e", "f"]))
+    assert pack(tf.constant(["a"]), tf.constant(["d"])).shape == (1, 8)
+
+
 @pytest.mark.parametrize("truncate", ["round_robin", "waterfall"])
 def test_truncation_modes(tokenizer, truncate):
     long_a = "the quick brown fox jumped over the lazy dog " * 3

@@ -66,6 +66,19 @@ class MultiSegmentPacker(keras.layers.Layer):
             s if isinstance(s, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(s)
             for s in segments
         ]
+        for segment in segments[1:]:
+            # Unequal batches would pack row i of one with row i of another.
+            sizes = (segments[0].shape[0], segment.shape[0])
+            if None not in sizes and sizes[0] != sizes[1]:
+                raise ValueError(
+                    "All segments need the same batch size (one pair per row). "
+                    f"Received: {sizes[0]} and {sizes[1]}."
+                )
+            tf.debugging.assert_equal(
+                segments[0].nrows(),
+                segment.nrows(),
+                message="All segments need the same batch size (one pair per row).",
+            )
         budget = sequence_length - 1 - len(segments)
         if budget < 0:
             raise ValueError(
