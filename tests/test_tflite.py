@@ -121,6 +121,11 @@ def test_bad_text_inputs_have_defined_results(classifier):
     cls_id = classifier.preprocessor.tokenizer.cls_token_id
     sep_id = classifier.preprocessor.tokenizer.sep_token_id
 
+    # A bare string is not a list of 1-character texts; pairs are refused.
+    for texts in ("a warm film", ("a warm film", "dull")):
+        with pytest.raises(ValueError, match="take a list of single texts"):
+            model.predict(texts)
+
     # Empty string: just [CLS] [SEP], as the Keras preprocessor does.
     empty = ids(text=np.array([""], dtype=object))
     assert empty["token_ids"][0, :3].tolist() == [cls_id, sep_id, 0]

@@ -55,6 +55,12 @@ class TFLiteClassifier:
         Returns:
             dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`.
         """
+        if isinstance(texts, (str, bytes)) or isinstance(texts, tuple):
+            raise ValueError(
+                "TFLite builds take a list of single texts (no pairs); received "
+                f"a {type(texts).__name__}. Pass e.g. `predict([text])`."
+            )
+        texts = list(texts)
         if self.input_kind == "text":
             calls = [
                 {TEXT_INPUT: np.array(texts[i : i + batch_size], dtype=object)}
