@@ -117,15 +117,26 @@ def test_calling_on_strings_is_a_clear_error(classifier):
         classifier(tf.constant(TEXTS))
 
 
-def test_a_single_string_is_a_clear_error(classifier):
+def test_a_single_string_an_empty_list_or_missing_preprocessor_are_clear(
+    classifier,
+):
     for x in ("a text", ("a text", "a pair"), np.array("a text")):
         with pytest.raises(ValueError, match="received a single string"):
             classifier.predict(x)
+    with pytest.raises(ValueError, match="empty list"):
+        classifier.predict([])
+    bare = AlbertTextClassifier(classifier.backbone, num_classes=2, preprocessor=None)
+    with pytest.raises(ValueError, match="no preprocessor, so it takes token ids"):
+        bare.predict(["a text"])
 
 
 def test_label_names_are_validated(classifier):
     with pytest.raises(ValueError, match="one name per class"):
         AlbertTextClassifier(classifier.backbone, num_classes=3, label_names=["a"])
+    with pytest.raises(ValueError, match="single string 'ab'"):
+        AlbertTextClassifier(classifier.backbone, num_classes=2, label_names="ab")
+    with pytest.raises(ValueError, match="must be distinct"):
+        AlbertTextClassifier(classifier.backbone, num_classes=2, label_names=["a"] * 2)
 
 
 def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):

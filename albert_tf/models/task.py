@@ -84,6 +84,14 @@ class Task(TaskPresetMixin, keras.Model):
                     "Expected a batch of texts, but received a single string. "
                     'Pass a list, e.g. `predict(["a text"])`.'
                 )
+            if any(isinstance(v, list) and not v for v in segments):
+                raise ValueError("Received an empty list: there is nothing to run.")
+            if self.preprocessor is None and _has_strings(x):
+                raise ValueError(
+                    "This model has no preprocessor, so it takes token ids (a "
+                    "dict of `token_ids`, `segment_ids`, `padding_mask`), not "
+                    "strings. Preprocess first, or set `model.preprocessor`."
+                )
             data = keras.utils.pack_x_y_sample_weight(
                 _as_tensor_like(x), _as_tensor_like(y), _as_tensor_like(sample_weight)
             )

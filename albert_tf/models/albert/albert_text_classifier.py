@@ -67,11 +67,22 @@ class AlbertTextClassifier(TextClassifier):
         label_names=None,
         **kwargs,
     ):
-        if label_names is not None and len(label_names) != num_classes:
-            raise ValueError(
-                f"`label_names` has {len(label_names)} names but "
-                f"`num_classes={num_classes}`: expected one name per class."
-            )
+        if label_names is not None:
+            if isinstance(label_names, (str, bytes)):
+                raise ValueError(
+                    "`label_names` must be a list of names, one per class. "
+                    f"Received the single string {label_names!r}."
+                )
+            label_names = [str(name) for name in label_names]
+            if len(label_names) != num_classes:
+                raise ValueError(
+                    f"`label_names` has {len(label_names)} names but "
+                    f"`num_classes={num_classes}`: expected one name per class."
+                )
+            if len(set(label_names)) != len(label_names):
+                raise ValueError(
+                    f"`label_names` must be distinct. Received: {label_names}"
+                )
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -99,9 +110,7 @@ class AlbertTextClassifier(TextClassifier):
         # === Config ===
         self.num_classes = num_classes
         self.dropout = dropout
-        self.label_names = (
-            None if label_names is None else [str(n) for n in label_names]
-        )
+        self.label_names = label_names
 
     def get_config(self):
         config = super().get_config()
