@@ -1,6 +1,7 @@
 """Training config loading and validation."""
 
 import os
+import re
 
 import pytest
 
@@ -81,6 +82,31 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
     ):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "optimizer.learning_rate",
+            float("nan"),
+            "learning_rate': must be > 0, got nan",
+        ),
+        ("optimizer.learning_rate", -1.0, "learning_rate': must be > 0, got -1.0"),
+        ("optimizer.clipnorm", -1.0, "'optimizer.clipnorm': must be > 0"),
+        ("optimizer.warmup_steps", -5, "'optimizer.warmup_steps': must be >= 0"),
+        ("optimizer.weight_decay", -1.0, "'optimizer.weight_decay': must be >= 0"),
+        ("optimizer.beta_2", 1.0, "'optimizer.beta_2': must be in [0, 1), got 1.0"),
+        ("model.backbone.num_layers", 0, "'model.backbone.num_layers': must be > 0"),
+        ("model.backbone.dropout", 1.0, "'model.backbone.dropout': must be in [0, 1)"),
+        ("data.bucket_boundaries", [8, 4], "'data.bucket_boundaries': must increase"),
+        ("data.bucket_boundaries", [200], "below model.sequence_length (128)"),
+        ("data.label_names", ["a", "a"], "'data.label_names': duplicate names"),
+    ],
+)
+def test_out_of_range_values_are_named(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_config(_write(tmp_path, MINIMAL), overrides={key: value})
 
 
 def test_model_must_be_a_preset_or_backbone_and_vocabulary(tmp_path):

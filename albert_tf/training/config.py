@@ -11,6 +11,8 @@ current directory.
 
 import copy
 import dataclasses
+import itertools
+import math
 import os
 import types
 import typing
@@ -285,7 +287,7 @@ def validate(config):
             "config key 'model': 'model.preset' and 'model.backbone' are "
             "exclusive; set one"
         )
-    positive = (
+    positive = [
         "model.sequence_length",
         "training.global_batch_size",
         "training.eval_batch_size",
@@ -294,23 +296,57 @@ def validate(config):
         "training.keep_checkpoints",
         "training.steps",
         "training.eval_every_steps",
+        "training.epochs",
         "data.shuffle_buffer",
         "strategy.num_cpu_devices",
-    )
+        "optimizer.learning_rate",
+        "optimizer.epsilon",
+        "optimizer.clipnorm",
+    ]
+    fractions = [  # In [0, 1).
+        "model.dropout",
+        "optimizer.beta_1",
+        "optimizer.beta_2",
+    ]
+    if model.backbone is not None:
+        positive += [
+            f"model.backbone.{f.name}"
+            for f in dataclasses.fields(BackboneConfig)
+            if f.name != "dropout"
+        ]
+        fractions.append("model.backbone.dropout")
     for key in positive:
-        obj, name = _get_section(config, key)
-        value = getattr(obj, name)
-        if value is not None and value <= 0:
+        value = getattr(*_get_section(config, key))
+        # `not value > 0` also catches NaN.
+        if value is not None and not (value > 0 and math.isfinite(value)):
             raise ValueError(f"config key '{key}': must be > 0, got {value}")
-    if config.training.epochs <= 0:
-        raise ValueError(
-            f"config key 'training.epochs': must be > 0, got {config.training.epochs}"
-        )
+    for key in fractions:
+        value = getattr(*_get_section(config, key))
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"config key '{key}': must be in [0, 1), got {value}")
+    for key in ("optimizer.weight_decay", "optimizer.warmup_steps"):
+        value = getattr(*_get_section(config, key))
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"config key '{key}': must be >= 0, got {value}")
     if not 0.0 <= config.optimizer.warmup_ratio <= 1.0:
         raise ValueError(
             "config key 'optimizer.warmup_ratio': must be in [0, 1], got "
             f"{config.optimizer.warmup_ratio}"
         )
+    boundaries = config.data.bucket_boundaries or []
+    if boundaries and not (
+        0 < boundaries[0]
+        and all(a < b for a, b in itertools.pairwise(boundaries))
+        and boundaries[-1] < model.sequence_length
+    ):
+        raise ValueError(
+            "config key 'data.bucket_boundaries': must increase, from above 0 "
+            f"to below model.sequence_length ({model.sequence_length}), got "
+            f"{boundaries}"
+        )
+    names = config.data.label_names
+    if names is not None and len(set(names)) != len(names):
+        raise ValueError(f"config key 'data.label_names': duplicate names in {names}")
     if config.data.train is None:
         raise ValueError("config key 'data.train': a training file is required")
     if (
