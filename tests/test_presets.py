@@ -107,6 +107,12 @@ def test_classifier_round_trip(tmp_path, tiny_proto):
     assert other.label_names is None
     short = AlbertTextClassifier.from_preset(str(tmp_path), sequence_length=8)
     assert short.preprocessor.sequence_length == 8
+    bf16 = AlbertTextClassifier.from_preset(str(tmp_path), dtype="mixed_bfloat16")
+    assert bf16.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert bf16.output_dense.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_allclose(
+        bf16.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS), atol=0.1
+    )
     random = AlbertTextClassifier.from_preset(str(tmp_path), load_weights=False)
     config = lambda model: {**model.backbone.get_config(), "name": None}  # noqa: E731
     assert config(random) == config(classifier)

@@ -95,9 +95,15 @@ def load_task(cls, preset, load_weights=True, **kwargs):
     loader = _loader(preset) if needs_files else None
 
     backbone = kwargs.pop("backbone", None)
+    # As in keras-hub, `dtype` goes to the backbone; the head follows it.
+    backbone_kwargs = {"dtype": kwargs.pop("dtype")} if "dtype" in kwargs else {}
     if backbone is None:
         backbone = load_backbone(
-            target.backbone_cls, preset, load_weights=load_weights, loader=loader
+            target.backbone_cls,
+            preset,
+            load_weights=load_weights,
+            loader=loader,
+            **backbone_kwargs,
         )
     if "preprocessor" in kwargs:
         preprocessor = kwargs.pop("preprocessor")
@@ -244,7 +250,8 @@ class TaskPresetMixin:
             preset: str. See `Backbone.from_preset`.
             load_weights: bool. `False` gives random weights.
             **kwargs: override arguments: `num_classes`, `preprocessor=None`,
-                `sequence_length`, `activation`, `dropout`, `label_names`.
+                `sequence_length`, `activation`, `dropout`, `label_names`,
+                `dtype` (the backbone's, which the head follows).
 
         Example:
         ```python
