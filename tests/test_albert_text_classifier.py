@@ -137,6 +137,12 @@ def test_label_names_are_validated(classifier):
         AlbertTextClassifier(classifier.backbone, num_classes=2, label_names="ab")
     with pytest.raises(ValueError, match="must be distinct"):
         AlbertTextClassifier(classifier.backbone, num_classes=2, label_names=["a"] * 2)
+    too_long = AlbertTextClassifierPreprocessor(
+        classifier.preprocessor.tokenizer,
+        sequence_length=classifier.backbone.max_sequence_length + 1,
+    )
+    with pytest.raises(ValueError, match="exceeds the backbone's `max_sequence"):
+        AlbertTextClassifier(classifier.backbone, num_classes=2, preprocessor=too_long)
 
 
 def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):

@@ -84,6 +84,11 @@ def test_bad_truncate_and_too_short_length_are_named(tokenizer):
     pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=2)
     with pytest.raises(ValueError, match="sequence_length=2"):
         pre((tf.constant(["a"]), tf.constant(["b"])))
+    with pytest.raises(ValueError, match="sequence_length=0"):
+        pre(tf.constant(["a"]), sequence_length=0)  # Not "use the default".
+    for bad, error in ((8.0, TypeError), ("8", TypeError), (1, ValueError)):
+        with pytest.raises(error, match=f"Received: {bad!r}"):
+            AlbertTextClassifierPreprocessor(tokenizer, sequence_length=bad)
 
 
 def test_pad_to_longest_and_sequence_length_override(tokenizer):

@@ -58,7 +58,8 @@ class MultiSegmentPacker(keras.layers.Layer):
 
     def call(self, inputs, sequence_length=None, pad_to_longest=False):
         segments = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-        sequence_length = sequence_length or self.sequence_length
+        if sequence_length is None:
+            sequence_length = self.sequence_length
         unbatched = segments[0].shape.rank == 1
         if unbatched:
             segments = [tf.expand_dims(s, 0) for s in segments]

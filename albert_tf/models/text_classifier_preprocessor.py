@@ -1,6 +1,7 @@
 """The generic base class of text classification preprocessors."""
 
 import keras
+import numpy as np
 
 from albert_tf.api_export import albert_tf_export
 from albert_tf.layers.multi_segment_packer import TRUNCATE_MODES
@@ -65,7 +66,17 @@ class TextClassifierPreprocessor(Preprocessor):
 
     @sequence_length.setter
     def sequence_length(self, value):
-        self._sequence_length = value
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(
+                f"`sequence_length` must be an int. Received: {value!r} "
+                f"({type(value).__name__})"
+            )
+        if value < 2:
+            raise ValueError(
+                f"`sequence_length` must be at least 2 ([CLS] and [SEP]). "
+                f"Received: {value}"
+            )
+        self._sequence_length = int(value)
         if self.packer is not None:
             self.packer.sequence_length = value
 

@@ -83,6 +83,12 @@ class AlbertTextClassifier(TextClassifier):
                 raise ValueError(
                     f"`label_names` must be distinct. Received: {label_names}"
                 )
+        length = getattr(preprocessor, "sequence_length", None)
+        if length is not None and length > backbone.max_sequence_length:
+            raise ValueError(
+                f"The preprocessor's `sequence_length={length}` exceeds the "
+                f"backbone's `max_sequence_length={backbone.max_sequence_length}`."
+            )
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
