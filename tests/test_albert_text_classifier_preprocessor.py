@@ -101,6 +101,10 @@ def test_pad_to_longest_and_sequence_length_override(tokenizer):
     assert pre(texts, sequence_length=6)["token_ids"].shape == (2, 6)
     long = tf.constant(["the quick brown fox jumped over the lazy dog " * 5])
     assert pre(long, pad_to_longest=True)["token_ids"].shape == (1, 16)
+    # An empty batch is as wide as the shortest row could be, not 0 wide.
+    empty = tf.constant([], tf.string)
+    assert pre(empty, pad_to_longest=True)["token_ids"].shape == (0, 2)
+    assert pre((empty, empty), pad_to_longest=True)["segment_ids"].shape == (0, 3)
 
 
 def test_labels_and_sample_weights_pass_through(tokenizer):

@@ -151,6 +151,18 @@ def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
     assert "invalid UTF-8 at rows" in result["invalid_utf8"]
 
 
+def test_empty_batches_get_empty_outputs(export_base):
+    served = tf.saved_model.load(str(export_base / "1"))
+    empty = tf.constant([], tf.string)
+    single = served.signatures[sig.PREDICT](**{sig.TEXT: empty})
+    pair = served.signatures[sig.PREDICT_PAIR](**{sig.TEXT_A: empty, sig.TEXT_B: empty})
+    for outputs in (single, pair):
+        assert outputs[sig.LOGITS].shape == (0, len(LABEL_NAMES))
+        assert outputs[sig.LABEL].shape == (0,)
+    classify = served.signatures[sig.CLASSIFY](**{sig.CLASSIFY_INPUTS: empty})
+    assert classify[sig.SCORES].shape == (0, len(LABEL_NAMES))
+
+
 def test_preflight_lists_signatures_and_tf_text_ops(export_base):
     report = preflight(export_base / "1")
     signatures = {s.name: s for s in report.signatures}

@@ -100,6 +100,14 @@ class MultiSegmentPacker(keras.layers.Layer):
         shape = [None, None if pad_to_longest else sequence_length]
         token_ids = token_ids.to_tensor(default_value=self.pad_value, shape=shape)
         segment_ids = segment_ids.to_tensor(default_value=0, shape=shape)
+        if pad_to_longest:
+            # An empty batch would be 0 wide, which the encoder cannot slice
+            # [CLS] from; every row is at least this wide anyway.
+            missing = tf.maximum(1 + len(segments) - tf.shape(token_ids)[1], 0)
+            token_ids = tf.pad(
+                token_ids, [[0, 0], [0, missing]], constant_values=self.pad_value
+            )
+            segment_ids = tf.pad(segment_ids, [[0, 0], [0, missing]])
         token_ids = tf.cast(token_ids, tf.int32)
         segment_ids = tf.cast(segment_ids, tf.int32)
         if unbatched:
