@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from albert_tf.models import load_classifier
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.export import export_classifier
 from albert_tf.serving.preflight import preflight
@@ -100,6 +101,11 @@ def test_export_layout(export_base):
     assert (
         "max_batch_size { value: 32 }" in (export_base / sig.BATCHING_FILE).read_text()
     )
+    # Loading an export as a model points back to the .keras file.
+    with pytest.raises(FileNotFoundError, match="holds SavedModel version folders"):
+        load_classifier(str(export_base))
+    with pytest.raises(FileNotFoundError, match="It is a SavedModel"):
+        load_classifier(str(version))
 
 
 def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):

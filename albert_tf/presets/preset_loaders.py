@@ -246,22 +246,21 @@ class GoogleTF1Loader(PresetLoader):
 
 def _what_else_it_is(directory):
     """A hint for folders that hold a model, but not as a preset."""
+    import tensorflow as tf
 
-    def saved_model(path):
-        return os.path.isfile(os.path.join(path, "saved_model.pb"))
+    from albert_tf.serving.model_manager import version_folders  # Errors only.
 
-    if saved_model(directory):
+    if tf.saved_model.contains_saved_model(directory):
         return (
             " It is a SavedModel (an `albert-tf export` version folder?): serve "
             "it, or load the `.keras` model it was exported from."
         )
-    names = os.listdir(directory)
-    if any(n.isdigit() and saved_model(os.path.join(directory, n)) for n in names):
+    if version_folders(directory):
         return (
             " It holds SavedModel version folders (an `albert-tf export` base): "
             "serve it, or load the `.keras` model it was exported from."
         )
-    models = sorted(n for n in names if n.endswith(".keras"))
+    models = sorted(n for n in os.listdir(directory) if n.endswith(".keras"))
     if models:
         name = "model.keras" if "model.keras" in models else models[0]
         return f" It holds a trained model: pass '{os.path.join(directory, name)}'."
