@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -32,7 +33,7 @@ def make_classifier(proto, sequence_length=SEQUENCE_LENGTH, label_names=None):
 
 @pytest.fixture(scope="module")
 def classifier(tiny_proto):
-    tf.random.set_seed(1)
+    keras.utils.set_random_seed(1)  # Also seeds Keras initializers.
     model = make_classifier(tiny_proto, label_names=["negative", "positive"])
     # ALBERT's init (stddev 0.02) gives a tiny random model the same logits
     # for every text; larger weights make the outputs depend on the ids, so

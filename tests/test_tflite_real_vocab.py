@@ -1,5 +1,6 @@
 """TFLite string-in builds vs the Keras model on SST-2 dev, real ALBERT vocabulary."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,7 +48,7 @@ def test_tflite_ids_equal_foundation_ids_on_sst2_dev(tokenizer, sst2_dev_sentenc
 
 @pytest.mark.slow
 def test_float32_text_build_matches_keras_on_sst2_dev(tokenizer, sst2_dev_sentences):
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)  # Also seeds Keras initializers.
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=32)
     backbone = AlbertBackbone(
         **tiny_backbone_kwargs(

@@ -2,9 +2,9 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from albert_tf import tflite
 from albert_tf.models import AlbertBackbone
@@ -21,7 +21,7 @@ export = pytest.importorskip("albert_tf.serving.export")
 def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
     from albert_tf.cli import main
 
-    tf.random.set_seed(2)
+    keras.utils.set_random_seed(2)  # Also seeds Keras initializers.
     tokenizer = AlbertTokenizer(proto=tiny_proto)
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=16)
     backbone = AlbertBackbone(
