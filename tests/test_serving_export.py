@@ -267,6 +267,38 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
     ]
 
 
+def test_reexport_keeps_edited_server_files(tmp_path, caplog):
+    from albert_tf.serving.batcher import BatchingParameters
+    from albert_tf.serving.export import _write_server_files
+
+    defaults = {"max_batch_size": None, "batch_timeout_micros": None}
+    _write_server_files(tmp_path, "albert", defaults)
+    config = tmp_path / sig.MODELS_CONFIG_FILE
+    batching = tmp_path / sig.BATCHING_FILE
+    assert BatchingParameters.from_file(batching).max_batch_size == 32
+
+    edited_config = config.read_text().replace("num_versions: 1", "num_versions: 2")
+    config.write_text(edited_config)
+    batching.write_text(
+        batching.read_text().replace("value: 32", "value: 8")
+        + "allowed_batch_sizes: 4\nallowed_batch_sizes: 8\n"
+    )
+    edited_batching = batching.read_text()
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        _write_server_files(tmp_path, "albert", defaults)
+    assert config.read_text() == edited_config
+    assert batching.read_text() == edited_batching
+    assert f"Kept the existing {config}" in caplog.text
+
+    # Fields passed explicitly are set in place; the other lines stay.
+    _write_server_files(
+        tmp_path, "albert", {"max_batch_size": 16, "batch_timeout_micros": None}
+    )
+    params = BatchingParameters.from_file(batching)
+    assert (params.max_batch_size, params.batch_timeout_micros) == (16, 2000)
+    assert batching.read_text() == edited_batching.replace("value: 8", "value: 16")
+
+
 def test_export_needs_a_preprocessor(classifier, tmp_path):
     from albert_tf.models import AlbertTextClassifier
 

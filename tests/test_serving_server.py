@@ -1,5 +1,6 @@
 """The dev server over a real gRPC channel on 127.0.0.1, with TF Serving's stubs."""
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import grpc
 import numpy as np
@@ -107,6 +110,26 @@ def predict_request(inputs, signature=sig.PREDICT, model="albert", version=None)
 
 def text_tensor(texts):
     return np.array([t.encode() for t in texts], dtype=object)
+
+
+def ids_inputs(token_ids, segment_ids=None):
+    token_ids = np.array(token_ids, np.int32)
+    if segment_ids is None:
+        segment_ids = np.zeros_like(token_ids)
+    return {
+        sig.TOKEN_IDS: token_ids,
+        sig.SEGMENT_IDS: np.array(segment_ids, np.int32),
+        sig.PADDING_MASK: np.ones_like(token_ids),
+    }
+
+
+def example_bytes(**features):
+    feature = {
+        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        for key, value in features.items()
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return np.array([example.SerializeToString()], dtype=object)
 
 
 def test_predict_strings_and_pairs_with_plain_stub(stub, expected):
@@ -267,6 +290,41 @@ BAD_REQUESTS = {
         "INVALID_ARGUMENT",
         f"maximum batch size {MAX_BATCH}",
     ),
+    # Errors from inside the graph: the op's own message, not TF's wrapper.
+    "token id out of range": (
+        predict_request(ids_inputs([[2, 99999, 3]]), signature=sig.PREDICT_IDS),
+        "INVALID_ARGUMENT",
+        "'token_ids' values must be in [0, 80)",
+    ),
+    "segment id out of range": (
+        predict_request(
+            ids_inputs([[2, 5, 3]], segment_ids=[[0, 0, 5]]),
+            signature=sig.PREDICT_IDS,
+        ),
+        "INVALID_ARGUMENT",
+        "'segment_ids' values must be in [0, 2)",
+    ),
+    "ids longer than the model": (
+        predict_request(ids_inputs([[2] * 17]), signature=sig.PREDICT_IDS),
+        "INVALID_ARGUMENT",
+        "longer than the model's max_sequence_length 16",
+    ),
+    "ids shapes differ": (
+        predict_request(
+            {**ids_inputs([[2, 5, 3]]), sig.SEGMENT_IDS: np.zeros((1, 4), np.int32)},
+            signature=sig.PREDICT_IDS,
+        ),
+        "INVALID_ARGUMENT",
+        "must have the same shape",
+    ),
+    "example without text": (
+        predict_request(
+            {sig.CLASSIFY_INPUTS: example_bytes(sentence="a")},
+            signature=sig.CLASSIFY,
+        ),
+        "INVALID_ARGUMENT",
+        "Feature: text (data type: string) is required",
+    ),
     "pair lengths differ": (
         predict_request(
             {sig.TEXT_A: text_tensor(["a", "b"]), sig.TEXT_B: text_tensor(["c"])},
@@ -319,26 +377,125 @@ def test_rest_predict_matches(server, expected):
         RestClient(f"http://127.0.0.1:{server.rest_port}", "nope").predict(["a"])
 
 
+def rest_call(server, path, body=None):
+    """(HTTP status, JSON reply) of a raw request, as curl would send it."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.rest_port}/v1/models/albert{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def b64(text):
+    return {"b64": base64.b64encode(text.encode()).decode()}
+
+
+def test_rest_takes_b64_values_like_tf_serving(server, expected):
+    status, reply = rest_call(server, ":predict", {"inputs": [b64(t) for t in TEXTS]})
+    assert status == 200, reply
+    np.testing.assert_allclose(
+        reply["outputs"][sig.LOGITS], expected["single"], atol=1e-5
+    )
+    status, reply = rest_call(
+        server, ":predict", {"instances": [b64(t) for t in TEXTS[:2]]}
+    )
+    assert status == 200, reply
+    np.testing.assert_allclose(
+        [p[sig.LOGITS] for p in reply["predictions"]], expected["single"][:2], atol=1e-5
+    )
+
+
+REST_BAD_REQUESTS = {
+    "empty batch": ({"inputs": {sig.TEXT: []}}, 400, "Empty batch"),
+    "bad base64": ({"inputs": [{"b64": "%%%"}]}, 400, "Invalid base64"),
+    "object that is not b64": ({"inputs": [{"text": "a"}]}, 400, '{"b64": ...}'),
+    "instances with different keys": (
+        {
+            "signature_name": sig.PREDICT_PAIR,
+            "instances": [{sig.TEXT_A: "a", sig.TEXT_B: "b"}, {sig.TEXT_A: "c"}],
+        },
+        400,
+        "Instance 1 has keys ['text_a']",
+    ),
+    "body not an object": ([1, 2], 400, "JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REST_BAD_REQUESTS))
+def test_rest_bad_requests_get_json_errors(server, case):
+    body, code, message = REST_BAD_REQUESTS[case]
+    status, reply = rest_call(server, ":predict", body)
+    assert status == code
+    assert message in reply["error"]
+
+
+def test_rest_classify_and_metadata(server, expected):
+    examples = [{"text": t} for t in TEXTS[:2]] + [{"text": b64(TEXTS[2])}]
+    status, reply = rest_call(
+        server, ":classify", {"signature_name": sig.CLASSIFY, "examples": examples}
+    )
+    assert status == 200, reply
+    assert [[label for label, _ in r] for r in reply["results"]] == [LABEL_NAMES] * 3
+    np.testing.assert_allclose(
+        [[score for _, score in r] for r in reply["results"]],
+        softmax(expected["single"][:3]),
+        atol=1e-5,
+    )
+    # Like TF Serving, no signature name means serving_default, a Predict one.
+    status, reply = rest_call(server, ":classify", {"examples": examples})
+    assert status == 400 and sig.CLASSIFY_METHOD in reply["error"]
+
+    status, reply = rest_call(server, "/metadata")
+    assert status == 200, reply
+    assert reply["model_spec"] == {"name": "albert", "version": "1"}
+    signatures = reply["metadata"]["signature_def"]["signatureDef"]
+    assert set(signatures) == set(sig.SIGNATURES)
+    assert signatures[sig.CLASSIFY]["methodName"] == sig.CLASSIFY_METHOD
+    assert rest_call(server, "/metadata", {})[0] == 400  # POST to a GET path.
+
+
+def test_rest_handler_failure_is_a_json_500(server, monkeypatch):
+    def broken(request, servable=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.model, "predict", broken)
+    status, reply = rest_call(server, ":predict", {"inputs": ["a"]})
+    assert (status, reply) == (500, {"error": "Internal error: boom"})
+
+
 def test_warmup_replays_on_load(server):
     servable = server.model.manager.current
     assert servable.warmup(server.model.predict, server.model.classify) == 4
 
 
 def test_busy_ports_fail_clearly_and_stop_what_started(
-    server, export_base, stub, expected, capsys
+    server, export_base, stub, expected, capsys, monkeypatch
 ):
     from albert_tf.cli import main
 
     args = ["serve", "--model-base-path", str(export_base), "--model-name", "albert"]
     assert main([*args, "--port", str(server.port)]) == 1
     err = capsys.readouterr().err
-    assert f"Cannot serve gRPC on 127.0.0.1:{server.port}: the port is in use" in err
+    assert f"Cannot serve gRPC on 127.0.0.1:{server.port}: Address already" in err
     second = DevServer("albert", export_base, port=0, rest_port=server.rest_port)
     with pytest.raises(
         OSError, match=f"Cannot serve REST on 127.0.0.1:{server.rest_port}"
     ):
         second.start()
-    # The half-started server let its gRPC port go; the first one still answers.
+    assert second.model.manager.current is None  # Failed before loading.
+
+    # A port taken between the check and the bind: the half-started server
+    # lets its gRPC port go.
+    monkeypatch.setattr(second, "_check_ports_free", lambda: None)
+    with pytest.raises(
+        OSError, match=f"Cannot serve REST on 127.0.0.1:{server.rest_port}"
+    ):
+        second.start()
     with socket.create_server(("127.0.0.1", second.port)):
         pass
     response = stub.Predict(predict_request({sig.TEXT: text_tensor(TEXTS)}), TIMEOUT)

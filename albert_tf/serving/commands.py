@@ -11,7 +11,8 @@ def register(subparsers):
         help="write a string-in SavedModel version folder for TF Serving",
         description="Writes EXPORT_BASE/<version>/ atomically (tokenizer in the "
         "graph, warmup requests, label file) plus models.config and "
-        "batching_parameters.txt examples, and runs the preflight.",
+        "batching_parameters.txt examples (existing ones are kept, with their "
+        "edits), and runs the preflight.",
     )
     parser.add_argument(
         "model", metavar="MODEL", help="A .keras file or a preset directory."
@@ -21,14 +22,14 @@ def register(subparsers):
     parser.add_argument(
         "--max-batch-size",
         type=int,
-        default=32,
-        help="max_batch_size in batching_parameters.txt (default 32).",
+        help="max_batch_size in batching_parameters.txt (default: 32 in a new "
+        "file; an existing file keeps its value).",
     )
     parser.add_argument(
         "--batch-timeout-micros",
         type=int,
-        default=2000,
-        help="batch_timeout_micros in batching_parameters.txt.",
+        help="batch_timeout_micros in batching_parameters.txt (default: 2000 in "
+        "a new file; an existing file keeps its value).",
     )
     parser.add_argument(
         "--model-name", help="Name in models.config (default: the base folder's name)."

@@ -2,13 +2,15 @@
 
 Implements TF Serving's gRPC `PredictionService` (Predict, Classify,
 GetModelMetadata) and `ModelService` (GetModelStatus) with grpcio on top of
-an `albert-tf export` base path, plus the REST `:predict` endpoint. For
+an `albert-tf export` base path, plus its REST API (predict, classify,
+status, metadata). For
 development and tests only: production uses the official
 `tensorflow_model_server` / `tensorflow/serving` image.
 """
 
 import errno
 import logging
+import socket
 from concurrent import futures
 
 import grpc
@@ -293,6 +295,9 @@ class DevServer:
 
     def start(self):
         """Loads the latest version (with warmup), then starts listening."""
+        # Like TF Serving, listen only once the model is loaded; but a busy
+        # port should not wait for a load to be reported.
+        self._check_ports_free()
         self.model.start()
         try:
             self._listen()
@@ -307,6 +312,22 @@ class DevServer:
             f" and :{self.rest_port} (REST)" if self._rest else "",
         )
         return self
+
+    def _check_ports_free(self):
+        for kind, port in (("gRPC", self._requested_port), ("REST", self._rest_port)):
+            if not port:
+                continue  # None (no REST) or 0 (any free port).
+            try:
+                family, type_, proto, _, address = socket.getaddrinfo(
+                    self.host, port, type=socket.SOCK_STREAM
+                )[0]
+                with socket.socket(family, type_, proto) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind(address)
+            except OSError as e:
+                raise OSError(
+                    e.errno, f"Cannot serve {kind} on {self.host}:{port}: {e.strerror}"
+                ) from None
 
     def _listen(self):
         self._grpc = grpc.server(

@@ -7,6 +7,7 @@ padded only to their longest text, capped at the model's sequence length.
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 
@@ -158,13 +159,45 @@ class _ServingFunctions:
         ]
     )
     def predict_ids(self, token_ids, segment_ids, padding_mask):
-        return self._outputs(
-            {
-                sig.TOKEN_IDS: token_ids,
-                sig.SEGMENT_IDS: segment_ids,
-                sig.PADDING_MASK: padding_mask,
-            }
-        )
+        checks = self._check_ids(token_ids, segment_ids, padding_mask)
+        with tf.control_dependencies(checks):
+            return self._outputs(
+                {
+                    sig.TOKEN_IDS: tf.identity(token_ids),
+                    sig.SEGMENT_IDS: segment_ids,
+                    sig.PADDING_MASK: padding_mask,
+                }
+            )
+
+    def _check_ids(self, token_ids, segment_ids, padding_mask):
+        # Without these, bad ids fail deep in the graph ("indices[0,1] = 99999
+        # is not in [0, 30000)", "Expected size[0] in [0, 512]").
+        backbone = self.classifier.backbone
+        names = f"'{sig.TOKEN_IDS}', '{sig.SEGMENT_IDS}' and '{sig.PADDING_MASK}'"
+        shape = tf.shape(token_ids)
+        return [
+            tf.debugging.assert_equal(
+                tf.stack([shape, tf.shape(segment_ids), tf.shape(padding_mask)]),
+                tf.stack([shape, shape, shape]),
+                message=f"{names} must have the same shape",
+            ),
+            tf.debugging.assert_less_equal(
+                shape[1],
+                backbone.max_sequence_length,
+                message=f"'{sig.TOKEN_IDS}' is longer than the model's "
+                f"max_sequence_length {backbone.max_sequence_length}",
+            ),
+            _assert_in_range(token_ids, backbone.vocabulary_size, sig.TOKEN_IDS),
+            _assert_in_range(segment_ids, backbone.num_segments, sig.SEGMENT_IDS),
+        ]
+
+
+def _assert_in_range(ids, size, key):
+    return tf.debugging.assert_equal(
+        tf.reduce_all((ids >= 0) & (ids < size)),
+        True,
+        message=f"'{key}' values must be in [0, {size})",
+    )
 
 
 def _set_classify_method_name(saved_model_dir):
@@ -211,12 +244,59 @@ def batching_parameters_text(
     )
 
 
+def _set_batching_fields(text, **fields):
+    """`text` (a batching parameters file) with `name { value: N }` lines set."""
+    for name, value in fields.items():
+        line = f"{name} {{ value: {value} }}"
+        pattern = re.compile(rf"^{name}\s*\{{[^}}]*\}}[ \t]*$", re.MULTILINE)
+        if pattern.search(text):
+            text = pattern.sub(line, text)
+        else:
+            text = (
+                text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+            )
+    return text
+
+
+def _write_server_files(export_base, model_name, batching):
+    """Writes `models.config` and `batching_parameters.txt` beside the versions.
+
+    Existing files may hold the user's edits: `models.config` is kept as it
+    is, and only the batching fields passed in `batching` are changed.
+    """
+    config_path = os.path.join(export_base, sig.MODELS_CONFIG_FILE)
+    config = models_config_text(model_name, f"/models/{model_name}")
+    if not os.path.exists(config_path):
+        write_text(config_path, config)
+    elif _read(config_path) != config:
+        logger.warning(
+            "Kept the existing %s, which differs from what this export writes "
+            "(delete it to get a fresh one).",
+            config_path,
+        )
+    batching_path = os.path.join(export_base, sig.BATCHING_FILE)
+    given = {k: v for k, v in batching.items() if v is not None}
+    if not os.path.exists(batching_path):
+        write_text(batching_path, batching_parameters_text(**given))
+        return
+    old = _read(batching_path)
+    new = _set_batching_fields(old, **given)
+    if new != old:
+        write_text(batching_path, new)
+        logger.info("Updated %s in %s.", ", ".join(sorted(given)), batching_path)
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def export_classifier(
     classifier,
     export_base,
     version=None,
-    max_batch_size=32,
-    batch_timeout_micros=2000,
+    max_batch_size=None,
+    batch_timeout_micros=None,
     model_name=None,
     warmup_texts=WARMUP_TEXTS,
     run_preflight=True,
@@ -227,7 +307,7 @@ def export_classifier(
     requests and label file) by building it in a temp folder beside it and
     renaming, so a polling model server never sees it half-written. Also
     writes `models.config` and `batching_parameters.txt` examples beside the
-    version folders.
+    version folders; existing ones are kept, as they may hold your edits.
 
     The Predict signatures return `logits` (the classifier's output, as its
     `predict()` returns it; probabilities already if its activation is
@@ -240,8 +320,10 @@ def export_classifier(
             `.keras` file or a preset directory).
         export_base: str. The model base path (holds version folders).
         version: int. The version to write; defaults to the next integer.
-        max_batch_size: int. Written to `batching_parameters.txt`.
-        batch_timeout_micros: int. Written to `batching_parameters.txt`.
+        max_batch_size: int. Set in `batching_parameters.txt` (default: 32
+            in a new file; an existing file keeps its value).
+        batch_timeout_micros: int. Set in `batching_parameters.txt` (default:
+            2000 in a new file; an existing file keeps its value).
         model_name: str. Name in `models.config` and the warmup requests;
             defaults to the base folder's name.
         warmup_texts: sequence of str. Texts of the warmup requests.
@@ -314,13 +396,13 @@ def export_classifier(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_text(
-        os.path.join(export_base, sig.MODELS_CONFIG_FILE),
-        models_config_text(model_name, f"/models/{model_name}"),
-    )
-    write_text(
-        os.path.join(export_base, sig.BATCHING_FILE),
-        batching_parameters_text(max_batch_size, batch_timeout_micros),
+    _write_server_files(
+        export_base,
+        model_name,
+        {
+            "max_batch_size": max_batch_size,
+            "batch_timeout_micros": batch_timeout_micros,
+        },
     )
     logger.info("Exported '%s' version %d to %s", model_name, version, final)
     return final

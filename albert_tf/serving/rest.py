@@ -1,24 +1,36 @@
-"""TF Serving's REST API (`/v1/models/NAME[:predict]`): dev server side and client.
+"""TF Serving's REST API (`/v1/models/NAME[...]`): dev server side and client.
 
-Only the Predict call in its columnar (`"inputs"`) and row (`"instances"`)
-forms, plus the model status GET, which is what most REST users call.
+Predict in its columnar (`"inputs"`) and row (`"instances"`) forms, Classify
+(`"examples"`), model status and metadata, with TF Serving's `{"b64": ...}`
+encoding of bytes.
 """
 
+import base64
+import binascii
 import http.server
 import json
+import logging
 import re
 import threading
 import urllib.error
 import urllib.request
 
 import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.servable import RequestError
 
-_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
+logger = logging.getLogger(__name__)
+
+_PATH = re.compile(
+    r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(/metadata|:predict|:classify)?$"
+)
 _HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -36,15 +48,57 @@ def _to_json(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _from_json(values):
+def _decode_b64(value):
+    # TF Serving's REST encoding of bytes: {"b64": "<base64>"}.
+    if isinstance(value, list):
+        return [_decode_b64(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) != {"b64"}:
+            raise RequestError(
+                "INVALID_ARGUMENT",
+                f'Expected a value or {{"b64": ...}}; got an object with keys '
+                f"{sorted(value)}.",
+            )
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, TypeError):
+            raise RequestError(
+                "INVALID_ARGUMENT", f"Invalid base64 in {value!r:.80}."
+            ) from None
+    return value
+
+
+def _from_json(key, values):
+    values = _decode_b64(values)
+    if isinstance(values, list) and not values:
+        raise RequestError(
+            "INVALID_ARGUMENT", f"Empty batch: input '{key}' has no rows."
+        )
     array = np.asarray(values)
     if array.dtype.kind == "U":
         return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+    if array.dtype.kind == "S":
+        return array.astype(object)
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     if array.dtype.kind == "i":
         return array.astype(np.int32)
     return array
+
+
+def _feature(key, value):
+    values = _decode_b64(value if isinstance(value, list) else [value])
+    if all(isinstance(v, str | bytes) for v in values):
+        encoded = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    raise RequestError(
+        "INVALID_ARGUMENT",
+        f"Feature '{key}' must be strings, integers or floats; got {value!r:.80}.",
+    )
 
 
 class RestServer:
@@ -85,76 +139,143 @@ class RestServer:
                 if not match:
                     raise RequestError("NOT_FOUND", f"Unknown path '{self.path}'.")
                 name, version, verb = match.groups()
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = name
+                spec = predict_pb2.PredictRequest().model_spec
+                spec.name = name
                 if version:
-                    request.model_spec.version.value = int(version)
-                return request, verb
+                    spec.version.value = int(version)
+                return spec, verb
+
+            def _handle(self, method, run):
+                try:
+                    spec, verb = self._route()
+                    allowed = "GET" if verb in (None, "/metadata") else "POST"
+                    if method != allowed:
+                        raise RequestError(
+                            "INVALID_ARGUMENT", f"Use {allowed} for {self.path}."
+                        )
+                    self._reply(200, run(spec, verb))
+                except RequestError as e:
+                    self._reply(_HTTP_STATUS.get(e.code, 500), {"error": e.message})
+                except Exception as e:  # A bug here must not drop the connection.
+                    logger.exception("REST %s %s failed", method, self.path)
+                    self._reply(500, {"error": f"Internal error: {e}"})
+
+            def _body(self):
+                length = int(self.headers.get("Content-Length", 0))
+                if length > max_body_bytes:
+                    raise RequestError(
+                        "RESOURCE_EXHAUSTED",
+                        f"Request body of {length} bytes is over the "
+                        f"{max_body_bytes}-byte limit.",
+                    )
+                try:
+                    body = json.loads(self.rfile.read(length))
+                except ValueError as e:
+                    raise RequestError(
+                        "INVALID_ARGUMENT", f"Body is not JSON: {e}"
+                    ) from None
+                if not isinstance(body, dict):
+                    raise RequestError(
+                        "INVALID_ARGUMENT", "Body must be a JSON object."
+                    )
+                return body
 
             def do_GET(self):
-                try:
-                    request, verb = self._route()
-                    if verb:
-                        raise RequestError("INVALID_ARGUMENT", "Use POST for :predict.")
-                    status_request = get_model_status_pb2.GetModelStatusRequest()
-                    status_request.model_spec.CopyFrom(request.model_spec)
-                    response = model.status(status_request)
-                    states = get_model_status_pb2.ModelVersionStatus.State
-                    self._reply(
-                        200,
-                        {
-                            "model_version_status": [
-                                {
-                                    "version": str(s.version),
-                                    "state": states.Name(s.state),
-                                    "status": {
-                                        "error_code": "OK"
-                                        if not s.status.error_message
-                                        else "UNKNOWN",
-                                        "error_message": s.status.error_message,
-                                    },
-                                }
-                                for s in response.model_version_status
-                            ]
-                        },
-                    )
-                except RequestError as e:
-                    self._reply(_HTTP_STATUS.get(e.code, 500), {"error": e.message})
+                def run(spec, verb):
+                    if verb == "/metadata":
+                        return _metadata(model, spec)
+                    return _status(model, spec)
+
+                self._handle("GET", run)
 
             def do_POST(self):
-                try:
-                    request, verb = self._route()
-                    if verb != ":predict":
-                        raise RequestError(
-                            "INVALID_ARGUMENT", "Only :predict is supported."
-                        )
-                    length = int(self.headers.get("Content-Length", 0))
-                    if length > max_body_bytes:
-                        raise RequestError(
-                            "RESOURCE_EXHAUSTED",
-                            f"Request body of {length} bytes is over the "
-                            f"{max_body_bytes}-byte limit.",
-                        )
-                    try:
-                        body = json.loads(self.rfile.read(length))
-                    except ValueError as e:
-                        raise RequestError(
-                            "INVALID_ARGUMENT", f"Body is not JSON: {e}"
-                        ) from None
-                    self._reply(200, _predict(model, request, body))
-                except RequestError as e:
-                    self._reply(_HTTP_STATUS.get(e.code, 500), {"error": e.message})
+                def run(spec, verb):
+                    body = self._body()
+                    if verb == ":classify":
+                        return _classify(model, spec, body)
+                    return _predict(model, spec, body)
+
+                self._handle("POST", run)
 
         return Handler
 
 
-def _predict(model, request, body):
-    import tensorflow as tf
+def _status(model, spec):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.CopyFrom(spec)
+    response = model.status(request)
+    states = get_model_status_pb2.ModelVersionStatus.State
+    return {
+        "model_version_status": [
+            {
+                "version": str(s.version),
+                "state": states.Name(s.state),
+                "status": {
+                    "error_code": "UNKNOWN" if s.status.error_message else "OK",
+                    "error_message": s.status.error_message,
+                },
+            }
+            for s in response.model_version_status
+        ]
+    }
 
+
+def _metadata(model, spec):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.CopyFrom(spec)
+    request.metadata_field.append("signature_def")
+    response = model.metadata(request)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    return {
+        "model_spec": json_format.MessageToDict(response.model_spec),
+        "metadata": {"signature_def": json_format.MessageToDict(signature_map)},
+    }
+
+
+def _classify(model, spec, body):
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not all(isinstance(e, dict) for e in examples):
+        raise RequestError(
+            "INVALID_ARGUMENT", 'Body needs "examples": a list of objects.'
+        )
+    if "context" in body:
+        raise RequestError("INVALID_ARGUMENT", '"context" is not supported.')
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.CopyFrom(spec)
+    # As in TF Serving, no name means `serving_default`, which is not a
+    # Classify signature: clients name `classify`.
+    request.model_spec.signature_name = body.get("signature_name", "")
+    for example in examples:
+        features = request.input.example_list.examples.add().features
+        for key, value in example.items():
+            features.feature[key].CopyFrom(_feature(key, value))
+    response = model.classify(request)
+    return {
+        "results": [
+            [[c.label, c.score] for c in result.classes]
+            for result in response.result.classifications
+        ]
+    }
+
+
+def _predict(model, spec, body):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.CopyFrom(spec)
     request.model_spec.signature_name = body.get("signature_name", sig.PREDICT)
     if "instances" in body:
         rows = body["instances"]
-        if rows and isinstance(rows[0], dict):
+        if not isinstance(rows, list):
+            raise RequestError("INVALID_ARGUMENT", '"instances" must be a list.')
+        if rows and all(isinstance(r, dict) and set(r) != {"b64"} for r in rows):
+            keys = set(rows[0])
+            for i, row in enumerate(rows):
+                if set(row) != keys:
+                    raise RequestError(
+                        "INVALID_ARGUMENT",
+                        f"Instance {i} has keys {sorted(row)}; instance 0 has "
+                        f"{sorted(keys)}.",
+                    )
             inputs = {k: [row[k] for row in rows] for k in rows[0]}
         else:
             servable = model.servable(request.model_spec)
@@ -173,7 +294,7 @@ def _predict(model, request, body):
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
     for key, values in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(_from_json(values)))
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(_from_json(key, values)))
     response = model.predict(request)
     outputs = {k: _to_json(tf.make_ndarray(v)) for k, v in response.outputs.items()}
     if "instances" in body:

@@ -158,12 +158,16 @@ class Servable:
 
 
 def _first_line(message):
-    # TF errors append graph-node context; the first lines say what happened.
-    lines = [line for line in message.splitlines() if line.strip()]
+    # TF errors wrap the op's message in graph-node context; keep the message.
+    boilerplate = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
-        if "assertion failed" in line or "Invalid" in line:
-            return line.strip().replace("\\'", "'")  # Assert messages escape quotes.
-    return lines[0].strip() if lines else message
+        if "assertion failed" in line:
+            return line.replace("\\'", "'")  # Assert messages escape quotes.
+    for line in lines:
+        if not line.startswith(boilerplate):
+            return line
+    return lines[0] if lines else message
 
 
 def concat_inputs(parts):
