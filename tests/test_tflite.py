@@ -288,7 +288,7 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     saved_model.mkdir()
     (saved_model / "saved_model.pb").write_bytes(b"")
     assert main(["tflite", str(saved_model), str(tmp_path / "x.tflite")]) == 1
-    assert "is a SavedModel: pass --sequence-length" in capsys.readouterr().err
+    assert "records no sequence length" in capsys.readouterr().err
     version = tmp_path / "base" / "3"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"")

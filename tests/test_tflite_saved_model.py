@@ -43,9 +43,7 @@ def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
         [
             "tflite",
             str(tmp_path / "albert" / "1"),
-            str(out),
-            "--sequence-length",
-            "16",
+            str(out),  # The export records its sequence length.
             "--verify",
             str(data),
         ]
@@ -55,8 +53,39 @@ def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
         "neg",
         "pos",
     ]
+    assert (
+        json.loads((tmp_path / "from_export.json").read_text())["sequence_length"] == 16
+    )
     # The build from the export equals the Keras model it was exported from.
     got = tflite.TFLiteClassifier(str(out)).predict(TINY_CORPUS)["logits"]
     np.testing.assert_allclose(
         got, classifier.predict(TINY_CORPUS, verbose=0), atol=1e-4
+    )
+
+
+def test_export_records_its_preprocessing(tiny_proto, tmp_path):
+    from albert_tf.tflite.saved_model_source import SavedModelClassifier
+
+    keras.utils.set_random_seed(2)
+    tokenizer = AlbertTokenizer(proto=tiny_proto, lowercase=False)
+    preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
+    backbone = AlbertBackbone(
+        **tiny_backbone_kwargs(vocabulary_size=tokenizer.vocabulary_size())
+    )
+    classifier = AlbertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor
+    )
+    path = export.export_classifier(
+        classifier, str(tmp_path / "albert"), run_preflight=False
+    )
+    source = SavedModelClassifier(path)
+    assert source.preprocessor.sequence_length == 12
+    assert source.preprocessor.tokenizer.lowercase is False
+    assert source.preprocessor.tokenizer.strip_accents is True
+    texts = ["The Quick Fox", "the quick fox"]
+    np.testing.assert_array_equal(
+        source.preprocessor(texts)["token_ids"], preprocessor(texts)["token_ids"]
+    )
+    assert (
+        SavedModelClassifier(path, sequence_length=8).preprocessor.sequence_length == 8
     )

@@ -5,6 +5,7 @@ packing, encoder, head), so TF Serving clients send raw text. Batches are
 padded only to their longest text, capped at the model's sequence length.
 """
 
+import json
 import logging
 import os
 import re
@@ -304,8 +305,9 @@ def export_classifier(
     """Exports a classifier as a TF Serving version folder, atomically.
 
     Writes `export_base/<version>/` (SavedModel, `assets.extra/` with the warmup
-    requests and label file) by building it in a temp folder beside it and
-    renaming, so a polling model server never sees it half-written. Also
+    requests, label file and preprocessing settings) by building it in a temp
+    folder beside it and renaming, so a polling model server never sees it
+    half-written. Also
     writes `models.config` and `batching_parameters.txt` examples beside the
     version folders; existing ones are kept, as they may hold your edits.
 
@@ -384,6 +386,16 @@ def export_classifier(
         write_text(
             os.path.join(extra, sig.LABELS_FILE),
             "\n".join(functions.label_names) + "\n",
+        )
+        tokenizer = functions.preprocessor.tokenizer
+        preprocessing = {
+            "sequence_length": functions.preprocessor.sequence_length,
+            "lowercase": tokenizer.lowercase,
+            "strip_accents": tokenizer.strip_accents,
+        }
+        write_text(
+            os.path.join(extra, sig.PREPROCESSING_FILE),
+            json.dumps(preprocessing, indent=2) + "\n",
         )
         if run_preflight:
             report = preflight(tmp)

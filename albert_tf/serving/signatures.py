@@ -38,5 +38,8 @@ SCORES = "scores"
 # === Files ===
 WARMUP_FILE = "tf_serving_warmup_requests"  # Under assets.extra/.
 LABELS_FILE = "labels.txt"  # Under assets.extra/, one name per class.
+# Under assets.extra/: the packed length and tokenizer switches, which the
+# graph holds only as constants; `albert-tf tflite` reads them back.
+PREPROCESSING_FILE = "albert_tf_preprocessing.json"
 MODELS_CONFIG_FILE = "models.config"  # Beside the version folders.
 BATCHING_FILE = "batching_parameters.txt"  # Beside the version folders.

@@ -18,8 +18,8 @@ def register(subparsers):
     parser.add_argument(
         "model",
         help="A .keras file, a preset directory, or a string-in SavedModel "
-        "version folder from `albert-tf export` (then pass --sequence-length; "
-        "verification compares with the export's own text signature).",
+        "version folder from `albert-tf export` (verification then compares "
+        "with the export's own text signature).",
     )
     parser.add_argument("output", help="The .tflite file to write.")
     parser.add_argument(
@@ -41,8 +41,8 @@ def register(subparsers):
         "--sequence-length",
         type=int,
         default=None,
-        help="Packed length (default: the model preprocessor's; "
-        "required for SavedModels).",
+        help="Packed length (default: the model preprocessor's, or the one a "
+        "SavedModel export records).",
     )
     parser.add_argument(
         "--calibration-data",
@@ -99,7 +99,7 @@ def _load(model, sequence_length):
     if versions:
         raise ValueError(
             f"'{model}' is an export base: pass one of its version folders, "
-            f"e.g. '{versions[max(versions)]}', with --sequence-length."
+            f"e.g. '{versions[max(versions)]}'."
         )
     return load_classifier(model)
 

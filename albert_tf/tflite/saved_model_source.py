@@ -8,6 +8,7 @@ export's own string-in `serving_default` signature, which also checks that
 the TFLite tokenization matches the export's).
 """
 
+import json
 import os
 
 import numpy as np
@@ -17,14 +18,23 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
-
-PREDICT_IDS = "predict_ids"
-PREDICT_TEXT = "serving_default"
-LABELS_FILE = os.path.join("assets.extra", "labels.txt")
+from albert_tf.serving import signatures as sig
 
 
 def is_saved_model(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def _recorded_preprocessing(path):
+    """The export's `{sequence_length, lowercase, strip_accents}`, or `{}`."""
+    recorded = os.path.join(path, "assets.extra", sig.PREPROCESSING_FILE)
+    if not os.path.isfile(recorded):
+        return {}
+    with open(recorded, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{recorded}: not valid JSON ({e}).") from None
 
 
 def _sentencepiece_proto(path):
@@ -51,20 +61,30 @@ class SavedModelClassifier:
 
     Args:
         path: str. A SavedModel version folder written by `albert-tf export`.
-        sequence_length: int. Packed length of the TFLite build (the export
-            pads to the longest text, so it does not record one).
-        lowercase: bool. The export's tokenizer setting (ALBERT: `True`).
-        strip_accents: bool. The export's tokenizer setting (ALBERT: `True`).
+        sequence_length: int. Packed length of the TFLite build. Defaults to
+            the one the export records
+            (`assets.extra/albert_tf_preprocessing.json`).
+        lowercase: bool. The export's tokenizer setting; defaults to the
+            recorded one, else `True` (ALBERT's).
+        strip_accents: bool. As `lowercase`.
     """
 
-    def __init__(self, path, sequence_length, lowercase=True, strip_accents=True):
+    def __init__(self, path, sequence_length=None, lowercase=None, strip_accents=None):
+        recorded = _recorded_preprocessing(path)
+        sequence_length = sequence_length or recorded.get("sequence_length")
         if not sequence_length:
             raise ValueError(
-                f"{path} is a SavedModel: pass --sequence-length (it records none)."
+                f"{path} records no sequence length (exported by an older "
+                f"albert-tf: no assets.extra/{sig.PREPROCESSING_FILE}): pass "
+                "--sequence-length."
             )
+        if lowercase is None:
+            lowercase = recorded.get("lowercase", True)
+        if strip_accents is None:
+            strip_accents = recorded.get("strip_accents", True)
         self.path = path
         self.loaded = tf.saved_model.load(path)
-        missing = {PREDICT_IDS, PREDICT_TEXT} - set(self.loaded.signatures)
+        missing = {sig.PREDICT_IDS, sig.PREDICT} - set(self.loaded.signatures)
         if missing:
             raise ValueError(
                 f"{path}: SavedModel lacks signature(s) {sorted(missing)}; "
@@ -79,21 +99,21 @@ class SavedModelClassifier:
         # `albert-tf export` tracks the model's variables as `model_variables`.
         self.weights = list(getattr(self.loaded, "model_variables", []))
         self.activation = None
-        labels_path = os.path.join(path, LABELS_FILE)
+        labels_path = os.path.join(path, "assets.extra", sig.LABELS_FILE)
         self.label_names = None
         if os.path.isfile(labels_path):
             with open(labels_path, encoding="utf-8") as f:
                 self.label_names = [line.rstrip("\n") for line in f if line.strip()]
-        outputs = self.loaded.signatures[PREDICT_IDS].structured_outputs
+        outputs = self.loaded.signatures[sig.PREDICT_IDS].structured_outputs
         self.num_classes = int(outputs["logits"].shape[-1])
 
     def __call__(self, inputs, training=False):
         """Ids -> logits, through the export's `predict_ids` signature."""
-        return self.loaded.signatures[PREDICT_IDS](**inputs)["logits"]
+        return self.loaded.signatures[sig.PREDICT_IDS](**inputs)["logits"]
 
     def predict(self, texts, batch_size=32, verbose=0):
         """Float logits of the export's own string-in signature."""
-        run = self.loaded.signatures[PREDICT_TEXT]
+        run = self.loaded.signatures[sig.PREDICT]
         outputs = [
             run(text=tf.constant(texts[i : i + batch_size]))["logits"].numpy()
             for i in range(0, len(texts), batch_size)
