@@ -255,7 +255,7 @@ def run_demo(
     build_tflite(classifier, str(tflite_path), dynamic())
     tflite_model = TFLiteClassifier(str(tflite_path), num_threads=2)
     tflite_out = tflite_model.predict(EXAMPLES)
-    tflite_labels = [names[i] for i in np.asarray(tflite_out["logits"]).argmax(-1)]
+    tflite_labels = list(tflite_out["label"])  # From the labels.txt sidecar.
     tflite_diff = float(np.abs(np.asarray(tflite_out["logits"]) - example_logits).max())
     tflite_ms = _median_ms(lambda: tflite_model.predict(EXAMPLES[:1]))
     keras_ms = _median_ms(lambda: classifier.predict_on_batch(EXAMPLES[:1]))

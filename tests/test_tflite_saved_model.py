@@ -57,10 +57,11 @@ def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
         json.loads((tmp_path / "from_export.json").read_text())["sequence_length"] == 16
     )
     # The build from the export equals the Keras model it was exported from.
-    got = tflite.TFLiteClassifier(str(out)).predict(TINY_CORPUS)["logits"]
-    np.testing.assert_allclose(
-        got, classifier.predict(TINY_CORPUS, verbose=0), atol=1e-4
-    )
+    got = tflite.TFLiteClassifier(str(out)).predict(TINY_CORPUS)
+    expected = classifier.predict(TINY_CORPUS, verbose=0)
+    np.testing.assert_allclose(got["logits"], expected, atol=1e-4)
+    # Labels come from the from_export.labels.txt sidecar.
+    assert list(got["label"]) == [["neg", "pos"][i] for i in expected.argmax(-1)]
 
 
 def test_export_records_its_preprocessing(tiny_proto, tmp_path):

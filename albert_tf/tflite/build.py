@@ -99,7 +99,7 @@ def write_build(classifier, path, content, quantization, input_kind, sequence_le
     names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
     # Sidecars first: an app that sees the .tflite file also finds them.
     write_bytes(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
-    write_bytes(metadata_path, json.dumps(metadata, indent=2).encode("utf-8"))
+    write_bytes(metadata_path, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
     write_bytes(path, content)
     logger.info(
         "Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path

@@ -1,9 +1,12 @@
 """Runs a `.tflite` ALBERT build in LiteRT's interpreter, tf-text ops registered."""
 
+import os
+
 import numpy as np
 import tensorflow_text as tf_text
 from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
+from albert_tf.tflite.build import sidecar_paths
 from albert_tf.tflite.converter import ID_INPUTS
 from albert_tf.tflite.converter import SIGNATURE_KEY
 from albert_tf.tflite.converter import TEXT_INPUT
@@ -15,15 +18,18 @@ class TFLiteClassifier:
     Args:
         model: str path or bytes of the `.tflite` file.
         num_threads: int. Interpreter threads.
+        label_names: list of str, or `None` to read `OUT.labels.txt` beside a
+            `model` path (written by `albert-tf tflite`). With names,
+            `predict` also returns a `label` per text.
 
     Example:
     ```python
     model = TFLiteClassifier("sst2.tflite", num_threads=2)
-    model.predict(["A warm, funny film."])["probabilities"]
+    model.predict(["A warm, funny film."])["label"]  # From sst2.labels.txt.
     ```
     """
 
-    def __init__(self, model, num_threads=2):
+    def __init__(self, model, num_threads=2, label_names=None):
         source = (
             {"model_content": model}
             if isinstance(model, bytes)
@@ -38,6 +44,9 @@ class TFLiteClassifier:
         self.runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
         self.input_details = self.runner.get_input_details()
         self.input_kind = "text" if TEXT_INPUT in self.input_details else "ids"
+        if label_names is None and not isinstance(model, bytes):
+            label_names = _sidecar_labels(model)
+        self.label_names = label_names
 
     def run(self, **inputs):
         """One interpreter call on numpy inputs keyed by signature input name."""
@@ -53,7 +62,8 @@ class TFLiteClassifier:
             batch_size: int. Texts per call of a text-in build.
 
         Returns:
-            dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`.
+            dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`,
+            and `label` (str) when the label names are known.
         """
         if isinstance(texts, (str, bytes)) or isinstance(texts, tuple):
             raise ValueError(
@@ -80,4 +90,16 @@ class TFLiteClassifier:
         outputs = [self.run(**call) for call in calls]
         if not outputs:
             return {}
-        return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+        outputs = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+        if self.label_names is not None:
+            names = np.array(self.label_names, dtype=object)
+            outputs["label"] = names[np.argmax(outputs["logits"], axis=-1)]
+        return outputs
+
+
+def _sidecar_labels(path):
+    labels_path, _ = sidecar_paths(path)
+    if not os.path.isfile(labels_path):
+        return None
+    with open(labels_path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
