@@ -91,3 +91,56 @@ def padded_inputs(vocab_size=80, seed=0):
         "segment_ids": segment_ids,
         "padding_mask": padding_mask,
     }
+
+
+def spread_weights(model, factor=25.0):
+    """Scales kernels and embeddings so a tiny random model's outputs vary.
+
+    ALBERT's init (stddev 0.02) gives a tiny random model about the same
+    logits for every text; larger weights make the outputs depend on the ids,
+    so comparisons can catch a wrong token, a swapped text or a lost row.
+    """
+    for weight in model.weights:
+        if weight.path.endswith(("kernel", "embeddings")):
+            weight.assign(weight * factor)
+    return model
+
+
+# Peers' default init (zero biases, LayerNorm gamma=1 beta=0) hides bias and
+# LayerNorm mapping mistakes in parity checks; these give every weight a value.
+RANDOM_WEIGHT_STD = 0.2
+
+
+def randomize_torch_weights(model, seed=0, std=RANDOM_WEIGHT_STD):
+    """Every parameter of a torch model to seeded normals, in place.
+
+    LayerNorm weights (gammas) are drawn around 1 so no feature is squashed.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(std=std, generator=generator)
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.add_(1.0)
+    return model
+
+
+def randomize_keras_weights(model, seed=0, std=RANDOM_WEIGHT_STD):
+    """Every float weight of a built Keras model to seeded normals, in place.
+
+    LayerNorm gammas are drawn around 1 so no feature is squashed.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if not np.issubdtype(np.dtype(variable.dtype), np.floating):
+            continue
+        value = std * rng.standard_normal(tuple(variable.shape))
+        if variable.name == "gamma":
+            value += 1.0
+        variable.assign(value.astype(variable.dtype))
+    return model

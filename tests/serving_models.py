@@ -2,6 +2,7 @@
 
 import keras
 
+from tests.helpers import spread_weights
 from tests.helpers import tiny_backbone_kwargs
 
 TEXTS = [
@@ -21,8 +22,12 @@ PAIRS = [
 LABEL_NAMES = ["negative", "positive", "neutral"]
 
 
-def tiny_classifier(proto, seed=0, label_names=LABEL_NAMES):
-    """A randomly initialised 2-layer ALBERT classifier with its preprocessor."""
+def tiny_classifier(proto, seed=0, label_names=LABEL_NAMES, activation=None):
+    """A randomly initialised 2-layer ALBERT classifier with its preprocessor.
+
+    Its weights are spread (`spread_weights`) so that each text gets its own
+    logits and a swapped or dropped text changes the outputs.
+    """
     from albert_tf.models import AlbertBackbone
     from albert_tf.models import AlbertTextClassifier
     from albert_tf.models import AlbertTextClassifierPreprocessor
@@ -32,9 +37,11 @@ def tiny_classifier(proto, seed=0, label_names=LABEL_NAMES):
     tokenizer = AlbertTokenizer(proto=proto)
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=16)
     backbone = AlbertBackbone(**tiny_backbone_kwargs(tokenizer.vocabulary_size()))
-    return AlbertTextClassifier(
+    classifier = AlbertTextClassifier(
         backbone,
         num_classes=len(label_names),
         preprocessor=preprocessor,
         label_names=label_names,
+        activation=activation,
     )
+    return spread_weights(classifier)

@@ -105,6 +105,9 @@ def test_pad_to_longest_and_sequence_length_override(tokenizer):
     empty = tf.constant([], tf.string)
     assert pre(empty, pad_to_longest=True)["token_ids"].shape == (0, 2)
     assert pre((empty, empty), pad_to_longest=True)["segment_ids"].shape == (0, 3)
+    # Setting the attribute after a call reaches the packer already built.
+    pre.sequence_length = 6
+    assert pre(texts)["token_ids"].shape == (2, 6)
 
 
 def test_labels_and_sample_weights_pass_through(tokenizer):

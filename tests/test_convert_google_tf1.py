@@ -153,6 +153,9 @@ def test_run_classifier_head_is_loaded(tmp_path, tiny_proto):
     np.testing.assert_array_equal(
         classifier.output_dense.kernel.numpy(), reader.get_tensor("output_weights").T
     )
+    np.testing.assert_array_equal(
+        classifier.output_dense.bias.numpy(), reader.get_tensor("output_bias")
+    )
 
 
 def test_wrong_shape_names_the_variable(tmp_path, tiny_proto):

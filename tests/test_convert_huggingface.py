@@ -1,7 +1,8 @@
 """Hugging Face checkpoints -> albert_tf, against transformers itself.
 
-Each checkpoint is written by `transformers` (`save_pretrained`) with random
-weights and the tiny SentencePiece vocabulary; nothing touches the network.
+Each checkpoint is written by `transformers` (`save_pretrained`) with every
+weight random (biases and LayerNorms too, so a mis-mapped one shows) and the
+tiny SentencePiece vocabulary; nothing touches the network.
 """
 
 import json
@@ -15,6 +16,7 @@ from albert_tf.models import AlbertTextClassifier
 from albert_tf.models import AlbertTokenizer
 from albert_tf.models import TextClassifier
 from tests.helpers import padded_inputs
+from tests.helpers import randomize_torch_weights
 from tests.helpers import tiny_hf_albert_config
 
 torch = pytest.importorskip("torch")
@@ -43,7 +45,7 @@ def _write_checkpoint(directory, tiny_proto, classifier=True, groups=1, **save_k
         if classifier
         else transformers.AlbertModel
     )
-    model = model_cls(config).eval()
+    model = randomize_torch_weights(model_cls(config).eval(), seed=groups)
     model.save_pretrained(directory, **save_kwargs)
     vocab = directory / "source.spm"
     vocab.write_bytes(tiny_proto)

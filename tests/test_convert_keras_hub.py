@@ -1,6 +1,7 @@
 """keras-hub preset directories -> albert_tf and back.
 
-keras-hub writes its own preset (`save_to_preset`) with random weights; we
+keras-hub writes its own preset (`save_to_preset`) with every weight random
+(biases and LayerNorms too, so a mis-mapped one shows); we
 load it, compare outputs on the same ids, save ours, and load our weight
 files back into keras-hub's classes.
 """
@@ -17,6 +18,7 @@ from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from albert_tf.models import Backbone
 from tests.helpers import padded_inputs
+from tests.helpers import randomize_keras_weights
 from tests.helpers import tiny_backbone_kwargs
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -39,10 +41,8 @@ def _keras_hub_classifier(tiny_proto, groups):
     classifier = keras_hub.models.AlbertTextClassifier(
         backbone, num_classes=3, preprocessor=preprocessor
     )
-    # A head that is not the initial one, so loading it is checked.
-    kernel = classifier.output_dense.kernel
-    kernel.assign(np.random.default_rng(0).normal(size=kernel.shape).astype("float32"))
-    return classifier
+    # Not the initial weights (zero biases, unit gammas), so loading each is checked.
+    return randomize_keras_weights(classifier, seed=groups)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -129,6 +129,7 @@ def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
         num_classes=2,
         preprocessor=preprocessor,
     )
+    randomize_keras_weights(ours)
     ours.save_to_preset(str(tmp_path / "ours"))
     out = str(tmp_path / "for_keras_hub")
     assert (

@@ -1,6 +1,7 @@
 """Our ALBERT equals its real peers (transformers, keras-hub) on the same weights.
 
-Random tiny models of each peer, their weights copied into ours with the
+Random tiny models of each peer (every weight random, biases and LayerNorms
+too, so a mis-mapped one shows), their weights copied into ours with the
 converters' explicit name maps; outputs compared on padded inputs.
 """
 
@@ -13,6 +14,8 @@ from albert_tf.presets import convert_huggingface
 from albert_tf.presets import convert_keras_hub
 from albert_tf.presets.weight_assignment import assign_weights
 from tests.helpers import padded_inputs
+from tests.helpers import randomize_keras_weights
+from tests.helpers import randomize_torch_weights
 from tests.helpers import tiny_hf_albert_config
 
 GROUPINGS = [
@@ -54,10 +57,10 @@ def _masked_max_diff(ours, theirs, padding_mask):
 
 @pytest.mark.parametrize("grouping", GROUPINGS)
 def test_backbone_matches_transformers_albert_model(grouping):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
     hf_model = transformers.AlbertModel(_hf_config(grouping)).eval()
+    randomize_torch_weights(hf_model, seed=0)
     config = convert_huggingface.convert_backbone_config(hf_model.config.to_dict())
     backbone = AlbertBackbone(**config)
     state = {k: v.numpy() for k, v in hf_model.state_dict().items()}
@@ -82,12 +85,12 @@ def test_backbone_matches_transformers_albert_model(grouping):
 
 @pytest.mark.parametrize("grouping", GROUPINGS)
 def test_classifier_logits_match_transformers(grouping):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    torch.manual_seed(1)
     hf_model = transformers.AlbertForSequenceClassification(
         _hf_config(grouping, num_labels=3)
     ).eval()
+    randomize_torch_weights(hf_model, seed=1)
     config = convert_huggingface.convert_backbone_config(hf_model.config.to_dict())
     classifier = AlbertTextClassifier(AlbertBackbone(**config), num_classes=3)
     state = {k: v.numpy() for k, v in hf_model.state_dict().items()}
@@ -106,7 +109,7 @@ def test_backbone_matches_keras_hub(grouping, tmp_path):
     from tests.helpers import tiny_backbone_kwargs
 
     kwargs = tiny_backbone_kwargs(**grouping)
-    theirs = keras_hub.models.AlbertBackbone(**kwargs)
+    theirs = randomize_keras_weights(keras_hub.models.AlbertBackbone(**kwargs))
     ours = AlbertBackbone(**kwargs)
     path = str(tmp_path / "keras_hub.weights.h5")
     theirs.save_weights(path)

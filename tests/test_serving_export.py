@@ -132,6 +132,8 @@ def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
 
     single = classifier.predict(TEXTS, verbose=0)
     pair = classifier.predict((TEXTS, PAIRS), verbose=0)
+    # Texts get different logits, so a swapped or dropped text shows.
+    assert np.ptp(single, axis=0).max() > 0.1 and np.abs(single - pair).max() > 0.1
     by_ids = classifier.predict_on_batch(TEXTS[:2])
     softmax = lambda x: tf.nn.softmax(x).numpy()  # noqa: E731
     for loader in ("tf2", "tf1"):
@@ -155,6 +157,18 @@ def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
     assert result["tf1"]["classify_method"] == sig.CLASSIFY_METHOD
     # The tokenizer would replace invalid bytes; the serving graph rejects them.
     assert "invalid UTF-8 at rows" in result["invalid_utf8"]
+
+
+def test_softmax_classifier_exports_its_probabilities(tiny_proto, tmp_path):
+    classifier = tiny_classifier(tiny_proto, activation="softmax")
+    path = export_classifier(classifier, tmp_path / "albert", run_preflight=False)
+    outputs = tf.saved_model.load(path).signatures[sig.PREDICT](
+        **{sig.TEXT: tf.constant(TEXTS)}
+    )
+    expected = classifier.predict(TEXTS, verbose=0)  # Already probabilities.
+    np.testing.assert_allclose(outputs[sig.LOGITS], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(outputs[sig.PROBABILITIES], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(outputs[sig.PROBABILITIES].numpy().sum(-1), 1.0, 1e-5)
 
 
 def test_empty_batches_get_empty_outputs(export_base):

@@ -15,6 +15,7 @@ from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from albert_tf.tflite import converter
 from tests.helpers import TINY_CORPUS
+from tests.helpers import spread_weights
 from tests.helpers import tiny_backbone_kwargs
 
 SEQUENCE_LENGTH = 16
@@ -34,14 +35,9 @@ def make_classifier(proto, sequence_length=SEQUENCE_LENGTH, label_names=None):
 @pytest.fixture(scope="module")
 def classifier(tiny_proto):
     keras.utils.set_random_seed(1)  # Also seeds Keras initializers.
-    model = make_classifier(tiny_proto, label_names=["negative", "positive"])
-    # ALBERT's init (stddev 0.02) gives a tiny random model the same logits
-    # for every text; larger weights make the outputs depend on the ids, so
-    # comparisons can catch a wrong token.
-    for weight in model.weights:
-        if weight.path.endswith(("kernel", "embeddings")):
-            weight.assign(weight * 25.0)
-    return model
+    return spread_weights(
+        make_classifier(tiny_proto, label_names=["negative", "positive"])
+    )
 
 
 def _int8_activation_ops(content):
@@ -182,6 +178,53 @@ def _padded_samples(count):
         mask = np.zeros((1, 6), np.int32)
         mask[0, : 2 + i % 4] = 1  # Padding in every sample, as short texts have.
         yield {"x": rng.normal(size=(1, 6, 8)).astype(np.float32), "mask": mask}
+
+
+def test_verify_gates(classifier):
+    model = tflite.TFLiteClassifier(tflite.convert(classifier, input_kind="text"))
+    texts = TINY_CORPUS
+    keras_logits = classifier.predict(texts, verbose=0)
+    predicted = keras_logits.argmax(-1)
+    assert 0 < predicted.mean() < 1  # Both classes occur.
+
+    exact = tflite.verify(
+        classifier, model, texts, predicted, quantized=False, min_agreement=1.0
+    )
+    assert exact.passed and exact.max_abs_logit_diff < 1e-4
+
+    # A float32 build is held to 1e-4; quantized builds only to their gates.
+    nudged = keras_logits + 1e-3
+    assert not tflite.verify(
+        classifier, model, texts, quantized=False, reference_logits=nudged
+    ).passed
+    assert tflite.verify(classifier, model, texts, reference_logits=nudged).passed
+
+    # References that predict the other class: TFLite is now the more accurate
+    # one, which a 0-point drop gate accepts, and agreement is 0%.
+    flipped = -keras_logits
+    better = tflite.verify(
+        classifier,
+        model,
+        texts,
+        predicted,
+        max_accuracy_drop=0.0,
+        reference_logits=flipped,
+    )
+    assert (better.keras_accuracy, better.tflite_accuracy) == (0.0, 1.0)
+    assert better.passed
+    worse = tflite.verify(
+        classifier,
+        model,
+        texts,
+        1 - predicted,
+        max_accuracy_drop=99.0,
+        min_agreement=0.5,
+        reference_logits=flipped,
+    )
+    assert worse.failures == [
+        "accuracy dropped 100.00 points > 99.0 allowed",
+        "agreement 0.00% < 50.00% required",
+    ]
 
 
 def test_int8_keeps_the_attention_mask_fill_out_of_integer_ranges(monkeypatch):
