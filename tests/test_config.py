@@ -66,6 +66,12 @@ def test_unknown_key_is_named(tmp_path):
             "'training.global_batch_size': expected int, got str 'abc'",
         ),
         ("training:\n  steps: true\n", "'training.steps': expected int"),
+        # bool is an int subclass: `true` must not pass as 1.0.
+        (
+            "optimizer:\n  learning_rate: true\n",
+            "'optimizer.learning_rate': expected float, got bool True",
+        ),
+        ("model:\n  dropout: false\n", "'model.dropout': expected float, got bool"),
         ("strategy:\n  jit_compile: 1\n", "'strategy.jit_compile': expected bool"),
         ("optimizer: 3\n", "'optimizer': expected a mapping"),
         ("data2: {}\n", "unknown config key 'data2'"),
@@ -102,11 +108,45 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("data.bucket_boundaries", [8, 4], "'data.bucket_boundaries': must increase"),
         ("data.bucket_boundaries", [200], "below model.sequence_length (128)"),
         ("data.label_names", ["a", "a"], "'data.label_names': duplicate names"),
+        ("optimizer.warmup_ratio", 1.5, "'optimizer.warmup_ratio': must be in [0, 1]"),
+        ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
+        ("data.train", None, "'data.train': a training file is required"),
+        (
+            "model.sequence_length",
+            513,
+            "'model.sequence_length': 513 exceeds "
+            "'model.backbone.max_sequence_length' (512)",
+        ),
+        (
+            "model.backbone.max_sequence_length",
+            64,
+            "'model.sequence_length': 128 exceeds "
+            "'model.backbone.max_sequence_length' (64)",
+        ),
     ],
 )
 def test_out_of_range_values_are_named(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load_config(_write(tmp_path, MINIMAL), overrides={key: value})
+
+
+def test_boundary_values_are_accepted(tmp_path):
+    """The limits themselves are valid: warmup over all steps, full length."""
+    config = load_config(
+        _write(tmp_path, MINIMAL),
+        overrides={
+            "optimizer.warmup_ratio": 1.0,
+            "model.sequence_length": 512,
+            "optimizer.learning_rate": 1,  # An int is a fine float.
+        },
+    )
+    assert config.optimizer.warmup_ratio == 1.0
+    assert config.model.sequence_length == 512
+    assert config.optimizer.learning_rate == 1.0
+    assert isinstance(config.optimizer.learning_rate, float)
+    path = _write(tmp_path, "model: {vocabulary: v.spm, backbone: {}}\n")
+    with pytest.raises(ValueError, match="'data.train': a training file is required"):
+        load_config(path)
 
 
 def test_model_must_be_a_preset_or_backbone_and_vocabulary(tmp_path):

@@ -73,6 +73,11 @@ def test_label_vocabulary_from_labels():
         "1",
         "2",
     ]
+    # Integer labels are the class ids themselves: a gap is not compacted, so
+    # label "2" stays class 2 (class 1 is just absent from this file).
+    gaps = data_files.LabelVocabulary.from_labels(["2", "0", "2"])
+    assert gaps.names == ["0", "1", "2"]
+    assert [gaps.lookup(x) for x in ("0", "1", "2", "3")] == [0, 1, 2, None]
     vocab = data_files.LabelVocabulary.from_labels(["pos", "neg", "pos"])
     assert vocab.names == ["neg", "pos"]
     assert [vocab.lookup(x) for x in ("neg", "pos", "1", "7", "other")] == [
@@ -117,6 +122,58 @@ def test_bad_rows_fail_with_file_and_line(tmp_path, line, problem):
         data_files.read_labelled_text(str(path), DataConfig(), vocab)
     assert f"{path}:line {line}: {problem}" in str(info.value)
     assert "--skip-bad-rows" in str(info.value)
+
+
+def test_headerless_files_read_the_first_row_as_data(tmp_path):
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("".join(f"{t}\t{lb}\n" for t, lb in ROWS))
+    with open(tmp_path / "d.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(ROWS)
+    config = DataConfig(header=False, text_column=0, label_column=1)
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    for path in (tsv, tmp_path / "d.csv"):
+        data = data_files.read_labelled_text(str(path), config, vocab)
+        assert data.texts == [t for t, _ in ROWS], path.name
+        assert data.labels == [int(lb == "positive") for _, lb in ROWS], path.name
+    # With a header (the default) line 1 is column names, not data.
+    with pytest.raises(data_files.BadRowError, match=":line 2: missing text column 0"):
+        data_files.read_labelled_text(
+            str(tsv), DataConfig(text_column=0, label_column=1), vocab
+        )
+
+
+def test_bad_tfrecords_are_named_by_record_number(tmp_path):
+    def example(**features):
+        return tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+                    for k, v in features.items()
+                }
+            )
+        ).SerializeToString()
+
+    path = tmp_path / "d.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example(sentence=b"good", label=b"positive"))
+        writer.write(b"\xff\xff not an Example")  # record 2
+        writer.write(example(sentence=b"no label"))  # record 3
+        writer.write(example(sentence=b"bad", label=b"negative"))
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    with pytest.raises(data_files.BadRowError) as info:
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert f"{path}:record 2: not a serialized tf.train.Example" in str(info.value)
+    data = data_files.read_labelled_text(
+        str(path), DataConfig(skip_bad_rows=True), vocab
+    )
+    assert (data.texts, data.labels, data.skipped) == (["good", "bad"], [1, 0], 2)
+    path.write_bytes(b"")
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example(sentence=b"good", label=b"positive"))
+        writer.write(example(sentence=b"no label"))
+    with pytest.raises(data_files.BadRowError) as info:
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert f"{path}:record 2: missing label column 'label'" in str(info.value)
 
 
 def test_bad_rows_are_skipped_and_counted(tmp_path, caplog):
