@@ -76,6 +76,23 @@ def test_config_round_trip_and_keras_file(backbone, tmp_path):
     )
 
 
+def test_from_config_keeps_every_argument():
+    # Values other than the defaults: a dropped key would come back as its
+    # default, and a config compared only with itself would not notice.
+    kwargs = tiny_backbone_kwargs(
+        num_layers=4,
+        num_groups=2,
+        num_inner_repetitions=2,
+        dropout=0.25,
+        num_segments=3,
+        max_sequence_length=12,
+    )
+    restored = AlbertBackbone.from_config(AlbertBackbone(**kwargs).get_config())
+    assert {name: getattr(restored, name) for name in kwargs} == kwargs
+    assert restored.embeddings_dropout.rate == 0.25
+    assert restored.segment_embedding.input_dim == 3
+
+
 def test_bfloat16_dtype_policy():
     model = AlbertBackbone(**tiny_backbone_kwargs(), dtype="mixed_bfloat16")
     out = model(_inputs())

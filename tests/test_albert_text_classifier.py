@@ -52,6 +52,43 @@ def test_fit_predict_evaluate_on_strings_and_tf_data(classifier):
     np.testing.assert_allclose(from_ds, direct, atol=1e-5)
 
 
+def test_sample_weights_validation_data_and_batch_size_reach_keras(classifier):
+    # Weights summing to 5 over 4 texts change the loss even when every text's
+    # loss is about ln 2 (an untrained head).
+    weights = np.array([2.0, 0.0, 0.0, 3.0], "float32")
+    x = {k: v.numpy() for k, v in classifier.preprocessor(tf.constant(TEXTS)).items()}
+    # Keras' own evaluate on the preprocessed inputs is the reference.
+    expected = keras.Model.evaluate(
+        classifier, x, np.array(LABELS), sample_weight=weights, verbose=0
+    )
+    weighted = classifier.evaluate(TEXTS, LABELS, sample_weight=weights, verbose=0)
+    np.testing.assert_allclose(weighted, expected, rtol=1e-5)
+    assert not np.isclose(weighted[0], classifier.evaluate(TEXTS, LABELS, verbose=0)[0])
+
+    # A (texts, labels, weights) tuple is preprocessed and weighted too.
+    history = classifier.fit(
+        TEXTS,
+        LABELS,
+        validation_data=(TEXTS, LABELS, weights),
+        batch_size=2,
+        verbose=0,
+    )
+    after = classifier.evaluate(
+        TEXTS, LABELS, sample_weight=weights, batch_size=2, verbose=0
+    )
+    np.testing.assert_allclose(history.history["val_loss"][0], after[0], rtol=1e-5)
+
+    class CountBatches(keras.callbacks.Callback):
+        count = 0
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.count += 1
+
+    counter = CountBatches()
+    classifier.predict(TEXTS, batch_size=3, verbose=0, callbacks=[counter])
+    assert counter.count == 2
+
+
 def test_learns_a_trivially_separable_task(tiny_proto):
     keras.utils.set_random_seed(1)
     tokenizer = AlbertTokenizer(proto=tiny_proto)
@@ -162,9 +199,15 @@ def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):
     assert loaded.compiled  # Compile config restored: training can resume.
     loaded.fit(TEXTS, LABELS, batch_size=2, verbose=0)
     loaded.save(path)
+    # compile=True restores the optimizer's state; the default starts afresh.
+    steps = int(loaded.optimizer.iterations)
+    assert steps > 0
+    resumed = load_classifier(str(path), compile=True)
+    assert int(resumed.optimizer.iterations) == steps
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # No "Skipping variable loading" noise.
-        load_classifier(str(path))
+        fresh = load_classifier(str(path))
+    assert int(fresh.optimizer.iterations) == 0
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         load_classifier(str(tmp_path / "missing.keras"))
     truncated = tmp_path / "truncated.keras"
@@ -182,3 +225,22 @@ def test_config_round_trip(classifier):
     assert restored.get_config()["num_classes"] == 2
     assert restored.backbone.get_config() == classifier.backbone.get_config()
     assert restored.preprocessor.get_config() == classifier.preprocessor.get_config()
+
+
+def test_config_round_trip_keeps_the_head_arguments(classifier):
+    model = AlbertTextClassifier(
+        classifier.backbone,
+        num_classes=3,
+        activation="softmax",
+        dropout=0.3,
+        label_names=["a", "b", "c"],
+    )
+    restored = AlbertTextClassifier.from_config(model.get_config())
+    assert restored.activation is keras.activations.softmax
+    assert (restored.dropout, restored.output_dropout.rate) == (0.3, 0.3)
+    assert restored.label_names == ["a", "b", "c"]
+    restored.set_weights(model.get_weights())
+    x = classifier.preprocessor(tf.constant(TEXTS))
+    probabilities = restored(x).numpy()
+    np.testing.assert_allclose(probabilities, model(x), atol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)

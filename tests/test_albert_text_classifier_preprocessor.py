@@ -142,6 +142,8 @@ def test_config_round_trip(tokenizer):
     config = keras.layers.serialize(pre)
     restored = keras.layers.deserialize(config)
     assert restored.get_config() == pre.get_config()
+    # Not the defaults: a key missing from both configs would pass the above.
+    assert (restored.sequence_length, restored.truncate) == (9, "waterfall")
     restored.tokenizer.set_proto(tokenizer.proto)
     texts = tf.constant(["the quick fox"])
     np.testing.assert_array_equal(

@@ -113,6 +113,35 @@ def test_digit_comma_rule_resplits_pieces(tokenizer, hf_tokenizer):
     assert ids == hf_tokenizer.encode(text, add_special_tokens=False)
 
 
+def test_digit_comma_rule_on_pieces_without_a_leading_underline(tmp_path):
+    # All 141 digit-comma pieces of ALBERT's vocabulary start with "\u2581"; a
+    # vocabulary with mid-word ones ("12,", "34,") takes the rule's other
+    # branch: the "\u2581" that re-splitting adds is dropped ("12" -> "1" "2")
+    # or stripped ("\u258134" -> "34"), as in original ALBERT.
+    from sentencepiece import sentencepiece_model_pb2
+    from transformers import AlbertTokenizer as HFAlbertTokenizer
+
+    from tests.helpers import train_tiny_sentencepiece
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(train_tiny_sentencepiece(tmp_path))
+    piece = sentencepiece_model_pb2.ModelProto.SentencePiece
+    for text in ("12,", "34,"):
+        model.pieces.add(piece=text, score=0.0, type=piece.USER_DEFINED)
+    for text in ("\u258134", "34"):
+        model.pieces.add(piece=text, score=0.0, type=piece.NORMAL)
+    path = tmp_path / "digit_comma.model"
+    path.write_bytes(model.SerializeToString())
+    hf = HFAlbertTokenizer(vocab_file=str(path))
+    texts = ["a12, b34, 12, 34,x", "the fox912,000 and 34,5"]
+    assert hf.tokenize(texts[0])[:7] == ["\u2581a", "1", "2", ",", "\u2581b", "34", ","]
+    for fast in (False, True):
+        ours = AlbertTokenizer(proto=str(path), fast=fast)
+        assert _ids(ours, texts) == [
+            hf.encode(t, add_special_tokens=False) for t in texts
+        ]
+
+
 def test_invalid_utf8_gives_a_defined_result(tokenizer, hf_tokenizer):
     raw = b"caf\xc3\xa9 \xff\xfe broken \xc3 bytes"
     ids = tokenizer(tf.constant([raw])).to_list()[0]
@@ -128,6 +157,16 @@ def test_fast_and_regular_sentencepiece_give_identical_ids(
     fast = AlbertTokenizer(proto=tokenizer.proto, fast=True)
     texts = sst2_dev_sentences + HARD_CASES
     assert _ids(fast, texts) == _ids(tokenizer, texts)
+
+    # `fast` picks the op with TFLite kernels; the other is tf-text's default.
+    def op_types(t):
+        spec = tf.TensorSpec([None], tf.string)
+        graph = tf.function(t).get_concrete_function(spec).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "TFText>FastSentencepieceTokenize" in op_types(fast)
+    assert "TFText>FastSentencepieceTokenize" not in op_types(tokenizer)
+    assert "SentencepieceTokenizeOp" in op_types(tokenizer)
 
 
 def test_unbatched_and_batched_agree(tokenizer):

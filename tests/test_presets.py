@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -40,7 +41,7 @@ KERAS_HUB_PARAMS = {  # keras-hub's published counts (ANCHORS.md).
 }
 
 
-def _tiny_classifier(tiny_proto, groups=1):
+def _tiny_classifier(tiny_proto, groups=1, **kwargs):
     tokenizer = AlbertTokenizer(proto=tiny_proto)
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=12)
     backbone = AlbertBackbone(
@@ -53,6 +54,7 @@ def _tiny_classifier(tiny_proto, groups=1):
         num_classes=2,
         preprocessor=preprocessor,
         label_names=["negative", "positive"],
+        **kwargs,
     )
 
 
@@ -121,26 +123,46 @@ def test_classifier_round_trip(tmp_path, tiny_proto):
     )
 
 
+def test_classifier_round_trip_keeps_activation_and_dropout(tmp_path, tiny_proto):
+    classifier = _tiny_classifier(tiny_proto, activation="softmax", dropout=0.3)
+    classifier.save_to_preset(str(tmp_path))
+    loaded = AlbertTextClassifier.from_preset(str(tmp_path))
+    assert loaded.activation is keras.activations.softmax
+    assert (loaded.dropout, loaded.output_dropout.rate) == (0.3, 0.3)
+    np.testing.assert_allclose(
+        loaded.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS), atol=1e-6
+    )
+
+
 def test_backbone_tokenizer_preprocessor_round_trip(tmp_path, tiny_proto):
     backbone = AlbertBackbone(**tiny_backbone_kwargs())
     backbone.save_to_preset(str(tmp_path))
-    tokenizer = AlbertTokenizer(proto=tiny_proto, strip_accents=False, fast=True)
-    AlbertTextClassifierPreprocessor(tokenizer, sequence_length=10).save_to_preset(
-        str(tmp_path)
+    tokenizer = AlbertTokenizer(
+        proto=tiny_proto, lowercase=False, strip_accents=False, fast=True
     )
+    AlbertTextClassifierPreprocessor(
+        tokenizer, sequence_length=10, truncate="waterfall"
+    ).save_to_preset(str(tmp_path))
     inputs = padded_inputs()
     np.testing.assert_array_equal(
         AlbertBackbone.from_preset(str(tmp_path))(inputs)["pooled_output"],
         backbone(inputs)["pooled_output"],
     )
+    # kwargs override the preset's config, with and without its weights.
+    for load_weights in (True, False):
+        overridden = AlbertBackbone.from_preset(
+            str(tmp_path), load_weights=load_weights, dropout=0.25
+        )
+        assert overridden.dropout == 0.25
     loaded = AlbertTokenizer.from_preset(str(tmp_path))
-    assert (loaded.strip_accents, loaded.fast, loaded.proto) == (
+    assert (loaded.lowercase, loaded.strip_accents, loaded.fast, loaded.proto) == (
+        False,
         False,
         True,
         tiny_proto,
     )
     preprocessor = AlbertTextClassifierPreprocessor.from_preset(str(tmp_path))
-    assert preprocessor.sequence_length == 10
+    assert (preprocessor.sequence_length, preprocessor.truncate) == (10, "waterfall")
     assert preprocessor(np.array(TEXTS))["token_ids"].shape == (2, 10)
 
 
@@ -151,12 +173,16 @@ def test_backbone_tokenizer_preprocessor_round_trip(tmp_path, tiny_proto):
         "hf://owner/repo/extra",
         "hf:///abs/path",
         "hf://owner/re po",
+        "hf://owner",
         "kaggle://keras/albert/../x",
         "kaggle://keras/albert",
+        "kaggle://keras/albert/keras",
+        "kaggle://keras/albert/keras/albert_base_en_uncased/5/x",
         "kaggle:///etc/passwd/x/y",
     ],
 )
-def test_unsafe_or_malformed_handles_are_refused(handle):
+def test_unsafe_or_malformed_handles_are_refused(handle, tmp_path, monkeypatch):
+    _go_offline(monkeypatch, str(tmp_path))  # A handle let through fails fast.
     with pytest.raises(ValueError, match="Invalid preset handle"):
         resolve_preset(handle)
 

@@ -148,6 +148,46 @@ def test_bad_text_inputs_have_defined_results(classifier):
     assert out["logits"].shape == (0, 2)
 
 
+def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
+    softmax = AlbertTextClassifier(
+        classifier.backbone,
+        num_classes=2,
+        preprocessor=classifier.preprocessor,
+        activation="softmax",
+    )
+    softmax.output_dense.kernel.assign(softmax.output_dense.kernel * 25.0)
+    model = tflite.TFLiteClassifier(
+        tflite.convert(softmax, input_kind="ids", sequence_length=8)
+    )
+    assert list(model.input_details["token_ids"]["shape"]) == [1, 8]
+    texts = TINY_CORPUS[:4]
+    x = softmax.preprocessor(tf.constant(texts), sequence_length=8)
+    assert (x["padding_mask"].numpy()[:, -1] == 1).all()  # All truncated.
+    expected = softmax(x).numpy()
+    got = model.predict(texts, preprocessor=softmax.preprocessor)
+    # The model ends in a softmax: probabilities as they are, logits their log.
+    np.testing.assert_allclose(got["probabilities"], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["logits"], np.log(expected), atol=1e-4, rtol=0)
+
+
+def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):
+    texts = TINY_CORPUS  # Capitals and accents.
+    cased = AlbertTokenizer(proto=tiny_proto, lowercase=False)
+    expected = AlbertTextClassifierPreprocessor(cased, SEQUENCE_LENGTH)(
+        tf.constant(texts)
+    )
+    uncased = AlbertTextClassifierPreprocessor(
+        AlbertTokenizer(proto=tiny_proto), SEQUENCE_LENGTH
+    )(tf.constant(texts))
+    assert (expected["token_ids"].numpy() != uncased["token_ids"].numpy()).any()
+    runner = tflite.TFLiteClassifier(
+        tflite.convert_tokenizer(cased, SEQUENCE_LENGTH)
+    ).runner
+    got = runner(text=np.array(texts, dtype=object))
+    for key in converter.ID_INPUTS:
+        np.testing.assert_array_equal(got[key], expected[key].numpy(), err_msg=key)
+
+
 def _masked_attention_function():
     """QK^T -> transpose -> mask select -> softmax: the op layout a trained
     model's attention took in the converter (the transpose next to the select
