@@ -1,5 +1,6 @@
 """Reading labelled files and the tf.data training/eval pipelines."""
 
+import bisect
 import csv
 import json
 
@@ -225,7 +226,13 @@ def test_static_pipeline_has_no_strings_and_fixed_shapes(preprocessor):
 
 
 def test_bucketed_pipeline_pads_to_longest_in_bucket(preprocessor):
-    data = _labelled(ROWS * 4)
+    # Rows of 1, 2 and 4 words and whole ones: lengths from 3 to 16 tokens.
+    varied = [
+        (" ".join(t.split()[:k]) if k else t, lb)
+        for t, lb in ROWS
+        for k in (1, 2, 4, None)
+    ]
+    data = _labelled(varied * 2)
     ds = data_pipeline.train_dataset(
         data, preprocessor, batch_size=4, seed=1, bucket_boundaries=[8, 12]
     )
@@ -239,14 +246,26 @@ def test_bucketed_pipeline_pads_to_longest_in_bucket(preprocessor):
             strict=True,
         )
     }
+    buckets_seen = set()
     for x, _ in ds.take(8):
         mask = x["padding_mask"].numpy()
         assert mask.shape[0] == 4
         width = mask.shape[1]
         assert mask.sum(-1).max() == width  # Padded to its longest row only.
+        # A bucket holds lengths in [8, 12), say: one batch, one bucket.
+        (bucket,) = {bisect.bisect_right([8, 12], n) for n in mask.sum(-1)}
+        buckets_seen.add(bucket)
         for ids, n in zip(x["token_ids"].numpy(), mask.sum(-1), strict=True):
             assert lengths[tuple(ids[:n])] == n
             assert (ids[n:] == preprocessor.tokenizer.pad_token_id).all()
+    assert len(buckets_seen) > 1, buckets_seen  # Else any batching would pass.
+
+
+def test_default_bucket_boundaries_are_powers_of_two_below_the_length():
+    assert data_pipeline.default_bucket_boundaries(16) == []
+    assert data_pipeline.default_bucket_boundaries(17) == [16]
+    assert data_pipeline.default_bucket_boundaries(128) == [16, 32, 64]
+    assert data_pipeline.default_bucket_boundaries(512) == [16, 32, 64, 128, 256]
 
 
 def test_skip_batches_continues_the_same_stream(preprocessor):
@@ -264,6 +283,47 @@ def test_skip_batches_continues_the_same_stream(preprocessor):
     # Epochs are reshuffled: the stream is not one order repeated.
     firsts = [tuple(x["token_ids"].numpy()[0]) for x, _ in fresh]
     assert firsts[:6] != firsts[6:] + firsts[:3]
+    # The order comes from the seed: another seed, another stream.
+    other = data_pipeline.train_dataset(data, preprocessor, 4, seed=4).take(9)
+    assert any(
+        not np.array_equal(xa["token_ids"], xb["token_ids"])
+        for (xa, _), (xb, _) in zip(fresh, other, strict=True)
+    )
+
+
+def _rows(ds, num_batches):
+    return [tuple(r) for x, _ in ds.take(num_batches) for r in x["token_ids"].numpy()]
+
+
+def test_static_epochs_are_reshuffled_and_shards_are_disjoint(preprocessor):
+    data = _labelled(ROWS)  # 8 rows: 2 static batches of 4 per epoch.
+    rows = _rows(
+        data_pipeline.train_dataset(data, preprocessor, 4, seed=1, static_shapes=True),
+        6,
+    )
+    epochs = [tuple(rows[i : i + 8]) for i in (0, 8, 16)]
+    assert all(len(set(epoch)) == 8 == len(set(rows)) for epoch in epochs)
+    assert len(set(epochs)) > 1  # Not one order repeated.
+    # Two input pipelines (workers) each read their own half of the rows.
+    shards = [
+        set(
+            _rows(
+                data_pipeline.train_dataset(
+                    data,
+                    preprocessor,
+                    2,
+                    seed=1,
+                    static_shapes=True,
+                    num_shards=2,
+                    shard_index=i,
+                ),
+                4,
+            )
+        )
+        for i in (0, 1)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 4
+    assert shards[0] | shards[1] == set(rows)
 
 
 def test_eval_dataset_keeps_all_rows_in_order(preprocessor):

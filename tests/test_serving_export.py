@@ -14,6 +14,8 @@ from albert_tf.models import load_classifier
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.export import export_classifier
 from albert_tf.serving.preflight import preflight
+from albert_tf.serving.warmup import MAX_WARMUP_RECORDS
+from albert_tf.serving.warmup import read_warmup_file
 from tests.serving_models import LABEL_NAMES
 from tests.serving_models import PAIRS
 from tests.serving_models import TEXTS
@@ -234,6 +236,19 @@ def test_warmup_records_parse_as_prediction_logs(export_base):
         sig.PREDICT_IDS: "predict_log",
         sig.CLASSIFY: "classify_log",
     }
+
+
+def test_warmup_reader_stops_at_tf_servings_limit(tmp_path):
+    path = str(tmp_path / sig.WARMUP_FILE)
+    logs = []
+    for i in range(MAX_WARMUP_RECORDS + 1):
+        log = prediction_log_pb2.PredictionLog()
+        log.predict_log.request.model_spec.name = f"m{i}"
+        logs.append(log)
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    assert list(read_warmup_file(path)) == logs[:MAX_WARMUP_RECORDS] == logs[:1000]
 
 
 def test_cli_export_next_version_inspect_and_atomic_failure(

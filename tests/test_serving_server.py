@@ -25,12 +25,16 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from albert_tf.serving import signatures as sig
+from albert_tf.serving.batcher import Batcher
 from albert_tf.serving.batcher import BatchingParameters
 from albert_tf.serving.client import ServingClient
 from albert_tf.serving.client import ServingError
 from albert_tf.serving.dev_server import DevServer
 from albert_tf.serving.export import export_classifier
+from albert_tf.serving.model_manager import ModelManager
+from albert_tf.serving.model_manager import version_folders
 from albert_tf.serving.rest import RestClient
+from albert_tf.serving.servable import RequestError
 from tests.serving_models import LABEL_NAMES
 from tests.serving_models import PAIRS
 from tests.serving_models import TEXTS
@@ -231,6 +235,29 @@ def test_client_splits_batches_and_classifies(server, expected):
         assert info.value.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_client_pins_versions_and_keeps_deadlines_and_size_limits(server, expected):
+    target = f"127.0.0.1:{server.port}"
+    with ServingClient(target, "albert", version=1) as client:
+        np.testing.assert_allclose(
+            client.predict(TEXTS[:2])[sig.LOGITS], expected["single"][:2], atol=1e-5
+        )
+    with ServingClient(target, "albert", version=7) as client:
+        with pytest.raises(ServingError, match=r"Specific\(albert, 7\)") as info:
+            client.predict(["a"])
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+    # A deadline far shorter than any round trip: the call gives up.
+    with ServingClient(target, "albert", timeout=1e-6) as client:
+        with pytest.raises(ServingError, match="raise `timeout`") as info:
+            client.predict(TEXTS)
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The client's own message limit applies before anything is sent (the
+    # server would take this 2 kB request).
+    with ServingClient(target, "albert", max_message_bytes=1000) as client:
+        with pytest.raises(ServingError, match="fewer or shorter texts") as info:
+            client.predict(["a" * 2000])
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_client_reports_unreachable_server():
     with socket.socket() as s:  # A free port nothing listens on.
         s.bind(("127.0.0.1", 0))
@@ -240,7 +267,34 @@ def test_client_reports_unreachable_server():
             client.predict(["hello"])
 
 
+def test_output_filter_returns_only_the_named_outputs(stub, expected):
+    request = predict_request({sig.TEXT: text_tensor(TEXTS[:2])})
+    request.output_filter.append(sig.PROBABILITIES)
+    response = stub.Predict(request, timeout=TIMEOUT)
+    assert set(response.outputs) == {sig.PROBABILITIES}
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs[sig.PROBABILITIES]),
+        softmax(expected["single"][:2]),
+        atol=1e-5,
+    )
+    request.output_filter.append("nope")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "output_filter names unknown outputs ['nope']" in info.value.details()
+
+
+def with_version_label(request, label):
+    request.model_spec.version_label = label
+    return request
+
+
 BAD_REQUESTS = {
+    "version label": (
+        with_version_label(predict_request({sig.TEXT: text_tensor(["a"])}), "stable"),
+        "INVALID_ARGUMENT",
+        "Version labels are not supported",
+    ),
     "unknown model": (
         predict_request({sig.TEXT: text_tensor(["a"])}, model="bert"),
         "NOT_FOUND",
@@ -352,9 +406,23 @@ def test_bad_request_gets_status_and_server_keeps_answering(stub, case, expected
     )
 
 
-def test_concurrent_requests_are_batched_and_correct(server, stub, expected):
+def test_concurrent_requests_are_batched_and_correct(
+    server, stub, expected, monkeypatch
+):
+    servable = server.model.manager.current
+    run, sizes = servable.run, []
+
+    def recording_run(name, inputs):
+        sizes.append(len(next(iter(inputs.values()))))
+        return run(name, inputs)
+
+    monkeypatch.setattr(servable, "run", recording_run)
+
+    def rows_of(i):
+        return [(i + k) % len(TEXTS) for k in range(3)]
+
     def one(i):
-        texts = [TEXTS[i % len(TEXTS)], TEXTS[(i + 1) % len(TEXTS)]]
+        texts = [TEXTS[row] for row in rows_of(i)]
         response = stub.Predict(
             predict_request({sig.TEXT: text_tensor(texts)}), timeout=TIMEOUT
         )
@@ -364,10 +432,114 @@ def test_concurrent_requests_are_batched_and_correct(server, stub, expected):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         results = list(pool.map(one, range(48)))
     for i, logits in results:
-        rows = [i % len(TEXTS), (i + 1) % len(TEXTS)]
-        np.testing.assert_allclose(logits, expected["single"][rows], atol=1e-5, rtol=0)
-    # 48 requests of 2 rows in batches of at most 8 rows: fewer than 48 runs.
+        np.testing.assert_allclose(
+            logits, expected["single"][rows_of(i)], atol=1e-5, rtol=0
+        )
+    # 48 requests of 3 rows in batches of at most 8 rows (a third request
+    # waits for the next batch): fewer than 48 runs, none above 8 rows.
     assert server.model._batcher.batches_run - batches_before < 48
+    assert sum(sizes) == 144 and max(sizes) <= MAX_BATCH, sizes
+
+
+class EchoServable:
+    """Stands in for a model under the batcher: answers each row with the
+    signature that ran it, records the rows of each run, rejects b"bad"."""
+
+    def __init__(self):
+        self.runs = []
+
+    def run(self, signature, inputs):
+        rows = list(inputs["x"])
+        self.runs.append(rows)
+        if b"bad" in rows:
+            raise RequestError("INVALID_ARGUMENT", "a bad row")
+        return {"y": np.array([signature.encode() + b":" + r for r in rows], object)}
+
+
+def batched_call(batcher, servable, signature, rows):
+    return batcher.run(servable, signature, {"x": np.array(rows, object)}, len(rows))
+
+
+def test_batcher_waits_no_longer_than_its_timeout():
+    servable = EchoServable()
+    batcher = Batcher(BatchingParameters(max_batch_size=4, batch_timeout_micros=2000))
+    try:
+        started = time.monotonic()
+        outputs = batched_call(batcher, servable, "a", [b"solo"])
+        elapsed = time.monotonic() - started
+    finally:
+        batcher.stop()
+    assert list(outputs["y"]) == [b"a:solo"]
+    assert elapsed < 1.0  # 2 ms (microseconds), far from 2 s.
+
+
+def test_batcher_splits_rows_back_and_isolates_a_bad_request():
+    """Batches never mix signatures nor pass max_batch_size; each caller gets
+    its own rows; a failing request fails alone, not its batch neighbours."""
+    servable = EchoServable()
+    batcher = Batcher(
+        BatchingParameters(
+            max_batch_size=4, batch_timeout_micros=300_000, num_batch_threads=1
+        )
+    )
+    requests = [
+        ("a", [b"1", b"2"]),
+        ("b", [b"3"]),
+        ("a", [b"4", b"5"]),
+        ("a", [b"6"]),  # Batched with the one before.
+        ("a", [b"7", b"8"]),  # 5 rows with the two before: next batch.
+        ("a", [b"bad"]),
+        ("a", [b"9"]),
+    ]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+            calls = []
+            for signature, rows in requests:
+                calls.append(
+                    pool.submit(batched_call, batcher, servable, signature, rows)
+                )
+                time.sleep(0.02)  # Queued in this order, well within 0.3 s.
+            for (signature, rows), call in zip(requests, calls, strict=True):
+                if rows == [b"bad"]:
+                    with pytest.raises(RequestError, match="a bad row"):
+                        call.result(timeout=TIMEOUT)
+                    continue
+                outputs = call.result(timeout=TIMEOUT)
+                assert list(outputs["y"]) == [
+                    signature.encode() + b":" + r for r in rows
+                ]
+    finally:
+        batcher.stop()
+    assert [b"4", b"5", b"6"] in servable.runs, servable.runs
+    assert max(len(rows) for rows in servable.runs) <= 4, servable.runs
+    # "bad" had neighbours in its batch, and they got their rows.
+    assert any(b"bad" in rows and len(rows) > 1 for rows in servable.runs)
+
+
+def test_manager_loads_the_highest_ready_integer_version_once(tmp_path, caplog):
+    base = tmp_path / "albert"
+    for name in ("1", "9", "10", ".tmp-12", "latest"):
+        os.makedirs(base / name)
+        (base / name / "saved_model.pb").write_bytes(b"not a SavedModel")
+    os.makedirs(base / "11" / "variables")  # Still being written.
+    (base / "13").write_text("a file")
+    assert sorted(version_folders(base)) == [1, 9, 10]
+    assert sorted(version_folders(base, ready_only=False)) == [1, 9, 10, 11]
+
+    manager = ModelManager("albert", base, poll_seconds=0)
+    assert not manager.poll()
+    assert not manager.poll()  # Unchanged since it failed: not tried again.
+    # 10, not "9" (the highest name as text); its load fails, so none serves.
+    (version,) = manager.states()
+    assert version == 10 and manager.states()[10][0] == "END"
+    assert manager.current is None
+    failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
+    assert len(failures) == 1
+    mtime = os.path.getmtime(base / "10" / "saved_model.pb")
+    os.utime(base / "10" / "saved_model.pb", (mtime + 10, mtime + 10))
+    assert not manager.poll()  # Rewritten: tried again.
+    failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
+    assert len(failures) == 2
 
 
 def test_rest_predict_matches(server, expected):
@@ -614,6 +786,21 @@ def test_predict_command_with_server(server, expected, capsys):
     assert [r["label"] for r in rows] == [
         LABEL_NAMES[i] for i in expected["single"].argmax(-1)
     ]
+    # More texts than the server's max batch size: --batch-size splits them.
+    texts = TEXTS * 2
+    args = ["predict", "--server", f"127.0.0.1:{server.port}", *texts]
+    assert cli.main([*args, "--batch-size", "4", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [r["text"] for r in rows] == texts
+    np.testing.assert_allclose(
+        [r["logits"] for r in rows], np.tile(expected["single"], (2, 1)), atol=1e-5
+    )
+    # The table's probability is the predicted class's, as in JSONL.
+    assert cli.main(["predict", "--server", f"127.0.0.1:{server.port}", *TEXTS]) == 0
+    table = capsys.readouterr().out.splitlines()[1:]
+    assert [float(line.split()[1]) for line in table] == pytest.approx(
+        [r["probability"] for r in rows[: len(TEXTS)]], abs=1e-4
+    )
     code = cli.main(
         [
             "predict",
@@ -675,6 +862,17 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
         )
         states = {s["version"]: s["state"] for s in client.status()}
     assert states == {1: "END", 2: "AVAILABLE"}
+    # A version's own status; the unloaded version no longer serves.
+    target = f"127.0.0.1:{server.port}"
+    with ServingClient(target, "albert", version=2) as client:
+        assert client.status() == [{"version": 2, "state": "AVAILABLE", "error": ""}]
+    with ServingClient(target, "albert", version=1) as client:
+        assert client.status() == [{"version": 1, "state": "END", "error": ""}]
+        with pytest.raises(ServingError, match=r"Specific\(albert, 1\)"):
+            client.predict(TEXTS[:1])
+    with ServingClient(target, "albert", version=5) as client:
+        with pytest.raises(ServingError, match="Could not find version 5"):
+            client.status()
 
     # A version whose SavedModel is broken fails to load; 2 keeps serving.
     os.makedirs(export_base / "3")

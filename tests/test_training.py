@@ -1,7 +1,9 @@
 """Training end to end (train -> evaluate -> predict), schedule, TPU-style steps."""
 
 import json
+import pathlib
 import shutil
+import socket
 
 import keras
 import numpy as np
@@ -20,6 +22,7 @@ from albert_tf.training.schedule import make_optimizer
 from tests.training_helpers import NEGATIVE
 from tests.training_helpers import POSITIVE
 from tests.training_helpers import TINY_CONFIG
+from tests.training_helpers import set_args
 from tests.training_helpers import tiny_overrides
 
 
@@ -209,6 +212,21 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
         tp / max(matrix[:, 1].sum(), 1)
     )
     assert report["per_class"]["positive"]["recall"] == pytest.approx(tp / 16)
+    assert report["skipped_rows"] == 0
+
+    # Bad rows are skipped and counted in the report; the rest is unchanged.
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(
+        pathlib.Path(data).read_text() + "\tpositive\nfine\tneutral\n",
+        encoding="utf-8",
+    )
+    assert main(["evaluate", str(output / "model.keras"), str(bad)]) == 1
+    assert "empty text (use --skip-bad-rows" in capsys.readouterr().err
+    args = ["evaluate", str(output / "model.keras"), str(bad), "--skip-bad-rows"]
+    assert main([*args, "--output", str(report_path)]) == 0
+    skipped = json.loads(report_path.read_text())
+    assert skipped["skipped_rows"] == 2
+    assert skipped["confusion_matrix"] == report["confusion_matrix"]
 
 
 def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
@@ -232,6 +250,10 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["label", "prob", "text"]
     assert [line.split()[0] for line in table[1:]] == [r["label"] for r in rows]
+    assert [float(line.split()[1]) for line in table[1:]] == pytest.approx(
+        [r["probability"] for r in rows], abs=1e-4
+    )
+    assert [r["probability"] for r in rows] == [max(r["probabilities"]) for r in rows]
     assert main(["predict", model_path]) == 1
     assert "no texts to classify" in capsys.readouterr().err
 
@@ -356,8 +378,13 @@ def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
     )
 
 
-def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto):
-    """The TPU path off-TPU: static shapes, XLA-compiled step, bfloat16."""
+def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto, capsys):
+    """The TPU path off-TPU: static shapes, XLA-compiled step, bfloat16.
+
+    Through `albert-tf train --skip-bad-rows`, on a file with one bad row.
+    """
+    from albert_tf.cli import main
+
     overrides = tiny_overrides(
         tmp_path,
         tiny_proto,
@@ -369,8 +396,19 @@ def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto):
             "strategy.mixed_precision": True,
         },
     )
-    config = load_config(TINY_CONFIG, overrides=overrides)
-    result = Trainer(config, output_dir=str(tmp_path / "run")).train()
+    train = pathlib.Path(overrides["data.train"])
+    train.write_text(train.read_text() + "\tpositive\n", encoding="utf-8")
+    output = tmp_path / "run"
+    args = ["train", "--config", str(TINY_CONFIG), "--output", str(output)]
+    assert main([*args, *set_args(overrides), "--skip-bad-rows"]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    result = json.loads((output / "metrics.json").read_text())
+    assert result["skipped_rows"] == {"train": 1, "dev": 0}
+    # One CPU and no TF_CONFIG: `auto` is the default strategy.
+    assert (result["strategy"], result["num_replicas"]) == (
+        "_DefaultDistributionStrategy",
+        1,
+    )
     assert result["steps"] == 3
     assert result["dtype_policy"] == "mixed_bfloat16"
     assert np.isfinite(result["history"]["train"][-1]["loss"])
@@ -443,3 +481,29 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
     np.testing.assert_allclose(
         trained, backbone.get_layer("token_embedding").get_weights()[0], atol=0.01
     )
+
+
+def test_auto_strategy_choice(monkeypatch):
+    """`auto` stays on one device for one CPU and a one-worker TF_CONFIG."""
+    from albert_tf.training.config import StrategyConfig
+    from albert_tf.training.strategy import make_strategy
+
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        pytest.skip("several GPUs: `auto` picks MirroredStrategy")
+    default = tf.distribute.get_strategy()
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert make_strategy(StrategyConfig()) is default
+    with pytest.raises(ValueError, match="'multi_worker' needs the TF_CONFIG"):
+        make_strategy(StrategyConfig(name="multi_worker"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    one_worker = {
+        "cluster": {"worker": [f"127.0.0.1:{port}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    monkeypatch.setenv("TF_CONFIG", json.dumps(one_worker))
+    assert make_strategy(StrategyConfig()) is default
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        make_strategy(StrategyConfig())

@@ -61,7 +61,11 @@ def register(subparsers):
     )
     _add_column_arguments(parser)
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="texts per batch (default: 64 locally, 32 per request with --server)",
+    )
     parser.add_argument("--server", help="TF Serving gRPC address HOST:PORT")
     parser.add_argument("--model-name", default="albert", help="served model name")
     parser.add_argument(
@@ -298,9 +302,14 @@ def run_predict(args):
 
         if pairs is not None:
             raise ValueError("--server takes single texts, not text pairs")
-        client = ServingClient(args.server, args.model_name, timeout=args.timeout)
-        outputs = client.predict(texts)
+        options = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        with ServingClient(
+            args.server, args.model_name, timeout=args.timeout, **options
+        ) as client:
+            outputs = client.predict(texts)
     else:
-        outputs = _local_predictions(_load(model_path), texts, pairs, args.batch_size)
+        outputs = _local_predictions(
+            _load(model_path), texts, pairs, args.batch_size or 64
+        )
     sys.stdout.write(format_predictions(texts, outputs, args.format) + "\n")
     return 0
