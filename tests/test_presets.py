@@ -115,6 +115,14 @@ def test_classifier_round_trip(tmp_path, tiny_proto):
     np.testing.assert_allclose(
         bf16.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS), atol=0.1
     )
+    # Keras saves bfloat16 weights as tagged opaque bytes; they load back.
+    pure = AlbertTextClassifier.from_preset(str(tmp_path), dtype="bfloat16")
+    pure.save_to_preset(str(tmp_path / "bf16"))
+    again = AlbertTextClassifier.from_preset(str(tmp_path / "bf16"), dtype="bfloat16")
+    np.testing.assert_array_equal(
+        np.asarray(again.predict_on_batch(TEXTS), np.float32),
+        np.asarray(pure.predict_on_batch(TEXTS), np.float32),
+    )
     random = AlbertTextClassifier.from_preset(str(tmp_path), load_weights=False)
     config = lambda model: {**model.backbone.get_config(), "name": None}  # noqa: E731
     assert config(random) == config(classifier)

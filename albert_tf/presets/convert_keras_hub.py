@@ -12,6 +12,7 @@ read ours.
 import os
 
 import h5py
+import ml_dtypes
 import numpy as np
 
 from albert_tf.presets.weight_assignment import WeightSpec
@@ -135,15 +136,19 @@ def h5_reader(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Weights file not found: '{path}'.")
     arrays = {}
+
+    def read(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.attrs.get("dtype") == "bfloat16":
+            # Keras stores bfloat16 as opaque bytes tagged by this attribute.
+            arrays[name] = np.array(obj, dtype=ml_dtypes.bfloat16)
+        else:
+            arrays[name] = np.asarray(obj)
+
     try:
         with h5py.File(path, "r") as f:
-            f.visititems(
-                lambda name, obj: (
-                    arrays.__setitem__(name, np.asarray(obj))
-                    if isinstance(obj, h5py.Dataset)
-                    else None
-                )
-            )
+            f.visititems(read)
     except OSError as e:
         raise ValueError(f"'{path}' is not a readable HDF5 weights file: {e}") from None
     return arrays
