@@ -180,6 +180,9 @@ def test_label_names_are_validated(classifier):
     )
     with pytest.raises(ValueError, match="exceeds the backbone's `max_sequence"):
         AlbertTextClassifier(classifier.backbone, num_classes=2, preprocessor=too_long)
+    small = AlbertBackbone(**tiny_backbone_kwargs(vocabulary_size=50))
+    with pytest.raises(ValueError, match="has 80 pieces but the backbone's `voc"):
+        AlbertTextClassifier(small, num_classes=2, preprocessor=classifier.preprocessor)
 
 
 def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):

@@ -89,6 +89,18 @@ class AlbertTextClassifier(TextClassifier):
                 f"The preprocessor's `sequence_length={length}` exceeds the "
                 f"backbone's `max_sequence_length={backbone.max_sequence_length}`."
             )
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        # While Keras deserializes, the vocabulary (an asset) is not loaded yet.
+        loaded = getattr(tokenizer, "proto", None) is not None
+        pieces = tokenizer.vocabulary_size() if loaded else None
+        if pieces is not None and pieces > backbone.vocabulary_size:
+            # Ids past the embedding table fail at predict on CPU, and may
+            # silently read garbage on GPUs.
+            raise ValueError(
+                f"The tokenizer has {pieces} pieces but the backbone's "
+                f"`vocabulary_size` is {backbone.vocabulary_size}: they come "
+                "from different models."
+            )
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
