@@ -344,6 +344,15 @@ def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
     assert offline.returncode == 0, offline.stderr[-2000:]
     checksum = [line for line in online.stdout.splitlines() if "sha256" in line]
     assert checksum == [x for x in offline.stdout.splitlines() if "sha256" in x]
+    # Without HF_HUB_OFFLINE the cache serves too, at once: huggingface_hub
+    # alone retries the closed port for ~20 s per file first (5 min in all).
+    unreachable = _run_cli(
+        ["convert", "hf://someone/tiny-albert", str(tmp_path / "c")],
+        dict(env, HF_ENDPOINT=endpoint),
+    )
+    assert unreachable.returncode == 0, unreachable.stderr[-2000:]
+    assert "Retrying" not in unreachable.stderr
+    assert checksum == [x for x in unreachable.stdout.splitlines() if "sha256" in x]
 
     classifier = load_classifier(str(tmp_path / "a"))
     assert classifier.label_names == ["bad", "good"]
@@ -360,19 +369,25 @@ def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
 
 def test_unreachable_hub_fails_after_config_json(monkeypatch):
     huggingface_hub = pytest.importorskip("huggingface_hub")
+    import requests
     from huggingface_hub.utils import LocalEntryNotFoundError
 
     requested = []
 
-    def unreachable(repo_id, filename, **kwargs):
-        # What huggingface_hub raises offline, after its own ~20 s of retries.
-        requested.append(filename)
-        raise LocalEntryNotFoundError("cannot reach the Hub; not in the cache")
+    def no_network(self, repo_id, **kwargs):
+        raise requests.ConnectionError("no route to host")
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    def cache_only(repo_id, filename, local_files_only=False, **kwargs):
+        # What huggingface_hub raises for a file missing from the cache.
+        requested.append((filename, local_files_only))
+        raise LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", no_network)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", cache_only)
     with pytest.raises(ValueError, match="Could not download 'hf://someone/x'"):
         AlbertBackbone.from_preset("hf://someone/x")
-    assert requested == ["config.json"]  # Not one retried wait per file.
+    # Straight to the cache, and no file after config.json is tried.
+    assert requested == [("config.json", True)]
 
 
 def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):

@@ -7,6 +7,7 @@ Four forms: a built-in id (downloaded from Kaggle with `kagglehub`),
 show download progress and keep their own caches.
 """
 
+import functools
 import logging
 import os
 import re
@@ -95,10 +96,18 @@ def _hf_download(handle):
             "directory."
         )
 
-    # config.json first, alone: every repo has it, so when it fails (offline,
-    # no such repo) the optional files are not each retried for ~20 s.
+    # hf_hub_download retries an unreachable Hub for ~20 s per file before it
+    # falls back to the cache; one quick request without retries tells
+    # whether to go straight to the cache instead.
+    download = functools.partial(
+        huggingface_hub.hf_hub_download,
+        repo_id,
+        local_files_only=not _hub_reachable(huggingface_hub, repo_id),
+    )
+    # config.json first, alone: every repo has it, so when it fails (no such
+    # repo, not cached) the optional files are not each tried.
     try:
-        found = {"config.json": huggingface_hub.hf_hub_download(repo_id, "config.json")}
+        found = {"config.json": download("config.json")}
     except LocalEntryNotFoundError as e:  # Hub unreachable, not in the cache.
         raise download_error(e) from None
     except EntryNotFoundError:
@@ -113,7 +122,7 @@ def _hf_download(handle):
         if filename in found:
             continue
         try:
-            found[filename] = huggingface_hub.hf_hub_download(repo_id, filename)
+            found[filename] = download(filename)
         except EntryNotFoundError:  # Also offline: a file this repo lacks.
             continue
         except Exception as e:
@@ -126,16 +135,29 @@ def _hf_download(handle):
         with open(index, encoding="utf-8") as f:
             for shard in sorted(set(json.load(f)["weight_map"].values())):
                 _split_handle(HF_SCHEME + shard, HF_SCHEME, 1, 1, "a shard file name")
-                huggingface_hub.hf_hub_download(repo_id, shard)
+                download(shard)
     is_hf_checkpoint = "spiece.model" in found or "tokenizer_config.json" in found
     if is_hf_checkpoint and "model.safetensors" not in found and not index:
         # Older repos hold only the pickle; loading it needs torch.
         try:
-            huggingface_hub.hf_hub_download(repo_id, "pytorch_model.bin")
+            download("pytorch_model.bin")
         except EntryNotFoundError:
             pass
     # hf_hub_download puts every file of one revision in one snapshot folder.
     return os.path.dirname(found["config.json"])
+
+
+def _hub_reachable(huggingface_hub, repo_id):
+    """False when the Hub cannot be reached at all (offline, HF_HUB_OFFLINE=1)."""
+    import requests
+
+    try:
+        huggingface_hub.HfApi().model_info(repo_id, timeout=10)
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+    except Exception:  # Reachable, but e.g. no such repo: downloads say so.
+        pass
+    return True
 
 
 def resolve_preset(preset):
