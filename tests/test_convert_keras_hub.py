@@ -128,6 +128,7 @@ def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
         AlbertBackbone(**tiny_backbone_kwargs()),
         num_classes=2,
         preprocessor=preprocessor,
+        label_names=["bad", "good"],
     )
     randomize_keras_weights(ours)
     ours.save_to_preset(str(tmp_path / "ours"))
@@ -147,4 +148,5 @@ def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
     # And the keras-hub-format directory still loads into albert_tf.
     again = AlbertTextClassifier.from_preset(out)
     np.testing.assert_allclose(again(inputs), ours(inputs), atol=TOLERANCE, rtol=0)
+    assert again.label_names == ["bad", "good"]  # Kept in metadata.json.
     gc.collect()  # Surface keras-hub's leaked file here, where it is ignored.

@@ -416,3 +416,10 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     # An existing non-empty output is never overwritten.
     assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "out")]) == 1
     assert "not empty" in capsys.readouterr().err
+    # Outputs that cannot be written fail before the source is even read.
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert cli.main(["convert", "missing_source", str(a_file)]) == 1
+    assert f"Output '{a_file}' is a file" in capsys.readouterr().err
+    assert cli.main(["convert", "missing_source", str(a_file / "out")]) == 1
+    assert f"Cannot write the preset to '{a_file / 'out'}'" in (capsys.readouterr().err)

@@ -47,22 +47,31 @@ def convert(source, output_dir, output_format="albert_tf"):
     from albert_tf.presets.preset_saver import convert_configs_to_keras_hub
 
     output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FileExistsError(f"Output '{output_dir}' is a file, not a directory.")
     if os.path.exists(output_dir) and os.listdir(output_dir):
         raise FileExistsError(
             f"Output directory '{output_dir}' exists and is not empty."
         )
-    loader = loader_for_directory(resolve_preset(source))
-    if loader.task_config():
-        model = AlbertTextClassifier.from_preset(loader.directory)
-        preprocessor = None
-    else:
-        model = AlbertBackbone.from_preset(loader.directory)
-        preprocessor = AlbertTextClassifierPreprocessor.from_preset(loader.directory)
-
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-convert-", dir=parent)
+    # The temp folder first: an unwritable output fails before a long load.
     try:
+        parent = os.path.dirname(output_dir)
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-convert-", dir=parent)
+    except OSError as e:
+        raise OSError(
+            e.errno, f"Cannot write the preset to '{output_dir}': {e.strerror}"
+        ) from None
+    try:
+        loader = loader_for_directory(resolve_preset(source))
+        if loader.task_config():
+            model = AlbertTextClassifier.from_preset(loader.directory)
+            preprocessor = None
+        else:
+            model = AlbertBackbone.from_preset(loader.directory)
+            preprocessor = AlbertTextClassifierPreprocessor.from_preset(
+                loader.directory
+            )
         model.save_to_preset(tmp)
         if preprocessor is not None:
             preprocessor.save_to_preset(tmp)

@@ -137,7 +137,14 @@ class KerasPresetLoader(PresetLoader):
         if task.get("class_name") != "AlbertTextClassifier":
             return None
         saved = task.get("config", {})
-        return {k: saved[k] for k in TASK_KEYS if k in saved}
+        config = {k: saved[k] for k in TASK_KEYS if k in saved}
+        metadata = self.path(METADATA_FILE)
+        if "label_names" not in config and os.path.isfile(metadata):
+            # Presets written for keras-hub keep them here (`--format keras_hub`).
+            label_names = read_json(metadata).get("label_names")
+            if label_names:
+                config["label_names"] = label_names
+        return config
 
     def load_task_weights(self, task):
         self._assign_h5(convert_keras_hub.head_weight_specs(task), TASK_WEIGHTS_FILE)

@@ -82,8 +82,17 @@ def convert_configs_to_keras_hub(preset_dir):
 
     The weight files already use keras-hub's layout; after this,
     `keras_hub.models.AlbertTextClassifier.from_preset(preset_dir)` (or
-    `AlbertBackbone`, ...) loads the directory.
+    `AlbertBackbone`, ...) loads the directory. keras-hub's classifier takes
+    no `label_names`, so they move to `metadata.json`, where albert_tf's
+    loader finds them.
     """
+    task_path = os.path.join(preset_dir, files.TASK_CONFIG_FILE)
+    if os.path.isfile(task_path):
+        label_names = files.read_json(task_path).get("config", {}).get("label_names")
+        metadata_path = os.path.join(preset_dir, files.METADATA_FILE)
+        if label_names and os.path.isfile(metadata_path):
+            metadata = files.read_json(metadata_path)
+            _write_json(metadata_path, {**metadata, "label_names": label_names})
     for name in (
         files.CONFIG_FILE,
         files.TOKENIZER_CONFIG_FILE,
