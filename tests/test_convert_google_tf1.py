@@ -180,3 +180,16 @@ def test_missing_groups_are_reported(tmp_path, tiny_proto):
         ValueError, match="missing weights 'bert/encoder/transformer/group_1"
     ):
         AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_encoder_weights_the_config_does_not_use_are_a_warning(
+    tmp_path, tiny_proto, caplog
+):
+    write_release(tmp_path, tiny_proto, groups=2)
+    config = json.loads((tmp_path / "albert_config.json").read_text())
+    config["num_hidden_groups"] = 1  # Group 1's weights now have no place.
+    (tmp_path / "albert_config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        AlbertBackbone.from_preset(str(tmp_path))
+    assert "encoder weights are not used by its config" in caplog.text
+    assert "group_1/" in caplog.text

@@ -185,3 +185,19 @@ def test_bfloat16_safetensors_are_read(tmp_path, tiny_proto):
     backbone = AlbertBackbone.from_preset(str(tmp_path))
     expected = model.embeddings.word_embeddings.weight.float().detach().numpy()
     np.testing.assert_array_equal(backbone.token_embedding.embeddings.numpy(), expected)
+
+
+def test_encoder_weights_the_config_does_not_use_are_a_warning(
+    tmp_path, tiny_proto, caplog
+):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False, groups=2)
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        AlbertBackbone.from_preset(str(tmp_path))
+    assert "not used by its config" not in caplog.text
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["num_hidden_groups"] = 1  # Group 1's weights now have no place.
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        AlbertBackbone.from_preset(str(tmp_path))
+    assert "encoder weights are not used by its config" in caplog.text
+    assert "albert_layer_groups.1." in caplog.text

@@ -77,7 +77,7 @@ def test_builtin_presets_and_parameter_counts():
     assert base.count_params() == KERAS_HUB_PARAMS["albert_base_en_uncased"]
 
 
-def test_classifier_round_trip(tmp_path, tiny_proto):
+def test_classifier_round_trip(tmp_path, tiny_proto, caplog):
     classifier = _tiny_classifier(tiny_proto, groups=2)
     classifier.save_to_preset(str(tmp_path))
     for name in (
@@ -102,11 +102,13 @@ def test_classifier_round_trip(tmp_path, tiny_proto):
     assert isinstance(load_classifier(str(tmp_path)), AlbertTextClassifier)
 
     # kwargs override the preset.
-    other = AlbertTextClassifier.from_preset(
-        str(tmp_path), num_classes=3, preprocessor=None
-    )
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        other = AlbertTextClassifier.from_preset(
+            str(tmp_path), num_classes=3, preprocessor=None
+        )
     assert other.num_classes == 3 and other.preprocessor is None
     assert other.label_names is None
+    assert "its trained head and label names are dropped" in caplog.text
     short = AlbertTextClassifier.from_preset(str(tmp_path), sequence_length=8)
     assert short.preprocessor.sequence_length == 8
     bf16 = AlbertTextClassifier.from_preset(str(tmp_path), dtype="mixed_bfloat16")

@@ -124,9 +124,9 @@ def load_task(cls, preset, load_weights=True, **kwargs):
         "num_classes"
     )
     if new_head and head:
-        logger.info(
-            "num_classes=%s differs from the preset's %s: the head is newly "
-            "initialised.",
+        logger.warning(
+            "num_classes=%s differs from the preset's %s: its trained head "
+            "and label names are dropped, and a new head is initialised.",
             kwargs["num_classes"],
             head.get("num_classes"),
         )

@@ -49,6 +49,19 @@ def read_json(path):
         raise ValueError(f"'{path}' is not valid JSON: {e}") from None
 
 
+def _warn_unused(source, names):
+    # Encoder weights the config has no place for (e.g. more layer groups):
+    # the model built from the config is not the checkpoint's model.
+    if names:
+        logger.warning(
+            "%s: %d encoder weights are not used by its config, e.g. %s. Check "
+            "num_hidden_groups / inner_group_num / num_hidden_layers.",
+            source,
+            len(names),
+            names[:3],
+        )
+
+
 class PresetLoader:
     """What every format provides. `directory` is a local folder."""
 
@@ -177,15 +190,15 @@ class HuggingFaceLoader(PresetLoader):
         prefix = convert_huggingface.backbone_prefix(state)
         specs = convert_huggingface.backbone_weight_specs(backbone, prefix)
         assign_weights(specs, state.get, self._source())
-        unused = [
-            n
-            for n in unused_names(specs, state)
-            if not n.startswith("classifier.") and not n.endswith("position_ids")
-        ]
-        if unused:
-            logger.info(
-                "Ignored %d checkpoint weights, e.g. %s", len(unused), unused[:3]
-            )
+        heads = ("classifier.", "predictions.", "sop_classifier.")  # Not ours.
+        _warn_unused(
+            self._source(),
+            [
+                n
+                for n in unused_names(specs, state)
+                if not n.startswith(heads) and not n.endswith("position_ids")
+            ],
+        )
 
     def tokenizer_config(self):
         vocab = self.path(convert_huggingface.VOCAB_FILE)
@@ -235,6 +248,14 @@ class GoogleTF1Loader(PresetLoader):
             backbone, convert_google_tf1.variable_prefix(names)
         )
         assign_weights(specs, read, f"TF checkpoint '{prefix}'")
+        _warn_unused(
+            f"TF checkpoint '{prefix}'",
+            [
+                n
+                for n in unused_names(specs, names)
+                if "/encoder/" in n and not n.endswith(("adam_m", "adam_v"))
+            ],
+        )
 
     def tokenizer_config(self):
         return {"proto": convert_google_tf1.find_vocabulary(self.directory)}
