@@ -68,6 +68,32 @@ def test_all_formats_read_the_same_rows(tmp_path):
         assert data.labels == expected, name  # Names and integer ids both map.
 
 
+def test_csv_as_spreadsheets_write_it_and_byte_order_marks(tmp_path):
+    rows = [
+        ("line one\nline two, with a comma", "positive"),
+        ('He said "hi".\r\n\nThen left.', "negative"),
+        ("plain", "positive"),
+    ]
+    path = tmp_path / "excel.csv"
+    with open(path, "w", newline="", encoding="utf-8-sig") as f:  # BOM first.
+        writer = csv.writer(f)  # Quotes newlines, commas and quotes; \r\n ends.
+        writer.writerow(["sentence", "label"])
+        writer.writerows(rows)
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    data = data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert data.texts == [t for t, _ in rows]
+    assert data.labels == [1, 0, 1]
+    # The row after a multi-line one is still named by its own line.
+    path.write_text('sentence,label\n"a\nb",positive\n"c,positive\n')
+    with pytest.raises(ValueError, match=r"excel.csv:line 4: unterminated quoted"):
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    tsv = tmp_path / "bom.tsv"
+    tsv.write_bytes("\ufeffsentence\tlabel\r\nfine\tpositive\r\n".encode())
+    assert data_files.read_labelled_text(str(tsv), DataConfig(), vocab).texts == [
+        "fine"
+    ]
+
+
 def test_label_vocabulary_from_labels():
     assert data_files.LabelVocabulary.from_labels(["2", "0", "1"]).names == [
         "0",

@@ -7,6 +7,7 @@ feed a `tf.data` pipeline (see `albert_tf.training.data_pipeline`).
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -62,12 +63,18 @@ def detect_format(path, fmt="auto"):
     return FORMATS[ext]
 
 
+def _decode(raw, number):
+    text = raw.decode("utf-8")
+    # A byte-order mark (Excel, Notepad) would otherwise join the first name.
+    return text.removeprefix("\ufeff") if number == 1 else text
+
+
 def _decoded_lines(path):
     """Yields (line number, text, error) for each non-blank line."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                line = _decode(raw, number).rstrip("\r\n")
             except UnicodeDecodeError as e:
                 yield number, None, f"undecodable bytes (not UTF-8): {e.reason}"
                 continue
@@ -75,17 +82,45 @@ def _decoded_lines(path):
                 yield number, line, None
 
 
+def _tsv_records(path):
+    for number, line, error in _decoded_lines(path):
+        # GLUE TSVs are unquoted.
+        yield number, (None if error else line.split("\t")), error
+
+
+def _csv_records(path):
+    """Yields (first line number, fields, error); quoted fields may span lines."""
+    record, start = "", None
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = _decode(raw, number)
+            except UnicodeDecodeError as e:
+                yield (
+                    start or number,
+                    None,
+                    f"undecodable bytes (not UTF-8): {e.reason}",
+                )
+                record, start = "", None
+                continue
+            if not record and not line.strip():
+                continue
+            record, start = record + line, start or number
+            if record.count('"') % 2 == 0:  # Every quoted field is closed.
+                yield start, next(csv.reader(io.StringIO(record, newline=""))), None
+                record, start = "", None
+    if record:
+        yield start, None, "unterminated quoted field (a '\"' is never closed)"
+
+
 def _delimited_rows(path, delimiter, header):
     """Yields (line, dict or list of fields, error) for TSV/CSV files."""
+    records = _tsv_records(path) if delimiter == "\t" else _csv_records(path)
     names = None
-    for number, line, error in _decoded_lines(path):
+    for number, fields, error in records:
         if error:
             yield number, None, error
             continue
-        if delimiter == "\t":
-            fields = line.split("\t")  # GLUE TSVs are unquoted.
-        else:
-            fields = next(csv.reader([line]))
         if header and names is None:
             names = fields
             continue
