@@ -1,6 +1,7 @@
 """Training end to end (train -> evaluate -> predict), schedule, TPU-style steps."""
 
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -174,6 +175,23 @@ def test_resuming_another_configs_checkpoints_is_a_clear_error(
     trainer = Trainer(load_config(TINY_CONFIG, overrides=overrides), tmp_path / "run")
     with pytest.raises(ValueError, match=r"Cannot resume from .*ckpt-00000160: it"):
         trainer.train()
+
+
+def test_resuming_with_other_settings_is_refused(trained, tmp_path):
+    output, _, _ = trained
+    shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")
+    saved = output / "config.yaml"  # The same run's settings, paths included.
+    other = load_config(saved, overrides={"optimizer.learning_rate": 0.5})
+    with pytest.raises(
+        ValueError, match=r"other settings \(optimizer.learning_rate: .* -> 0.5\)"
+    ):
+        Trainer(other, tmp_path / "run").train()
+    assert os.listdir(tmp_path / "run") == ["checkpoints"]  # Nothing written.
+    # What a rerun may change (logging, length, hardware) still resumes.
+    same = load_config(
+        saved, overrides={"training.log_every_steps": 20, "strategy.name": "default"}
+    )
+    assert Trainer(same, tmp_path / "run").train()["steps"] == 160
 
 
 def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):

@@ -6,6 +6,7 @@ keras#20585 and keras#21069, and a custom loop gives exact control of
 gradient clipping across replicas and of resuming mid-epoch).
 """
 
+import json
 import logging
 import os
 import time
@@ -253,8 +254,10 @@ class Trainer:
         history = {"train": [], "eval": []}
         best = None
         restored = manager.restore_latest()
+        fingerprint = resume_fingerprint(cfg)
         if restored is not None:
             restored_step, state = restored
+            _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
             logger.info(
                 "Restored checkpoint at step %d of %d from %s; resuming",
@@ -385,7 +388,9 @@ class Trainer:
                 current % cfg.training.checkpoint_every_steps == 0
                 or current == total_steps
             ):
-                manager.save(current, {"history": history, "best": best})
+                manager.save(
+                    current, {"history": history, "best": best, "config": fingerprint}
+                )
         elapsed = time.perf_counter() - started
         steady_rate = None
         if steady_start is not None and current > steady_start[0]:
@@ -491,3 +496,59 @@ def train(config, output_dir=None, overrides=None):
     if not hasattr(config, "training"):
         config = load_config(config, overrides=overrides)
     return Trainer(config, output_dir=output_dir).train()
+
+
+# Settings a rerun may change and still continue the same run.
+RESUMABLE_CHANGES = (
+    "output_dir",
+    "data.skip_bad_rows",
+    "training.steps",
+    "training.epochs",
+    "training.eval_batch_size",
+    "training.log_every_steps",
+    "training.eval_every_steps",
+    "training.checkpoint_every_steps",
+    "training.keep_checkpoints",
+    "training.verbose",
+    "strategy.",  # Resuming on other hardware is fine.
+)
+
+
+def resume_fingerprint(config):
+    """The config's settings that a resumed run must share, as dotted keys."""
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        else:
+            flat[prefix[:-1]] = value
+
+    walk("", config.to_dict())
+    kept = {
+        k: v
+        for k, v in flat.items()
+        if not any(
+            k == c or (c.endswith(".") and k.startswith(c)) for c in RESUMABLE_CHANGES
+        )
+    }
+    return json.loads(json.dumps(kept))  # Tuples as lists, as state.json has them.
+
+
+def _check_same_run(saved, current, directory):
+    if saved is None:  # Checkpoints from before fingerprints were kept.
+        return
+    changed = [
+        k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)
+    ]
+    if changed:
+        shown = "; ".join(
+            f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:4]
+        )
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ValueError(
+            f"Cannot resume from {directory}: its run used other settings "
+            f"({shown}{more}). Pass another output directory, or delete "
+            f"{directory} to start over."
+        )
