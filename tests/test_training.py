@@ -177,6 +177,27 @@ def test_resuming_another_configs_checkpoints_is_a_clear_error(
         trainer.train()
 
 
+def test_one_class_is_refused_and_classes_without_rows_warn(
+    tmp_path, tiny_proto, caplog
+):
+    def trainer(labels):
+        rows = "".join(f"text number {i}\t{lb}\n" for i, lb in enumerate(labels))
+        (tmp_path / "labels.tsv").write_text("sentence\tlabel\n" + rows)
+        overrides = tiny_overrides(
+            tmp_path, tiny_proto, **{"data.train": str(tmp_path / "labels.tsv")}
+        )
+        overrides.update({"data.label_names": None, "data.dev": None})
+        return Trainer(load_config(TINY_CONFIG, overrides=overrides), tmp_path / "r")
+
+    with pytest.raises(ValueError, match="every row has the label 'pos'; a class"):
+        trainer(["pos"] * 4).train()
+    assert not (tmp_path / "r").exists()
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        _, _, vocabulary = trainer(["1", "2", "2", "1"])._read_data()
+    assert vocabulary.names == ["0", "1", "2"]
+    assert "no training rows for classes ['0']" in caplog.text
+
+
 def test_resuming_with_other_settings_is_refused(trained, tmp_path):
     output, _, _ = trained
     shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")

@@ -125,6 +125,20 @@ class Trainer:
         if vocabulary is None:
             vocabulary = data_files.LabelVocabulary.from_labels(train.labels)
             train.labels = [vocabulary.lookup(label) for label in train.labels]
+        if len(vocabulary) < 2:
+            raise ValueError(
+                f"{cfg.train}: every row has the label {vocabulary.names[0]!r}; a "
+                "classifier needs at least 2 classes (data.label_names can list "
+                "classes the file lacks)."
+            )
+        unseen = sorted(set(range(len(vocabulary))) - set(train.labels))
+        if unseen:
+            logger.warning(
+                "%s: no training rows for classes %s (integer labels are class "
+                "ids 0 to max; set data.label_names to name the classes).",
+                cfg.train,
+                [vocabulary.names[i] for i in unseen],
+            )
         dev = None
         if cfg.dev is not None:
             dev = data_files.read_labelled_text(cfg.dev, cfg, vocabulary)
