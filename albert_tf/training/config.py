@@ -405,9 +405,9 @@ def load_config(path=None, overrides=None, data=None):
 
     Example:
     ```python
-    config = albert_tf.training.load_config(
-        "configs/tiny.yaml", overrides={"training.steps": 10}
-    )
+    from albert_tf.training import load_config
+
+    config = load_config("configs/tiny.yaml", overrides={"training.steps": 10})
     ```
     """
     base_dir = os.getcwd()

@@ -101,8 +101,11 @@ class Trainer:
 
     Example:
     ```python
-    config = albert_tf.training.load_config("configs/tiny.yaml")
-    result = albert_tf.training.Trainer(config, output_dir="runs/tiny").train()
+    from albert_tf.training import Trainer
+    from albert_tf.training import load_config
+
+    config = load_config("configs/tiny.yaml", overrides={"training.steps": 50})
+    result = Trainer(config, output_dir="runs/tiny").train()
     result["best"]["accuracy"]
     ```
     """
