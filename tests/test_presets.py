@@ -109,6 +109,13 @@ def test_classifier_round_trip(tmp_path, tiny_proto, caplog):
     assert other.num_classes == 3 and other.preprocessor is None
     assert other.label_names is None
     assert "its trained head and label names are dropped" in caplog.text
+    # Keras models swallow unknown kwargs; from_preset names the typo.
+    with pytest.raises(
+        TypeError, match=r"unexpected keyword argument\(s\) \['num_class'\]"
+    ):
+        AlbertTextClassifier.from_preset(str(tmp_path), num_class=5)
+    with pytest.raises(TypeError, match=r"\['num_classes'\]; it takes"):
+        AlbertBackbone.from_preset(str(tmp_path), num_classes=2)
     short = AlbertTextClassifier.from_preset(str(tmp_path), sequence_length=8)
     assert short.preprocessor.sequence_length == 8
     bf16 = AlbertTextClassifier.from_preset(str(tmp_path), dtype="mixed_bfloat16")

@@ -8,6 +8,7 @@ picks the loader for its format and builds the ALBERT class, so
 preset itself.
 """
 
+import inspect
 import logging
 
 from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
@@ -40,6 +41,22 @@ def _target_class(cls, role):
     )
 
 
+# Keras's own constructor arguments, which every class takes.
+_KERAS_KWARGS = {"name", "dtype", "trainable"}
+
+
+def _check_kwargs(target, kwargs, extra=()):
+    """Keras models swallow unknown kwargs; a typo here must not pass."""
+    params = inspect.signature(target.__init__).parameters
+    allowed = (set(params) - {"self", "args", "kwargs"}) | _KERAS_KWARGS | set(extra)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(
+            f"{target.__name__}.from_preset() got unexpected keyword "
+            f"argument(s) {unknown}; it takes {sorted(allowed)}."
+        )
+
+
 def _builtin_backbone_config(preset):
     """The table config of a built-in id, when it is not a local directory."""
     import os
@@ -56,6 +73,7 @@ def _loader(preset):
 def load_backbone(cls, preset, load_weights=True, loader=None, **kwargs):
     """Builds a backbone; a built-in id without weights needs no download."""
     target = _target_class(cls, "backbone")
+    _check_kwargs(target, kwargs)
     config = None if loader else _builtin_backbone_config(preset)
     if config is None or load_weights:
         loader = loader or _loader(preset)
@@ -69,6 +87,7 @@ def load_backbone(cls, preset, load_weights=True, loader=None, **kwargs):
 def load_tokenizer(cls, preset, loader=None, **kwargs):
     """Builds a tokenizer from the preset's vocabulary and flags."""
     target = _target_class(cls, "tokenizer")
+    _check_kwargs(target, kwargs)
     loader = loader or _loader(preset)
     return target(**{**loader.tokenizer_config(), **kwargs})
 
@@ -76,6 +95,7 @@ def load_tokenizer(cls, preset, loader=None, **kwargs):
 def load_preprocessor(cls, preset, loader=None, **kwargs):
     """Builds a preprocessor and, unless one is passed, its tokenizer."""
     target = _target_class(cls, "preprocessor")
+    _check_kwargs(target, kwargs)
     loader = loader or _loader(preset)
     tokenizer = kwargs.pop("tokenizer", None) or load_tokenizer(
         target.tokenizer_cls, preset, loader=loader
@@ -86,6 +106,7 @@ def load_preprocessor(cls, preset, loader=None, **kwargs):
 def load_task(cls, preset, load_weights=True, **kwargs):
     """Builds a classifier; kwargs override the preset (`num_classes`, ...)."""
     target = _target_class(cls, "task")
+    _check_kwargs(target, kwargs, extra=("sequence_length", "compile"))
     builtin_config = _builtin_backbone_config(preset)
     needs_files = (
         load_weights
