@@ -337,4 +337,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, tiny_proto):
     (line,) = [x for x in stderr.splitlines() if "rerun the same command" in x]
     step = int(line.rsplit(" ", 1)[1])
     assert (output / "checkpoints" / f"ckpt-{step:08d}").is_dir()
+    # The step in progress finished and was saved: no work since the last
+    # periodic checkpoint is lost.
+    assert f"Interrupted at step {step}: saved a checkpoint" in stderr
     assert stderr.rstrip().endswith("albert-tf train: interrupted")

@@ -9,6 +9,8 @@ gradient clipping across replicas and of resuming mid-epoch).
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -368,46 +370,55 @@ class Trainer:
             if steady_start is not None:
                 eval_seconds += time.perf_counter() - eval_started
 
-        while current < total_steps:
-            loss, correct = train_step(iterator)
-            current = int(step.assign_add(1).numpy())
-            window_loss += float(loss)
-            window_correct += float(correct)
-            window_steps += 1
-            if current % cfg.training.log_every_steps == 0 or current == total_steps:
-                lr = float(optimizer.learning_rate)
-                entry = {
-                    "step": current,
-                    "loss": window_loss / window_steps,
-                    "accuracy": window_correct / (window_steps * global_batch),
-                    "learning_rate": lr,
-                }
-                history["train"].append(entry)
-                with writers["train"].as_default():
-                    for key in ("loss", "accuracy", "learning_rate"):
-                        _scalar_summary(key, entry[key], current)
-                progbar.update(
-                    current,
-                    values=[
-                        ("loss", entry["loss"]),
-                        ("accuracy", entry["accuracy"]),
-                        ("lr", lr),
-                    ],
-                )
-                window_loss, window_correct, window_steps = 0.0, 0.0, 0
-                if steady_start is None:  # After tracing/compilation.
-                    steady_start = (current, time.perf_counter())
-            if dev_dataset is not None and (
-                (eval_every and current % eval_every == 0) or current == total_steps
-            ):
-                run_eval()
-            if (
-                current % cfg.training.checkpoint_every_steps == 0
-                or current == total_steps
-            ):
-                manager.save(
-                    current, {"history": history, "best": best, "config": fingerprint}
-                )
+        with _DeferredCtrlC() as ctrl_c:
+            while current < total_steps:
+                loss, correct = train_step(iterator)
+                current = int(step.assign_add(1).numpy())
+                window_loss += float(loss)
+                window_correct += float(correct)
+                window_steps += 1
+                if (
+                    current % cfg.training.log_every_steps == 0
+                    or current == total_steps
+                ):
+                    lr = float(optimizer.learning_rate)
+                    entry = {
+                        "step": current,
+                        "loss": window_loss / window_steps,
+                        "accuracy": window_correct / (window_steps * global_batch),
+                        "learning_rate": lr,
+                    }
+                    history["train"].append(entry)
+                    with writers["train"].as_default():
+                        for key in ("loss", "accuracy", "learning_rate"):
+                            _scalar_summary(key, entry[key], current)
+                    progbar.update(
+                        current,
+                        values=[
+                            ("loss", entry["loss"]),
+                            ("accuracy", entry["accuracy"]),
+                            ("lr", lr),
+                        ],
+                    )
+                    window_loss, window_correct, window_steps = 0.0, 0.0, 0
+                    if steady_start is None:  # After tracing/compilation.
+                        steady_start = (current, time.perf_counter())
+                if dev_dataset is not None and (
+                    (eval_every and current % eval_every == 0) or current == total_steps
+                ):
+                    run_eval()
+                if (
+                    current % cfg.training.checkpoint_every_steps == 0
+                    or current == total_steps
+                    or ctrl_c.pressed
+                ):
+                    manager.save(
+                        current,
+                        {"history": history, "best": best, "config": fingerprint},
+                    )
+                if ctrl_c.pressed:
+                    logger.info("Interrupted at step %d: saved a checkpoint", current)
+                    raise KeyboardInterrupt
         elapsed = time.perf_counter() - started
         steady_rate = None
         if steady_start is not None and current > steady_start[0]:
@@ -569,3 +580,29 @@ def _check_same_run(saved, current, directory):
             f"({shown}{more}). Pass another output directory, or delete "
             f"{directory} to start over."
         )
+
+
+class _DeferredCtrlC:
+    """Holds Ctrl-C until the current step ends, so it can be checkpointed.
+
+    A second Ctrl-C interrupts at once. Outside the main thread (where
+    signal handlers cannot be set) Ctrl-C behaves as usual.
+    """
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
