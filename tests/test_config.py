@@ -188,3 +188,8 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     assert "unknown config key 'data.colour'" in err[-1]
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
     assert "config file not found" in capsys.readouterr().err
+    # A typo on the command line is named as such, not as the file's.
+    good = _write(tmp_path, MINIMAL)
+    assert main(["train", "--config", str(good), "--set", "training.stpes=5"]) == 1
+    err = capsys.readouterr().err
+    assert f"{good} with --set training.stpes=5: unknown config key" in err

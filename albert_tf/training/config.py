@@ -435,6 +435,11 @@ def load_config(path=None, overrides=None, data=None):
         _resolve_paths(config, base_dir, overrides)
         return validate(config)
     except (TypeError, ValueError) as e:
+        # A key that came from the command line is named as such.
+        given = [k for k in overrides if f"'{k}'" in str(e)]
+        if given:
+            where = f"{where[:-2]} with " if where else ""
+            where += f"--set {given[0]}={overrides[given[0]]}: "
         raise ValueError(f"{where}{e}") from None
 
 
