@@ -25,6 +25,7 @@ from albert_tf.models import AlbertTextClassifier
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from albert_tf.models import TextClassifier
+from albert_tf.models import Tokenizer
 from albert_tf.models import load_classifier
 from albert_tf.presets import BUILTIN_PRESETS
 from albert_tf.presets import count_backbone_params
@@ -171,6 +172,8 @@ def test_backbone_tokenizer_preprocessor_round_trip(tmp_path, tiny_proto):
             str(tmp_path), load_weights=load_weights, dropout=0.25
         )
         assert overridden.dropout == 0.25
+    # The generic base, as keras_hub.models.Tokenizer, finds the ALBERT class.
+    assert type(Tokenizer.from_preset(str(tmp_path))) is AlbertTokenizer
     loaded = AlbertTokenizer.from_preset(str(tmp_path))
     assert (loaded.lowercase, loaded.strip_accents, loaded.fast, loaded.proto) == (
         False,

@@ -12,3 +12,4 @@ from albert_tf.models.preprocessor import Preprocessor
 from albert_tf.models.task import Task
 from albert_tf.models.text_classifier import TextClassifier
 from albert_tf.models.text_classifier_preprocessor import TextClassifierPreprocessor
+from albert_tf.tokenizers.tokenizer import Tokenizer
