@@ -267,6 +267,21 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     assert skipped["skipped_rows"] == 2
     assert skipped["confusion_matrix"] == report["confusion_matrix"]
 
+    # Headerless files take column indices, and say so when given names.
+    headerless = tmp_path / "headerless.tsv"
+    headerless.write_text(pathlib.Path(data).read_text().split("\n", 1)[1])
+    args = ["evaluate", str(output / "model.keras"), str(headerless), "--no-header"]
+    assert main(args) == 1
+    assert "--text-column must be a 0-based column index; got 'sentence'" in (
+        capsys.readouterr().err
+    )
+    indices = ["--text-column", "0", "--label-column", "1"]
+    assert main([*args, *indices, "--output", str(report_path)]) == 0
+    assert (
+        json.loads(report_path.read_text())["confusion_matrix"]
+        == (report["confusion_matrix"])
+    )
+
 
 def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
     from albert_tf.cli import main

@@ -98,15 +98,23 @@ def _add_column_arguments(parser):
 def _data_config(args):
     from albert_tf.training.config import DataConfig
 
-    def column(value):
-        return int(value) if value is not None and args.no_header else value
+    def column(value, flag):
+        if value is None or not args.no_header:
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(
+                f"with --no-header, {flag} must be a 0-based column index; got "
+                f"{value!r} (e.g. --text-column 0 --label-column 1)"
+            ) from None
 
     return DataConfig(
         format=args.data_format,
         header=not args.no_header,
-        text_column=column(args.text_column),
-        text_pair_column=column(args.text_pair_column),
-        label_column=column(args.label_column),
+        text_column=column(args.text_column, "--text-column"),
+        text_pair_column=column(args.text_pair_column, "--text-pair-column"),
+        label_column=column(args.label_column, "--label-column"),
         skip_bad_rows=args.skip_bad_rows,
     )
 
