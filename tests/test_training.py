@@ -1,5 +1,6 @@
 """Training end to end (train -> evaluate -> predict), schedule, TPU-style steps."""
 
+import io
 import json
 import os
 import pathlib
@@ -283,7 +284,7 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     )
 
 
-def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
+def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     from albert_tf.cli import main
 
     output, _, _ = trained
@@ -308,6 +309,9 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys):
         [r["probability"] for r in rows], abs=1e-4
     )
     assert [r["probability"] for r in rows] == [max(r["probabilities"]) for r in rows]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(texts) + "\n"))
+    assert main(["predict", model_path, "--file", "-"]) == 0
+    assert capsys.readouterr().out.splitlines() == table
     assert main(["predict", model_path]) == 1
     assert "no texts to classify" in capsys.readouterr().err
 

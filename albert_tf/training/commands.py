@@ -56,7 +56,7 @@ def register(subparsers):
     )
     parser.add_argument(
         "--file",
-        help="texts to classify: one per line, or a "
+        help="texts to classify: one per line (- reads standard input), or a "
         "TSV/CSV/JSONL file read with --text-column",
     )
     _add_column_arguments(parser)
@@ -201,6 +201,8 @@ def run_evaluate(args):
 def _read_texts(args):
     from albert_tf.training import data_files
 
+    if args.file == "-":  # A pipe: one text per line.
+        return [line for line in sys.stdin.read().splitlines() if line.strip()], None
     if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
         data = data_files.read_labelled_text(
             args.file, _data_config(args), with_labels=False
