@@ -112,6 +112,11 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("data.train", None, "'data.train': a training file is required"),
         (
+            "strategy.mixed_precision",
+            "fp16",
+            "'strategy.mixed_precision': expected true, false or one of float32",
+        ),
+        (
             "model.sequence_length",
             513,
             "'model.sequence_length': 513 exceeds "

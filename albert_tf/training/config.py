@@ -276,6 +276,13 @@ def validate(config):
                 f"config key '{key}': expected one of {', '.join(choices)}, got "
                 f"{getattr(obj, name)!r}"
             )
+    precision = config.strategy.mixed_precision
+    policies = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+    if isinstance(precision, str) and precision not in policies:
+        raise ValueError(
+            "config key 'strategy.mixed_precision': expected true, false or one "
+            f"of {', '.join(policies)}, got {precision!r}"
+        )
     model = config.model
     if model.preset is None and (model.vocabulary is None or model.backbone is None):
         raise ValueError(
