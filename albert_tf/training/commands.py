@@ -193,7 +193,10 @@ def run_evaluate(args):
         metrics_lib.write_json_atomic(args.output, report)
     if args.plot:
         metrics_lib.plot_confusion_matrix(
-            report["confusion_matrix"], label_names, args.plot
+            report["confusion_matrix"],
+            label_names,
+            args.plot,
+            title=f"Confusion matrix: {os.path.basename(args.data)}",
         )
     return 0
 
