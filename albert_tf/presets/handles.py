@@ -99,16 +99,21 @@ def _hf_download(handle):
     # hf_hub_download retries an unreachable Hub for ~20 s per file before it
     # falls back to the cache; one quick request without retries tells
     # whether to go straight to the cache instead.
+    reachable = _hub_reachable(huggingface_hub, repo_id)
     download = functools.partial(
-        huggingface_hub.hf_hub_download,
-        repo_id,
-        local_files_only=not _hub_reachable(huggingface_hub, repo_id),
+        huggingface_hub.hf_hub_download, repo_id, local_files_only=not reachable
     )
     # config.json first, alone: every repo has it, so when it fails (no such
     # repo, not cached) the optional files are not each tried.
     try:
         found = {"config.json": download("config.json")}
     except LocalEntryNotFoundError as e:  # Hub unreachable, not in the cache.
+        if not reachable:
+            raise ValueError(
+                f"Could not download '{handle}': {endpoint} cannot be reached "
+                f"and the repo is not in the Hugging Face cache {cache}. "
+                "Download it once online, or pass a local directory."
+            ) from None
         raise download_error(e) from None
     except EntryNotFoundError:
         raise FileNotFoundError(
