@@ -201,3 +201,12 @@ def test_encoder_weights_the_config_does_not_use_are_a_warning(
         AlbertBackbone.from_preset(str(tmp_path))
     assert "encoder weights are not used by its config" in caplog.text
     assert "albert_layer_groups.1." in caplog.text
+
+
+def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_proto):
+    _write_checkpoint(tmp_path, tiny_proto)
+    (tmp_path / "spiece.model").unlink()  # As fine-tuned repos often are.
+    with pytest.raises(FileNotFoundError, match="Copy the base model's spiece.model"):
+        AlbertTextClassifier.from_preset(str(tmp_path))
+    bare = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
+    assert bare.preprocessor is None and bare.num_classes == len(LABELS)

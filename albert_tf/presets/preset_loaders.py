@@ -203,7 +203,12 @@ class HuggingFaceLoader(PresetLoader):
     def tokenizer_config(self):
         vocab = self.path(convert_huggingface.VOCAB_FILE)
         if not os.path.isfile(vocab):
-            raise FileNotFoundError(f"Preset vocabulary not found: '{vocab}'.")
+            # Fine-tuned repos often save the weights without the tokenizer.
+            raise FileNotFoundError(
+                f"Preset vocabulary not found: '{vocab}'. Copy the base model's "
+                "spiece.model there (albert-base-v2's for most ALBERT "
+                "fine-tunes), or load the model with `preprocessor=None`."
+            )
         config = {}
         tokenizer_config = self.path(convert_huggingface.TOKENIZER_CONFIG_FILE)
         if os.path.isfile(tokenizer_config):
