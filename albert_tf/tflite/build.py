@@ -18,6 +18,14 @@ def sidecar_paths(tflite_path):
     return stem + ".labels.txt", stem + ".json"
 
 
+def read_label_names(path):
+    """Class names from a labels file (one per line), or `None` if absent."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
 def build_metadata(classifier, quantization, input_kind, sequence_length, content):
     """The JSON metadata an app needs to call the file (names, dtypes, shapes)."""
     tokenizer = classifier.preprocessor.tokenizer

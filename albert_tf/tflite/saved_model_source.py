@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from albert_tf.serving import signatures as sig
+from albert_tf.tflite.build import read_label_names
 
 
 def is_saved_model(path):
@@ -99,11 +100,9 @@ class SavedModelClassifier:
         # `albert-tf export` tracks the model's variables as `model_variables`.
         self.weights = list(getattr(self.loaded, "model_variables", []))
         self.activation = None
-        labels_path = os.path.join(path, "assets.extra", sig.LABELS_FILE)
-        self.label_names = None
-        if os.path.isfile(labels_path):
-            with open(labels_path, encoding="utf-8") as f:
-                self.label_names = [line.rstrip("\n") for line in f if line.strip()]
+        self.label_names = read_label_names(
+            os.path.join(path, "assets.extra", sig.LABELS_FILE)
+        )
         outputs = self.loaded.signatures[sig.PREDICT_IDS].structured_outputs
         self.num_classes = int(outputs["logits"].shape[-1])
 

@@ -1,11 +1,10 @@
 """Runs a `.tflite` ALBERT build in LiteRT's interpreter, tf-text ops registered."""
 
-import os
-
 import numpy as np
 import tensorflow_text as tf_text
 from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
+from albert_tf.tflite.build import read_label_names
 from albert_tf.tflite.build import sidecar_paths
 from albert_tf.tflite.converter import ID_INPUTS
 from albert_tf.tflite.converter import SIGNATURE_KEY
@@ -99,7 +98,4 @@ class TFLiteClassifier:
 
 def _sidecar_labels(path):
     labels_path, _ = sidecar_paths(path)
-    if not os.path.isfile(labels_path):
-        return None
-    with open(labels_path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
+    return read_label_names(labels_path)

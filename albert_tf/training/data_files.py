@@ -63,23 +63,26 @@ def detect_format(path, fmt="auto"):
     return FORMATS[ext]
 
 
-def _decode(raw, number):
-    text = raw.decode("utf-8")
-    # A byte-order mark (Excel, Notepad) would otherwise join the first name.
-    return text.removeprefix("\ufeff") if number == 1 else text
+def _lines(path):
+    """Yields (line number, text with its newline, error) for every line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield number, None, f"undecodable bytes (not UTF-8): {e.reason}"
+                continue
+            # A byte-order mark (Excel, Notepad) would otherwise join the first name.
+            yield number, (text.removeprefix("\ufeff") if number == 1 else text), None
 
 
 def _decoded_lines(path):
     """Yields (line number, text, error) for each non-blank line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = _decode(raw, number).rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                yield number, None, f"undecodable bytes (not UTF-8): {e.reason}"
-                continue
-            if line.strip():
-                yield number, line, None
+    for number, text, error in _lines(path):
+        if error:
+            yield number, None, error
+        elif text.strip():
+            yield number, text.rstrip("\r\n"), None
 
 
 def _tsv_records(path):
@@ -91,24 +94,17 @@ def _tsv_records(path):
 def _csv_records(path):
     """Yields (first line number, fields, error); quoted fields may span lines."""
     record, start = "", None
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = _decode(raw, number)
-            except UnicodeDecodeError as e:
-                yield (
-                    start or number,
-                    None,
-                    f"undecodable bytes (not UTF-8): {e.reason}",
-                )
-                record, start = "", None
-                continue
-            if not record and not line.strip():
-                continue
-            record, start = record + line, start or number
-            if record.count('"') % 2 == 0:  # Every quoted field is closed.
-                yield start, next(csv.reader(io.StringIO(record, newline=""))), None
-                record, start = "", None
+    for number, line, error in _lines(path):
+        if error:
+            yield start or number, None, error
+            record, start = "", None
+            continue
+        if not record and not line.strip():
+            continue
+        record, start = record + line, start or number
+        if record.count('"') % 2 == 0:  # Every quoted field is closed.
+            yield start, next(csv.reader(io.StringIO(record, newline=""))), None
+            record, start = "", None
     if record:
         yield start, None, "unterminated quoted field (a '\"' is never closed)"
 
