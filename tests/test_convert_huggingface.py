@@ -105,6 +105,29 @@ def test_albert_model_checkpoint_loads_as_backbone(tmp_path, tiny_proto):
     assert classifier.num_classes == 4
 
 
+def test_v1_exact_gelu_checkpoint_matches_transformers(tmp_path, tiny_proto):
+    # albert-base-v1 and friends say hidden_act="gelu" (erf), v2 "gelu_new" (tanh).
+    config = tiny_hf_albert_config(hidden_act="gelu")
+    model = randomize_torch_weights(transformers.AlbertModel(config).eval(), seed=3)
+    model.save_pretrained(tmp_path)
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    assert backbone.activation == "gelu"
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
+    np.testing.assert_allclose(
+        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+    # The tanh GELU is measurably different on these weights.
+    tanh_gelu = AlbertBackbone.from_preset(str(tmp_path), activation="gelu_approximate")
+    assert np.abs(tanh_gelu(inputs)["pooled_output"] - expected).max() > 10 * TOLERANCE
+
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
+    with pytest.raises(ValueError, match="hidden_act='relu'.*'gelu', 'gelu_new'"):
+        AlbertBackbone.from_preset(str(tmp_path))
+
+
 def test_tokenizer_follows_tokenizer_config(tmp_path, tiny_proto):
     _, hf_tokenizer = _write_checkpoint(tmp_path, tiny_proto, classifier=False)
     tokenizer = AlbertTokenizer.from_preset(str(tmp_path))

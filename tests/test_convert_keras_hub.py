@@ -150,3 +150,28 @@ def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
     np.testing.assert_allclose(again(inputs), ours(inputs), atol=TOLERANCE, rtol=0)
     assert again.label_names == ["bad", "good"]  # Kept in metadata.json.
     gc.collect()  # Surface keras-hub's leaked file here, where it is ignored.
+
+
+def test_exact_gelu_backbone_keeps_its_activation_and_refuses_keras_hub(
+    tmp_path, tiny_proto, capsys
+):
+    from albert_tf import cli
+
+    ours = AlbertBackbone(**tiny_backbone_kwargs(), activation="gelu")
+    randomize_keras_weights(ours)
+    ours.save_to_preset(str(tmp_path / "ours"))
+    AlbertTokenizer(proto=tiny_proto).save_to_preset(str(tmp_path / "ours"))
+    again = AlbertBackbone.from_preset(str(tmp_path / "ours"))
+    assert again.activation == "gelu"
+    inputs = padded_inputs()
+    np.testing.assert_allclose(
+        again(inputs)["pooled_output"], ours(inputs)["pooled_output"], atol=1e-6
+    )
+    # keras-hub would load these weights with the tanh GELU: refused, no output.
+    out = tmp_path / "for_keras_hub"
+    argv = ["convert", str(tmp_path / "ours"), str(out), "--format", "keras_hub"]
+    assert cli.main(argv) != 0
+    assert "activation='gelu'; keras-hub's" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="one of \\['gelu', 'gelu_approximate'\\]"):
+        AlbertBackbone(**tiny_backbone_kwargs(), activation="relu")

@@ -18,8 +18,13 @@ PYTORCH_FILE = "pytorch_model.bin"
 VOCAB_FILE = "spiece.model"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
-# HF activations our encoder computes exactly ("gelu_new" is tanh GELU).
-_SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")
+# HF `hidden_act` -> our backbone's `activation`, for the functions
+# transformers computes there ("gelu_new" is the tanh GELU, "gelu" uses erf).
+_ACTIVATIONS = {
+    "gelu_new": "gelu_approximate",
+    "gelu_pytorch_tanh": "gelu_approximate",
+    "gelu": "gelu",
+}
 
 
 def convert_backbone_config(hf_config):
@@ -38,10 +43,10 @@ def convert_backbone_config(hf_config):
             "checkpoints can be converted."
         )
     activation = hf_config.get("hidden_act", "gelu_new")
-    if activation not in _SUPPORTED_ACTIVATIONS:
+    if activation not in _ACTIVATIONS:
         raise ValueError(
             f"config.json has hidden_act={activation!r}; albert_tf implements "
-            f"{list(_SUPPORTED_ACTIVATIONS)} (ALBERT's tanh-approximate GELU)."
+            f"{sorted(_ACTIVATIONS)}."
         )
     position_type = hf_config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
@@ -61,6 +66,7 @@ def convert_backbone_config(hf_config):
         "dropout": hf_config.get("hidden_dropout_prob", 0.0),
         "max_sequence_length": hf_config["max_position_embeddings"],
         "num_segments": hf_config.get("type_vocab_size", 2),
+        "activation": _ACTIVATIONS[activation],
     }
 
 

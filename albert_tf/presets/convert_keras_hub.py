@@ -82,7 +82,10 @@ def convert_backbone_config(keras_hub_config):
     ]
     if required:
         raise ValueError(f"config.json lacks the AlbertBackbone fields {required}.")
-    return {k: config[k] for k in BACKBONE_CONFIG_KEYS if k in config}
+    backbone_config = {k: config[k] for k in BACKBONE_CONFIG_KEYS if k in config}
+    if "activation" in config:  # albert_tf presets only; keras-hub has none
+        backbone_config["activation"] = config["activation"]
+    return backbone_config
 
 
 def _layer_weights(layer):
@@ -220,6 +223,14 @@ def to_keras_hub_config(config):
     if registered.startswith("albert_tf>") and class_name in _KERAS_HUB_CLASSES:
         module, keys = _KERAS_HUB_CLASSES[class_name]
         inner = config.get("config", {})
+        activation = inner.get("activation", "gelu_approximate")
+        if class_name == "AlbertBackbone" and activation != "gelu_approximate":
+            raise ValueError(
+                f"This backbone uses activation={activation!r}; keras-hub's "
+                "AlbertBackbone only computes the tanh-approximate GELU, so it "
+                "would load these weights with another function. Save it in "
+                "albert_tf's own preset format instead."
+            )
         return {
             **config,
             "module": module,

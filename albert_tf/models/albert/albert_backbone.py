@@ -17,6 +17,15 @@ def gelu_approximate(x):
     return keras.activations.gelu(x, approximate=True)
 
 
+def gelu_exact(x):
+    return keras.activations.gelu(x, approximate=False)
+
+
+# Original ALBERT and keras-hub use the tanh approximation; Hugging Face's
+# v1 configs say `hidden_act="gelu"`, which transformers computes with erf.
+ACTIVATIONS = {"gelu_approximate": gelu_approximate, "gelu": gelu_exact}
+
+
 @albert_tf_export("albert_tf.models.AlbertBackbone")
 class AlbertBackbone(Backbone):
     """ALBERT encoder network.
@@ -45,6 +54,9 @@ class AlbertBackbone(Backbone):
         max_sequence_length: int. The longest input sequence; the size of
             the position embedding table.
         num_segments: int. Number of distinct `segment_ids` values.
+        activation: string. The feed-forward activation: `"gelu_approximate"`
+            (original ALBERT's tanh GELU, the default) or `"gelu"` (the exact
+            erf GELU, which Hugging Face's ALBERT v1 configs ask for).
         dtype: string or `keras.DTypePolicy`. The dtype of computations and
             weights.
 
@@ -81,9 +93,15 @@ class AlbertBackbone(Backbone):
         dropout=0.0,
         max_sequence_length=512,
         num_segments=2,
+        activation="gelu_approximate",
         dtype=None,
         **kwargs,
     ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {sorted(ACTIVATIONS)}. Received: "
+                f"`activation={activation!r}`."
+            )
         if num_layers % num_groups != 0:
             raise ValueError(
                 "`num_layers` must be divisible by `num_groups`. Received: "
@@ -134,7 +152,7 @@ class AlbertBackbone(Backbone):
                 TransformerEncoder(
                     num_heads=num_heads,
                     intermediate_dim=intermediate_dim,
-                    activation=gelu_approximate,
+                    activation=ACTIVATIONS[activation],
                     dropout=dropout,
                     layer_norm_epsilon=1e-12,
                     kernel_initializer=albert_kernel_initializer(),
@@ -199,6 +217,7 @@ class AlbertBackbone(Backbone):
         self.dropout = dropout
         self.max_sequence_length = max_sequence_length
         self.num_segments = num_segments
+        self.activation = activation
         self.cls_token_index = 0
 
     def get_config(self):
@@ -216,6 +235,7 @@ class AlbertBackbone(Backbone):
                 "dropout": self.dropout,
                 "max_sequence_length": self.max_sequence_length,
                 "num_segments": self.num_segments,
+                "activation": self.activation,
             }
         )
         return config
