@@ -309,9 +309,21 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
         [r["probability"] for r in rows], abs=1e-4
     )
     assert [r["probability"] for r in rows] == [max(r["probabilities"]) for r in rows]
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(texts) + "\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(texts) + "\n\n \n"))
     assert main(["predict", model_path, "--file", "-"]) == 0
     assert capsys.readouterr().out.splitlines() == table
+    # A blank line inside would misalign outputs with input lines: refused.
+    text_file.write_text(f"{texts[0]}\n  \n{texts[1]}\n")
+    assert main(["predict", model_path, "--file", str(text_file)]) == 1
+    assert f"{text_file}: line 2: empty text (use --skip-bad-rows" in (
+        capsys.readouterr().err
+    )
+    assert (
+        main(["predict", model_path, "--file", str(text_file), "--skip-bad-rows"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == table
+    assert "skipped 1 blank line(s)" in captured.err
     assert main(["predict", model_path]) == 1
     assert "no texts to classify" in capsys.readouterr().err
 

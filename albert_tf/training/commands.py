@@ -201,11 +201,27 @@ def run_evaluate(args):
     return 0
 
 
+def _plain_lines(lines, source, skip_blank):
+    """One text per line; a blank line inside would shift every later output."""
+    while lines and not lines[-1].strip():
+        lines.pop()  # Blank lines at the end shift nothing.
+    blank = [i for i, line in enumerate(lines, 1) if not line.strip()]
+    if blank and not skip_blank:
+        raise ValueError(
+            f"{source}: line {blank[0]}: empty text (use --skip-bad-rows to skip "
+            "blank lines; outputs then no longer line up with input lines)"
+        )
+    if blank:
+        print(f"{source}: skipped {len(blank)} blank line(s)", file=sys.stderr)
+    return [line for line in lines if line.strip()]
+
+
 def _read_texts(args):
     from albert_tf.training import data_files
 
     if args.file == "-":  # A pipe: one text per line.
-        return [line for line in sys.stdin.read().splitlines() if line.strip()], None
+        lines = sys.stdin.read().splitlines()
+        return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
     if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
         data = data_files.read_labelled_text(
             args.file, _data_config(args), with_labels=False
@@ -216,7 +232,8 @@ def _read_texts(args):
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"text file not found: '{args.file}'")
     with open(args.file, encoding="utf-8") as f:
-        return [line.rstrip("\r\n") for line in f if line.strip()], None
+        lines = f.read().splitlines()
+    return _plain_lines(lines, args.file, args.skip_bad_rows), None
 
 
 def _softmax(logits):
