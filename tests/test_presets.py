@@ -8,6 +8,7 @@ endpoints `huggingface_hub` calls, and "offline" is a proxy on a closed
 import contextlib
 import hashlib
 import http.server
+import logging
 import os
 import socket
 import subprocess
@@ -240,7 +241,7 @@ def _go_offline(monkeypatch, kagglehub_cache):
 
 
 def test_builtin_id_and_kaggle_handle_load_from_kagglehub_cache_offline(
-    tmp_path, monkeypatch, tiny_proto
+    tmp_path, monkeypatch, tiny_proto, caplog
 ):
     _go_offline(monkeypatch, str(tmp_path))
     # kagglehub's own cache layout: models/owner/model/framework/variation/N.
@@ -253,6 +254,14 @@ def test_builtin_id_and_kaggle_handle_load_from_kagglehub_cache_offline(
     assert classifier.label_names == ["negative", "positive"]
     handle = "kaggle://keras/albert/keras/albert_base_en_uncased/5"
     assert AlbertTokenizer.from_preset(handle).proto == tiny_proto
+    # Unversioned: "latest" needs the API; offline, the newest cached version.
+    (variation / "2").mkdir()
+    (variation / "2.complete").write_text("")
+    (variation / "9").mkdir()  # Incomplete download: no marker.
+    with caplog.at_level(logging.WARNING, logger="albert_tf"):
+        tokenizer = AlbertTokenizer.from_preset(handle[: -len("/5")])
+    assert tokenizer.proto == tiny_proto
+    assert "loading version 5 from the kagglehub cache" in caplog.text
 
 
 class _HubHandler(http.server.BaseHTTPRequestHandler):

@@ -64,6 +64,17 @@ def _kaggle_download(handle, what):
     try:
         return kagglehub.model_download(kaggle_handle)
     except Exception as e:  # kagglehub raises requests/HTTP/its own errors.
+        cached = _newest_cached_version(get_cache_folder(), kaggle_handle)
+        if cached is not None:
+            # An unversioned handle needs the API for "latest", even when cached.
+            logger.warning(
+                "Could not reach Kaggle to resolve the latest version of '%s' "
+                "(%s); loading version %s from the kagglehub cache.",
+                handle,
+                type(e).__name__,
+                cached,
+            )
+            return kagglehub.model_download(f"{kaggle_handle}/{cached}")
         raise ValueError(
             f"Could not download {what} from '{handle}' with kagglehub "
             f"({type(e).__name__}: {e}). Nothing usable was found in the "
@@ -72,6 +83,25 @@ def _kaggle_download(handle, what):
             "and pass its local directory instead, e.g. "
             "`AlbertTextClassifier.from_preset('/path/to/preset_dir')`."
         ) from None
+
+
+def _newest_cached_version(cache_folder, kaggle_handle):
+    """The newest complete version of an unversioned handle in kagglehub's cache."""
+    parts = kaggle_handle.split("/")
+    if len(parts) != 4:  # Versioned: kagglehub already looked in its cache.
+        return None
+    variation = os.path.join(cache_folder, "models", *parts)
+    try:
+        names = os.listdir(variation)
+    except OSError:
+        return None
+    versions = [
+        int(name[: -len(".complete")])
+        for name in names
+        if name.endswith(".complete") and name[: -len(".complete")].isdigit()
+    ]
+    versions = [v for v in versions if os.path.isdir(os.path.join(variation, str(v)))]
+    return max(versions, default=None)
 
 
 def _hf_download(handle):
