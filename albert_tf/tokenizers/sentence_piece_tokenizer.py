@@ -90,7 +90,9 @@ class SentencePieceTokenizer(Tokenizer):
             length and returned dense; otherwise outputs are ragged.
         fast: bool. Use `tf_text.FastSentencepieceTokenizer`, the variant with
             TFLite kernels, instead of `tf_text.SentencepieceTokenizer`. Both
-            give identical ids.
+            give identical ids except between two equal-score splits (e.g.
+            "e"+"ee" and "ee"+"e" in "eee"), where the fast one agrees with
+            the Python `sentencepiece` package and the regular one does not.
         dtype: string. Output dtype of the ids.
 
     Example:

@@ -65,5 +65,19 @@ def preprocess_text(inputs, lowercase=True, strip_accents=True):
         x = tf_text.normalize_utf8(x, "NFKD")
         x = tf.strings.regex_replace(x, COMBINING_CLASS, "")
     if lowercase:
-        x = tf.strings.lower(x, encoding="utf-8")
+        x = _lower_keeping_nul(x)
     return x
+
+
+def _lower_keeping_nul(x):
+    """`tf.strings.lower(encoding="utf-8")`, which stops at a NUL, piecewise."""
+    if x.shape.rank == 0:
+        return _lower_keeping_nul(x[tf.newaxis])[0]
+    pieces = tf.strings.lower(tf.strings.split(x, "\x00"), encoding="utf-8")
+    # Re-append the NULs by hand: an op attribute (`separator=`) cannot hold one.
+    row_ids = pieces.nested_value_rowids()[-1]
+    is_last = tf.not_equal(row_ids, tf.concat([row_ids[1:], [-1]], axis=0))
+    nul = tf.where(is_last, tf.constant(""), tf.constant("\x00"))
+    return tf.strings.reduce_join(
+        pieces.with_flat_values(pieces.flat_values + nul), axis=-1
+    )

@@ -22,7 +22,10 @@ class AlbertTokenizer(SentencePieceTokenizer):
     ", accents stripped (NFKD, combining marks removed), lowercased. After it,
     original ALBERT's digit-comma rule re-splits a piece such as `▁9,` into
     the digits and `,`. The resulting ids equal Hugging Face's slow
-    `AlbertTokenizer(do_lower_case=True, keep_accents=False)`.
+    `AlbertTokenizer(do_lower_case=True, keep_accents=False)`, with two
+    exceptions: literal "[MASK]", "[SEP]", "<pad>"... in the text stay text, as
+    in original ALBERT (HF with `split_special_tokens=True`), and the regular
+    op can split equal-score ties the other way (see `fast`).
 
     Unlike keras-hub's `AlbertTokenizer`, which feeds text to SentencePiece
     unchanged, "The Quick" and "the quick" give the same ids with the
@@ -34,7 +37,8 @@ class AlbertTokenizer(SentencePieceTokenizer):
         lowercase: bool. Lowercase the text first. Defaults to `True`.
         strip_accents: bool. Strip accents first. Defaults to `True`.
         fast: bool. Use `FastSentencepieceTokenizer` (has TFLite kernels);
-            the ids are identical.
+            the ids are identical except between equal-score splits (see
+            `SentencePieceTokenizer`).
         sequence_length: int. If set, pad or truncate outputs to this length.
 
     Example:
