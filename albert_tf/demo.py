@@ -19,6 +19,7 @@ import time
 DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
 DEMO_TRAIN = DATA_DIR / "demo_train.tsv"
 DEMO_DEV = DATA_DIR / "demo_dev.tsv"
+_COLUMN_KEYS = ("text_column", "text_pair_column", "label_column", "format", "header")
 EXAMPLES = [
     "An honest, moving and very funny film.",
     "A dull mess that drags in every scene.",
@@ -165,6 +166,16 @@ def run_demo(
     overrides=None,
 ):
     """Runs the demo; returns a dict of the summary figures and paths."""
+    columns = sorted(
+        key for key in overrides or {} if key.split(".")[-1] in _COLUMN_KEYS
+    )
+    if columns:
+        # Steps 2-5 read `sentence<TAB>label` rows and send single texts.
+        raise ValueError(
+            f"--set {columns[0]}: the demo reads `sentence<TAB>label` files of "
+            "single texts; for other columns or text pairs, use `albert-tf "
+            "train`, `evaluate` and `predict`."
+        )
     import numpy as np
     import yaml
 
@@ -350,26 +361,16 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def _parse_overrides(pairs):
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        import yaml
-
-        overrides[key] = yaml.safe_load(value)
-    return overrides
-
-
 def run(args):
+    from albert_tf.training.config import parse_overrides
+
     summary = run_demo(
         data=args.data,
         dev=args.dev,
         vocabulary=args.vocabulary,
         output=args.output,
         steps=args.steps,
-        overrides=_parse_overrides(args.set),
+        overrides=parse_overrides(args.set),
     )
     return 0 if summary["agree"] else 1
 

@@ -109,6 +109,38 @@ def test_learns_a_trivially_separable_task(tiny_proto):
 def test_pairs_of_strings(classifier):
     logits = classifier.predict((TEXTS, TEXTS[::-1]), verbose=0)
     assert logits.shape == (4, 2)
+    # The usual mistakes with pairs get messages that say what to pass.
+    with pytest.raises(ValueError, match="same batch size; got 4 and 3"):
+        classifier.predict((TEXTS, TEXTS[1:]), verbose=0)
+    with pytest.raises(ValueError, match="list of pairs; pass pairs as a tuple"):
+        classifier.predict([(TEXTS[0], TEXTS[1])], verbose=0)
+    with pytest.raises(ValueError, match=r'predict\(\(\["a text"\], \["its pair"'):
+        classifier.predict((TEXTS[0], TEXTS[1]), verbose=0)
+
+
+def test_text_pairs_setting_is_saved_and_enforced(classifier, tmp_path):
+    from albert_tf.models import AlbertTextClassifierPreprocessor
+
+    tokenizer = classifier.preprocessor.tokenizer
+    pairs_only = AlbertTextClassifierPreprocessor(tokenizer, 8, text_pairs=True)
+    model = AlbertTextClassifier(
+        classifier.backbone, num_classes=2, preprocessor=pairs_only
+    )
+    model.save(tmp_path / "pairs.keras")
+    loaded = load_classifier(str(tmp_path / "pairs.keras"))
+    assert loaded.preprocessor.text_pairs is True
+    np.testing.assert_allclose(
+        loaded.predict((TEXTS, TEXTS[::-1]), verbose=0),
+        model.predict((TEXTS, TEXTS[::-1]), verbose=0),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="trained on text pairs"):
+        loaded.fit(TEXTS, LABELS, verbose=0)
+    loaded.preprocessor.text_pairs = False
+    with pytest.raises(ValueError, match="trained on single texts"):
+        loaded.evaluate((TEXTS, TEXTS), LABELS, verbose=0)
+    with pytest.raises(ValueError, match="`text_pairs` must be True, False or None"):
+        AlbertTextClassifierPreprocessor(tokenizer, 8, text_pairs="yes")
 
 
 def test_preprocessed_dicts_without_preprocessor(classifier):

@@ -36,3 +36,11 @@ def test_demo_names_a_missing_data_file(tmp_path, capsys):
     missing = tmp_path / "nope.tsv"
     assert main(["demo", "--data", str(missing), "--output", str(tmp_path)]) == 1
     assert "nope.tsv" in capsys.readouterr().err
+
+
+def test_demo_refuses_column_settings_it_would_ignore(tmp_path, capsys):
+    # Its own evaluation reads `sentence<TAB>label`: pairs would be scored alone.
+    args = ["demo", "--output", str(tmp_path), "--set", "data.text_pair_column=b"]
+    assert main(args) == 1
+    assert "--set data.text_pair_column: the demo reads" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

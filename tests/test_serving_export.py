@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -41,7 +42,7 @@ def feature(text):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
 examples = [tf.train.Example(features=tf.train.Features(feature={
     "text": feature(a), "text_pair": feature(b),
-})).SerializeToString() for a, b in zip(texts, pairs)]
+})).SerializeToString() for a, b in zip(texts, pairs, strict=True)]
 model = tf.saved_model.load(path)
 s = model.signatures
 result = {"tf2": {
@@ -335,3 +336,76 @@ def test_export_needs_a_preprocessor(classifier, tmp_path):
     with pytest.raises(ValueError, match="no preprocessor"):
         export_classifier(bare, tmp_path / "m")
     assert not (tmp_path / "m" / "1").exists()
+
+
+def _replay_warmup(version_dir):
+    """Runs every warmup record on the export; returns the signature names."""
+    loaded = tf.saved_model.load(str(version_dir))
+    names = []
+    for log in read_warmup_file(str(version_dir / "assets.extra" / sig.WARMUP_FILE)):
+        kind = log.WhichOneof("log_type")
+        request = getattr(log, kind).request
+        name = request.model_spec.signature_name
+        if kind == "classify_log":
+            examples = request.input.example_list.examples
+            inputs = {sig.CLASSIFY_INPUTS: [e.SerializeToString() for e in examples]}
+        else:
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        names.append(name)
+    return loaded, names
+
+
+def _examples(texts, pairs):
+    def feature(text):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+
+    def example(a, b):
+        features = {"text": feature(a)}
+        if b is not None:
+            features["text_pair"] = feature(b)
+        return tf.train.Example(features=tf.train.Features(feature=features))
+
+    return tf.constant(
+        [example(a, b).SerializeToString() for a, b in zip(texts, pairs, strict=True)]
+    )
+
+
+def test_pair_model_serves_pairs_by_default_and_single_model_no_pairs(
+    tiny_proto, tmp_path
+):
+    from albert_tf.tflite import build_tflite
+    from albert_tf.tflite.saved_model_source import SavedModelClassifier
+
+    pair_model = tiny_classifier(tiny_proto)
+    pair_model.preprocessor.text_pairs = True
+    version = pathlib.Path(export_classifier(pair_model, tmp_path / "pairs"))
+    loaded, replayed = _replay_warmup(version)
+    assert sorted(replayed) == sorted(sig.SIGNATURES)
+    default = loaded.signatures[sig.PREDICT]
+    assert set(default.structured_input_signature[1]) == {sig.TEXT_A, sig.TEXT_B}
+    expected = pair_model.predict((TEXTS, PAIRS), verbose=0)
+    got = default(text_a=tf.constant(TEXTS), text_b=tf.constant(PAIRS))
+    np.testing.assert_allclose(got[sig.LOGITS], expected, atol=1e-5, rtol=0)
+    classify = loaded.signatures[sig.CLASSIFY]
+    scores = classify(inputs=_examples(TEXTS, PAIRS))[sig.SCORES]
+    np.testing.assert_allclose(scores, tf.nn.softmax(expected), atol=1e-5, rtol=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="trained on text pairs"):
+        classify(inputs=_examples(TEXTS, [*PAIRS[:-1], None]))
+    with pytest.raises(ValueError, match="trained on text pairs"):
+        build_tflite(pair_model, str(tmp_path / "pairs.tflite"))
+    with pytest.raises(ValueError, match="trained on text pairs"):
+        SavedModelClassifier(str(version))
+
+    single_model = tiny_classifier(tiny_proto)
+    single_model.preprocessor.text_pairs = False
+    version = pathlib.Path(export_classifier(single_model, tmp_path / "single"))
+    loaded, replayed = _replay_warmup(version)
+    assert sig.PREDICT_PAIR not in loaded.signatures
+    assert sorted(replayed) == sorted(set(sig.SIGNATURES) - {sig.PREDICT_PAIR})
+    classify = loaded.signatures[sig.CLASSIFY]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="on single texts"):
+        classify(inputs=_examples(TEXTS, PAIRS))
+    expected = single_model.predict(TEXTS, verbose=0)
+    scores = classify(inputs=_examples(TEXTS, [None] * len(TEXTS)))[sig.SCORES]
+    np.testing.assert_allclose(scores, tf.nn.softmax(expected), atol=1e-5, rtol=0)

@@ -375,10 +375,9 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     version = tmp_path / "base" / "3"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"")
+    # An export base (as `serve` and `inspect` take) means its newest version.
     assert main(["tflite", str(version.parent), str(tmp_path / "x.tflite")]) == 1
-    assert f"export base: pass one of its version folders, e.g. '{version}'" in (
-        capsys.readouterr().err
-    )
+    assert f"{version} records no sequence length" in capsys.readouterr().err
     assert (
         main(["tflite", str(tmp_path / "missing.keras"), str(tmp_path / "x.tflite")])
         == 1
@@ -397,4 +396,8 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\ngood\t1\nno label here\n")
     with pytest.raises(ValueError, match=r"bad.tsv, line 3: expected 2 tab-separated"):
+        read_labelled_tsv(bad)
+    # A pair file's middle column used to be dropped silently.
+    bad.write_text("premise\thypothesis\tlabel\na\tb\t1\n")
+    with pytest.raises(ValueError, match=r"line 2: expected 2 .* got 3"):
         read_labelled_tsv(bad)

@@ -551,6 +551,13 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
     np.testing.assert_allclose(
         trained, backbone.get_layer("token_embedding").get_weights()[0], atol=0.01
     )
+    # A preset that cannot be found names the config key and the fix.
+    overrides["model.preset"] = str(tmp_path / "no_such_preset")
+    config = load_config(TINY_CONFIG, overrides=overrides)
+    with pytest.raises(
+        FileNotFoundError, match="'model.preset': .* --set model.preset="
+    ):
+        Trainer(config, output_dir=str(tmp_path / "run2")).train()
 
 
 def test_auto_strategy_choice(monkeypatch):
@@ -577,3 +584,54 @@ def test_auto_strategy_choice(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         make_strategy(StrategyConfig())
+
+
+def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
+    """A pair model scored single texts silently (wrong answers) everywhere."""
+    from albert_tf.cli import main
+
+    pairs = tmp_path / "pairs.tsv"
+    rows = [(a, b, "same") for a, b in zip(POSITIVE, POSITIVE[1:], strict=False)]
+    rows += [(a, b, "different") for a, b in zip(POSITIVE, NEGATIVE, strict=True)]
+    pairs.write_text(
+        "premise\thypothesis\tlabel\n"
+        + "".join(f"{a}\t{b}\t{label}\n" for a, b, label in rows * 2)
+    )
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "data.train": str(pairs),
+            "data.dev": str(pairs),
+            "data.text_column": "premise",
+            "data.text_pair_column": "hypothesis",
+            "data.label_names": ["same", "different"],
+            "training.steps": 4,
+        },
+    )
+    output = tmp_path / "run"
+    args = ["train", "--config", str(TINY_CONFIG), "--output", str(output)]
+    assert main([*args, *set_args(overrides)]) == 0
+    model_path = str(output / "model.keras")
+    model = load_classifier(model_path)
+    assert model.preprocessor.text_pairs is True
+
+    with pytest.raises(ValueError, match="trained on text pairs"):
+        model.predict([POSITIVE[0]], verbose=0)
+    assert main(["predict", model_path, POSITIVE[0]]) == 1
+    assert "trained on text pairs and needs two texts" in capsys.readouterr().err
+    # evaluate and predict --file take their columns from the run's config.yaml.
+    assert main(["evaluate", model_path, str(pairs)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(["predict", model_path, "--file", str(pairs), "--format", "jsonl"]) == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert (first["text"], first["text_pair"]) == rows[0][:2]
+    expected = model.predict(([rows[0][0]], [rows[0][1]]), verbose=0)
+    np.testing.assert_allclose(first["logits"], expected[0], rtol=1e-4, atol=1e-6)
+    # A single-text model refuses pairs the same way.
+    single = tmp_path / "single"
+    single_overrides = tiny_overrides(tmp_path, tiny_proto, **{"training.steps": 2})
+    args = ["train", "--config", str(TINY_CONFIG), "--output", str(single)]
+    assert main([*args, *set_args(single_overrides)]) == 0
+    with pytest.raises(ValueError, match="trained on single texts"):
+        load_classifier(str(single / "model.keras")).predict((["a"], ["b"]), verbose=0)

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf.api_export import albert_tf_export
+from albert_tf.models.text_classifier_preprocessor import reject_list_of_pairs
 from albert_tf.presets.preset_api import TaskPresetMixin
 
 
@@ -79,10 +80,22 @@ class Task(TaskPresetMixin, keras.Model):
             ds = x
         else:
             segments = x if isinstance(x, tuple) else (x,)
+            reject_list_of_pairs(segments[0])
             if any(np.ndim(v) == 0 and _has_strings(v) for v in segments):
+                example = (
+                    '(["a text"], ["its pair"])'
+                    if len(segments) == 2
+                    else ('["a text"]')
+                )
                 raise ValueError(
                     "Expected a batch of texts, but received a single string. "
-                    'Pass a list, e.g. `predict(["a text"])`.'
+                    f"Pass a list, e.g. `predict({example})`."
+                )
+            lengths = {len(v) for v in segments if isinstance(v, (list, np.ndarray))}
+            if len(segments) == 2 and len(lengths) == 2:
+                raise ValueError(
+                    "The two texts of a pair must have the same batch size; got "
+                    f"{len(segments[0])} and {len(segments[1])}."
                 )
             if any(isinstance(v, list) and not v for v in segments):
                 raise ValueError("Received an empty list: there is nothing to run.")

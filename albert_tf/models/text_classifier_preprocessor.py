@@ -18,6 +18,11 @@ class TextClassifierPreprocessor(Preprocessor):
             `end_token_id` and `pad_token_id`.
         sequence_length: int. Length of the packed sequences.
         truncate: str. `"round_robin"` or `"waterfall"`.
+        text_pairs: bool or None. `True`: every input must be a pair (the
+            model was trained on pairs), `False`: single texts only, `None`
+            (default): either. `albert-tf train` sets it from the data, so
+            a model trained on pairs refuses single texts instead of
+            silently scoring them.
 
     Call arguments:
         x: strings, one text per example (a tensor, array or list), or a
@@ -36,15 +41,25 @@ class TextClassifierPreprocessor(Preprocessor):
     """
 
     def __init__(
-        self, tokenizer, sequence_length=512, truncate="round_robin", **kwargs
+        self,
+        tokenizer,
+        sequence_length=512,
+        truncate="round_robin",
+        text_pairs=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if truncate not in TRUNCATE_MODES:
             raise ValueError(
                 f"`truncate` must be one of {TRUNCATE_MODES}. Received: {truncate!r}"
             )
+        if text_pairs not in (None, True, False):
+            raise ValueError(
+                f"`text_pairs` must be True, False or None. Received: {text_pairs!r}"
+            )
         self.tokenizer = tokenizer
         self.truncate = truncate
+        self.text_pairs = text_pairs
         self.packer = None
         self.sequence_length = sequence_length
 
@@ -87,6 +102,7 @@ class TextClassifierPreprocessor(Preprocessor):
             self._build_packer()
         # A tuple is a pair of texts; anything else (a list too) is a batch.
         segments = x if isinstance(x, tuple) else (x,)
+        self._check_segments(segments)
         segments = tuple(self.tokenizer(segment) for segment in segments)
         token_ids, segment_ids = self.packer(
             segments, sequence_length=sequence_length, pad_to_longest=pad_to_longest
@@ -100,9 +116,44 @@ class TextClassifierPreprocessor(Preprocessor):
         }
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
+    def _check_segments(self, segments):
+        if len(segments) > 2:
+            raise ValueError(
+                f"Expected one text or a pair (a tuple of two); got a tuple of "
+                f"{len(segments)}."
+            )
+        reject_list_of_pairs(segments[0])
+        if self.text_pairs and len(segments) == 1:
+            raise ValueError(
+                "This model was trained on text pairs and needs two texts per "
+                "example: pass a tuple `(texts, text_pairs)` (on the command "
+                "line: --text-pair-column)."
+            )
+        if self.text_pairs is False and len(segments) == 2:
+            raise ValueError(
+                "This model was trained on single texts; it cannot score pairs."
+            )
+
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"sequence_length": self.sequence_length, "truncate": self.truncate}
+            {
+                "sequence_length": self.sequence_length,
+                "truncate": self.truncate,
+                "text_pairs": self.text_pairs,
+            }
         )
         return config
+
+
+def reject_list_of_pairs(texts):
+    """Raises on `[(a1, b1), (a2, b2)]`, the Hugging Face habit."""
+    if (
+        isinstance(texts, list)
+        and texts
+        and all(isinstance(row, (tuple, list)) and len(row) == 2 for row in texts)
+    ):
+        raise ValueError(
+            "Got a list of pairs; pass pairs as a tuple of two lists: "
+            "`([text_a1, text_a2, ...], [text_b1, text_b2, ...])`."
+        )

@@ -47,13 +47,22 @@ class _ServingFunctions:
         )
 
     def concrete_functions(self):
-        """`{signature name: concrete function}` for `tf.saved_model.save`."""
-        return {
-            sig.PREDICT: self.predict.get_concrete_function(),
-            sig.PREDICT_PAIR: self.predict_pair.get_concrete_function(),
-            sig.CLASSIFY: self.classify.get_concrete_function(),
-            sig.PREDICT_IDS: self.predict_ids.get_concrete_function(),
-        }
+        """`{signature name: concrete function}` for `tf.saved_model.save`.
+
+        A model trained on pairs gets the pair function as `serving_default`
+        too; one trained on single texts gets no `predict_pair`.
+        """
+        pairs = self.preprocessor.text_pairs
+        functions = {}
+        if not pairs:
+            functions[sig.PREDICT] = self.predict.get_concrete_function()
+        if pairs is not False:
+            functions[sig.PREDICT_PAIR] = self.predict_pair.get_concrete_function()
+        if pairs:
+            functions[sig.PREDICT] = functions[sig.PREDICT_PAIR]
+        functions[sig.CLASSIFY] = self.classify.get_concrete_function()
+        functions[sig.PREDICT_IDS] = self.predict_ids.get_concrete_function()
+        return functions
 
     def trackable(self):
         """The state the signatures read, as a `tf.Module` to save.
@@ -138,17 +147,46 @@ class _ServingFunctions:
         )
         text = self._check_utf8(features[sig.EXAMPLE_TEXT], sig.EXAMPLE_TEXT)
         pair = features[sig.EXAMPLE_TEXT_PAIR]
-        # Pairs if any example carries `text_pair` (missing ones count as "").
         pair_text = tf.sparse.to_dense(
             tf.sparse.reset_shape(pair, [tf.shape(text)[0], 1]), default_value=""
         )[:, 0]
-        scores = tf.cond(
-            tf.size(pair.values) > 0,
-            lambda: self._predict_texts(
-                (text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR))
-            )[sig.PROBABILITIES],
-            lambda: self._predict_texts(text)[sig.PROBABILITIES],
-        )
+        pairs = self.preprocessor.text_pairs
+        if pairs is None:
+            # Pairs if any example carries `text_pair` (missing ones count as "").
+            scores = tf.cond(
+                tf.size(pair.values) > 0,
+                lambda: self._predict_texts(
+                    (text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR))
+                )[sig.PROBABILITIES],
+                lambda: self._predict_texts(text)[sig.PROBABILITIES],
+            )
+        elif pairs:
+            per_example = tf.math.bincount(
+                tf.cast(pair.indices[:, 0], tf.int32),
+                minlength=tf.shape(text)[0],
+                maxlength=tf.shape(text)[0],
+            )
+            check = tf.debugging.Assert(
+                tf.reduce_all(tf.equal(per_example, 1)),
+                [
+                    f"this model was trained on text pairs: every example needs "
+                    f"one '{sig.EXAMPLE_TEXT_PAIR}' feature"
+                ],
+            )
+            with tf.control_dependencies([check]):
+                pair_text = self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR)
+            scores = self._predict_texts((text, pair_text))[sig.PROBABILITIES]
+        else:
+            check = tf.debugging.Assert(
+                tf.equal(tf.size(pair.values), 0),
+                [
+                    f"this model was trained on single texts: examples must not "
+                    f"carry '{sig.EXAMPLE_TEXT_PAIR}'"
+                ],
+            )
+            with tf.control_dependencies([check]):
+                text = tf.identity(text)
+            scores = self._predict_texts(text)[sig.PROBABILITIES]
         classes = tf.tile(self._labels[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {sig.CLASSES: classes, sig.SCORES: scores}
 
@@ -377,11 +415,17 @@ def export_classifier(
         _set_classify_method_name(tmp)
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
+        pairs = functions.preprocessor.text_pairs
+        texts = tf.constant(list(warmup_texts))
         features = functions.preprocessor(
-            tf.constant(list(warmup_texts)), pad_to_longest=True
+            (texts, texts[::-1]) if pairs else texts, pad_to_longest=True
         )
         write_warmup_file(
-            os.path.join(extra, sig.WARMUP_FILE), model_name, warmup_texts, features
+            os.path.join(extra, sig.WARMUP_FILE),
+            model_name,
+            warmup_texts,
+            features,
+            text_pairs=pairs,
         )
         write_text(
             os.path.join(extra, sig.LABELS_FILE),
@@ -392,6 +436,7 @@ def export_classifier(
             "sequence_length": functions.preprocessor.sequence_length,
             "lowercase": tokenizer.lowercase,
             "strip_accents": tokenizer.strip_accents,
+            "text_pairs": pairs,
         }
         write_text(
             os.path.join(extra, sig.PREPROCESSING_FILE),

@@ -24,23 +24,30 @@ def _tensor(values):
     return tf.make_tensor_proto(np.asarray(values, dtype=object))
 
 
-def warmup_records(model_name, texts, features):
+def warmup_records(model_name, texts, features, text_pairs=None):
     """`PredictionLog` records exercising each signature, for TF Serving's warmup.
 
     Args:
         model_name: str. The name the model is served under.
         texts: sequence of str. Example texts to send.
         features: dict of int32 arrays. `texts` preprocessed, for `predict_ids`.
+        text_pairs: the preprocessor's `text_pairs`: which signatures exist
+            (see `export_classifier`) and whether Classify examples are pairs.
 
     Returns:
         A list of `prediction_log_pb2.PredictionLog`.
     """
     texts = list(texts)
+    pair_inputs = {sig.TEXT_A: texts, sig.TEXT_B: texts[::-1]}
+    requests = []
+    if not text_pairs:
+        requests.append((sig.PREDICT, {sig.TEXT: texts}))
+    if text_pairs is not False:
+        requests.append((sig.PREDICT_PAIR, pair_inputs))
+    if text_pairs:
+        requests.append((sig.PREDICT, pair_inputs))
     logs = []
-    for signature, inputs in (
-        (sig.PREDICT, {sig.TEXT: texts}),
-        (sig.PREDICT_PAIR, {sig.TEXT_A: texts, sig.TEXT_B: texts[::-1]}),
-    ):
+    for signature, inputs in requests:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = signature
@@ -66,11 +73,15 @@ def warmup_records(model_name, texts, features):
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = sig.CLASSIFY
-    for text in texts:
+    for text, second in zip(texts, texts[::-1], strict=True):
         example = request.input.example_list.examples.add()
         example.features.feature[sig.EXAMPLE_TEXT].bytes_list.value.append(
             text.encode()
         )
+        if text_pairs:
+            example.features.feature[sig.EXAMPLE_TEXT_PAIR].bytes_list.value.append(
+                second.encode()
+            )
     logs.append(
         prediction_log_pb2.PredictionLog(
             classify_log=prediction_log_pb2.ClassifyLog(request=request)
@@ -79,10 +90,10 @@ def warmup_records(model_name, texts, features):
     return logs
 
 
-def write_warmup_file(path, model_name, texts, features):
+def write_warmup_file(path, model_name, texts, features, text_pairs=None):
     """Writes `warmup_records(...)` as a TFRecord file (TF Serving's format)."""
     with tf.io.TFRecordWriter(path) as writer:
-        for record in warmup_records(model_name, texts, features):
+        for record in warmup_records(model_name, texts, features, text_pairs):
             writer.write(record.SerializeToString())
 
 

@@ -215,6 +215,12 @@ def convert(classifier, quantization=None, input_kind="text", sequence_length=No
             f"Unknown input kind {input_kind!r}: expected one of {INPUT_KINDS}."
         )
     _check_classifier(classifier)
+    if input_kind == "text" and getattr(classifier.preprocessor, "text_pairs", None):
+        raise ValueError(
+            "This model was trained on text pairs, and a text build takes one "
+            "string per example. Build with --input ids, and pack `[CLS] a [SEP] "
+            "b [SEP]` in the app (segment_ids 1 for b)."
+        )
     sequence_length = sequence_length or classifier.preprocessor.sequence_length
     function = _serving_function(classifier, input_kind, sequence_length)
     return _convert_function(

@@ -79,6 +79,12 @@ class SavedModelClassifier:
                 f"albert-tf: no assets.extra/{sig.PREPROCESSING_FILE}): pass "
                 "--sequence-length."
             )
+        if recorded.get("text_pairs"):
+            raise ValueError(
+                f"{path} is a model trained on text pairs; a TFLite text build "
+                "takes one string per example. Build from the .keras model with "
+                "--input ids instead."
+            )
         if lowercase is None:
             lowercase = recorded.get("lowercase", True)
         if strip_accents is None:

@@ -70,6 +70,11 @@ class TFLiteClassifier:
                 f"a {type(texts).__name__}. Pass e.g. `predict([text])`."
             )
         texts = list(texts)
+        if any(isinstance(text, (tuple, list)) for text in texts):
+            raise ValueError(
+                "TFLite builds take a list of single texts; received a list of "
+                "pairs. A pair model needs an ids build (`run` on packed ids)."
+            )
         if self.input_kind == "text":
             calls = [
                 {TEXT_INPUT: np.array(texts[i : i + batch_size], dtype=object)}

@@ -8,6 +8,7 @@ because BERT-family accuracy is known to collapse silently after conversion.
 import csv
 import dataclasses
 import logging
+import os
 import time
 
 import numpy as np
@@ -59,6 +60,8 @@ def read_labelled_tsv(path, label_names=None):
         `(texts, labels)`: list of str, numpy int array.
     """
     texts, labels = [], []
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file not found: '{path}'.")
     with open(path, encoding="utf-8", newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(rows, None)
@@ -67,12 +70,12 @@ def read_labelled_tsv(path, label_names=None):
                 f"{path}: empty file, expected a `sentence<TAB>label` header."
             )
         for line, row in enumerate(rows, start=2):
-            if len(row) < 2:
+            if len(row) != 2:
                 raise ValueError(
                     f"{path}, line {line}: expected 2 tab-separated fields "
                     f"(sentence, label), got {len(row)}."
                 )
-            text, label = row[0], row[-1]
+            text, label = row
             if label_names and label in label_names:
                 labels.append(label_names.index(label))
             else:

@@ -75,9 +75,13 @@ def register(subparsers):
 
 
 def _add_column_arguments(parser):
-    parser.add_argument("--text-column", default="sentence")
-    parser.add_argument("--text-pair-column")
-    parser.add_argument("--label-column", default="label")
+    note = "; default: the training config.yaml beside the model, else "
+    parser.add_argument("--text-column", help=f"column of the text{note}'sentence'")
+    parser.add_argument(
+        "--text-pair-column",
+        help=f"column of the second text, for models trained on pairs{note}none",
+    )
+    parser.add_argument("--label-column", help=f"column of the label{note}'label'")
     parser.add_argument(
         "--data-format",
         default="auto",
@@ -95,8 +99,34 @@ def _add_column_arguments(parser):
     )
 
 
-def _data_config(args):
+def _training_columns(model_path):
+    """The data columns of the run that wrote `model_path`, if its config is there."""
+    if model_path is None:
+        return {}
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        data = (yaml.safe_load(f) or {}).get("data") or {}
+    return {
+        key: data[key]
+        for key in ("text_column", "text_pair_column", "label_column")
+        if data.get(key) is not None
+    }
+
+
+def _data_config(args, model_path=None):
     from albert_tf.training.config import DataConfig
+
+    trained = _training_columns(model_path)
+    if args.text_column is None:
+        args.text_column = trained.get("text_column", "sentence")
+    if args.text_pair_column is None:
+        args.text_pair_column = trained.get("text_pair_column")
+    if args.label_column is None:
+        args.label_column = trained.get("label_column", "label")
 
     def column(value, flag):
         if value is None or not args.no_header:
@@ -181,7 +211,7 @@ def run_evaluate(args):
     label_names = _label_names(model)
     data = data_files.read_labelled_text(
         args.data,
-        _data_config(args),
+        _data_config(args, args.model),
         data_files.LabelVocabulary(label_names),
     )
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
@@ -216,7 +246,7 @@ def _plain_lines(lines, source, skip_blank):
     return [line for line in lines if line.strip()]
 
 
-def _read_texts(args):
+def _read_texts(args, model_path):
     from albert_tf.training import data_files
 
     if args.file == "-":  # A pipe: one text per line.
@@ -224,7 +254,7 @@ def _read_texts(args):
         return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
     if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
         data = data_files.read_labelled_text(
-            args.file, _data_config(args), with_labels=False
+            args.file, _data_config(args, model_path), with_labels=False
         )
         if data.text_pairs is not None:
             return data.texts, data.text_pairs
@@ -268,13 +298,14 @@ def _local_predictions(model, texts, pairs, batch_size):
     }
 
 
-def format_predictions(texts, outputs, fmt="table"):
+def format_predictions(texts, outputs, fmt="table", pairs=None):
     """Formats `{logits, probabilities, class_id, label}` rows for printing.
 
     Args:
         texts: list of str. The inputs, in order.
         outputs: dict of numpy arrays (a local model's or `ServingClient`'s).
         fmt: `"table"` or `"jsonl"`.
+        pairs: list of str, the second text of each pair, or `None`.
 
     Returns:
         str.
@@ -289,10 +320,12 @@ def format_predictions(texts, outputs, fmt="table"):
     lines = []
     if fmt == "jsonl":
         for i, text in enumerate(texts):
+            pair = {} if pairs is None else {"text_pair": pairs[i]}
             lines.append(
                 json.dumps(
                     {
                         "text": text,
+                        **pair,
                         "label": labels[i],
                         "class_id": int(class_ids[i]),
                         "probability": float(probabilities[i, class_ids[i]]),
@@ -306,6 +339,8 @@ def format_predictions(texts, outputs, fmt="table"):
     width = max([len(label) for label in labels] + [5])
     lines.append(f"{'label':<{width}}  {'prob':>6}  text")
     for i, text in enumerate(texts):
+        if pairs is not None:
+            text = f"{text} | {pairs[i]}"
         shown = text if len(text) <= 70 else text[:67] + "..."
         lines.append(
             f"{labels[i]:<{width}}  {probabilities[i, class_ids[i]]:6.4f}  {shown}"
@@ -324,22 +359,20 @@ def run_predict(args):
     if args.file:
         if texts:
             raise ValueError("give texts on the command line or --file, not both")
-        texts, pairs = _read_texts(args)
+        texts, pairs = _read_texts(args, model_path)
     if not texts:
         raise ValueError("no texts to classify: give TEXT arguments or --file")
     if args.server is not None:
         from albert_tf.serving.client import ServingClient
 
-        if pairs is not None:
-            raise ValueError("--server takes single texts, not text pairs")
         options = {} if args.batch_size is None else {"batch_size": args.batch_size}
         with ServingClient(
             args.server, args.model_name, timeout=args.timeout, **options
         ) as client:
-            outputs = client.predict(texts)
+            outputs = client.predict(texts, pairs=pairs)
     else:
         outputs = _local_predictions(
             _load(model_path), texts, pairs, args.batch_size or 64
         )
-    sys.stdout.write(format_predictions(texts, outputs, args.format) + "\n")
+    sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
     return 0

@@ -60,6 +60,8 @@ class DataConfig:
     `format` is `auto` (from the extension), `tsv`, `csv`, `jsonl` or
     `tfrecord` (of `tf.train.Example`). Columns are header names, or 0-based
     indices when `header` is false; for JSONL/TFRecord they are keys.
+    `text_pair_column` names the second text of sentence-pair tasks; the
+    saved model then takes pairs only.
     `label_names` fixes the label vocabulary (ids in this order); without it,
     integer labels are used as ids and name labels are sorted.
     `bucket_boundaries` are the sequence lengths of the length buckets used for

@@ -39,13 +39,20 @@ def build_classifier(model_config, label_names, preprocessor=None, dtype=None):
                 "`AlbertTextClassifier.from_preset`; use 'model.backbone' and "
                 "'model.vocabulary'"
             )
-        return AlbertTextClassifier.from_preset(
-            model_config.preset,
-            num_classes=len(label_names),
-            label_names=list(label_names),
-            dropout=model_config.dropout,
-            sequence_length=model_config.sequence_length,
-        )
+        try:
+            return AlbertTextClassifier.from_preset(
+                model_config.preset,
+                num_classes=len(label_names),
+                label_names=list(label_names),
+                dropout=model_config.dropout,
+                sequence_length=model_config.sequence_length,
+            )
+        except (ValueError, FileNotFoundError) as e:
+            # The loader's hint names the Python call; here it is the config.
+            raise type(e)(
+                f"config key 'model.preset': {e} In a training config: --set "
+                "model.preset=/path/to/preset_dir."
+            ) from None
     if preprocessor is None:
         preprocessor = build_preprocessor(model_config)
     backbone_kwargs = dict(vars(model_config.backbone))

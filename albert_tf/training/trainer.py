@@ -256,6 +256,8 @@ class Trainer:
         with strategy.scope():
             model = build_classifier(cfg.model, label_names, preprocessor, dtype=policy)
             preprocessor = model.preprocessor
+            # Saved with the model: it then refuses inputs of the other kind.
+            preprocessor.text_pairs = train_data.text_pairs is not None
             self.model = model
             optimizer = make_optimizer(
                 cfg.optimizer, total_steps, loss_scale=policy == "mixed_float16"
