@@ -20,6 +20,20 @@ COMMAND_MODULES = (
 )
 
 
+def _show_defaults(parser):
+    """Appends `(default: X)` to each option's help that has a real default."""
+    for action in parser._actions:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS, [])
+            and "default" not in text
+        ):
+            action.help = (
+                f"{text} (default: %(default)s)" if text else ("default: %(default)s")
+            )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="albert-tf",
@@ -35,6 +49,8 @@ def build_parser():
                 raise
             continue
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        _show_defaults(command)
     return parser
 
 

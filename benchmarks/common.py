@@ -39,6 +39,15 @@ def machine_description():
     )
 
 
+def parse_command_line(doc):
+    """`--help` for benchmarks without options: prints `doc`, runs nothing."""
+    import argparse
+
+    argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
+
+
 def best_rate(fn, items, repeats=3, min_seconds=1.0):
     """Items per second of `fn()` (which processes `items` items), best of runs."""
     fn()  # Warm-up: tracing, caches.

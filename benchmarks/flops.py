@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from benchmarks.common import albert_base_config
 from benchmarks.common import best_rate
+from benchmarks.common import parse_command_line
 from benchmarks.common import write_results
 
 COMMAND = "python -m benchmarks.flops"
@@ -81,5 +82,6 @@ def main(batch_size=32, sequence_length=128):
 
 
 if __name__ == "__main__":
+    parse_command_line(__doc__)
     logging.basicConfig(level=logging.INFO)
     main()

@@ -17,11 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import shutil  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import parse_command_line  # noqa: E402
 from benchmarks.common import spiece_model_path  # noqa: E402
 from benchmarks.common import sst2_dev_sentences  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
@@ -126,7 +129,8 @@ def main():
         "(safetensors, float32), real ALBERT vocabulary. Times are wall-clock "
         "seconds of one load each (first load in the process includes graph "
         "building). Parity: 8 SST-2 dev sentences, our tokenizer's ids, padded "
-        "to the longest. Other engineers' processes shared the 2 CPU cores.",
+        "to the longest. The load average in the header says how busy the "
+        "2 CPU cores were.",
         "",
         "Where the time goes: building our model initialises every weight "
         "randomly before the checkpoint overwrites it (15 s of the xxlarge load "
@@ -155,4 +159,7 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_command_line(__doc__)
+    # Let `finally` delete the GBs of checkpoints on `kill` too, not only Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()

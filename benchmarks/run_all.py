@@ -85,6 +85,18 @@ def chart(path):
     return path
 
 
+def _demote_headings(text, levels=2):
+    """A section's own headings, nested under its `##` title (not in code)."""
+    lines, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("#"):
+            line = "#" * levels + line
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def assemble(status):
     lines = [
         "# Benchmark results",
@@ -106,7 +118,9 @@ def assemble(status):
         if name in status and status[name] != "ok":
             lines += [f"**This run: {status[name]}; the figures below are older.**", ""]
         lines.append(
-            section.read_text().strip() if section.is_file() else "Not run yet."
+            _demote_headings(section.read_text().strip())
+            if section.is_file()
+            else "Not run yet."
         )
         lines.append("")
     out = REPO / "benchmarks" / "RESULTS.md"

@@ -137,8 +137,10 @@ def main():
     start2 = time.time()
     if args.trained_model:
         small = load_classifier(args.trained_model)
-        small_source = f"trained by `configs/sst2_scratch.yaml`: `{args.trained_model}`"
+        small_source = f"the trained model `{os.path.relpath(args.trained_model)}`"
+        time_note = "loaded, not trained"
     else:
+        time_note = "training included"
         n = args.train_examples
         small = train_small_classifier(train_texts[:n], train_labels[:n])
         small_source = (
@@ -151,7 +153,7 @@ def main():
     part2 = section(
         "Accuracy and agreement on SST-2 dev (872 sentences)",
         rows,
-        f"Model: {small_source}. Part time (training included): "
+        f"Model: {small_source}. Part time ({time_note}): "
         f"{time.time() - start2:.0f} s.",
     )
     accuracy = {r["mode"]: r["accuracy"] for r in rows}

@@ -9,6 +9,7 @@ import logging
 import tensorflow as tf
 
 from benchmarks.common import best_rate
+from benchmarks.common import parse_command_line
 from benchmarks.common import spiece_model_path
 from benchmarks.common import sst2_dev_sentences
 from benchmarks.common import write_results
@@ -72,5 +73,6 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_command_line(__doc__)
     logging.basicConfig(level=logging.INFO)
     main()

@@ -42,7 +42,7 @@ def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
     code = main(
         [
             "tflite",
-            str(tmp_path / "albert" / "1"),
+            str(tmp_path / "albert"),  # An export base: its newest version.
             str(out),  # The export records its sequence length.
             "--verify",
             str(data),

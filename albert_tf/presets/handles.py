@@ -112,7 +112,7 @@ def _hf_download(handle):
     except ImportError:
         raise ValueError(
             f"Loading '{handle}' needs `huggingface_hub`: pip install "
-            "'albert-tf[hub]' (or pip install huggingface-hub safetensors)."
+            "'albert-tf[hub]' (or pip install huggingface-hub)."
         ) from None
     repo_id = "/".join(_split_handle(handle, HF_SCHEME, 2, 2, "hf://owner/repo"))
     endpoint = huggingface_hub.constants.ENDPOINT

@@ -1,8 +1,11 @@
 """`albert-tf tflite`: build (and verify) a TFLite file from a trained model."""
 
+import logging
 import os
 
 from albert_tf.tflite.quantization_config import MODES
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers):
@@ -18,8 +21,9 @@ def register(subparsers):
     parser.add_argument(
         "model",
         help="A .keras file, a preset directory, or a string-in SavedModel "
-        "version folder from `albert-tf export` (verification then compares "
-        "with the export's own text signature).",
+        "from `albert-tf export`: a version folder, or the export base for its "
+        "newest version (verification then compares with the export's own text "
+        "signature).",
     )
     parser.add_argument("output", help="The .tflite file to write.")
     parser.add_argument(
@@ -96,11 +100,12 @@ def _load(model, sequence_length):
     if saved_model_source.is_saved_model(model):
         return saved_model_source.SavedModelClassifier(model, sequence_length)
     versions = version_folders(model)
-    if versions:
-        raise ValueError(
-            f"'{model}' is an export base: pass one of its version folders, "
-            f"e.g. '{versions[max(versions)]}'."
+    if versions:  # An export base, as `inspect` and `serve` take: its newest.
+        newest = versions[max(versions)]
+        logger.info(
+            "'%s' is an export base; converting its newest version %s.", model, newest
         )
+        return saved_model_source.SavedModelClassifier(newest, sequence_length)
     return load_classifier(model)
 
 
