@@ -762,7 +762,7 @@ def test_official_model_server(export_base, expected):
         proc.wait(timeout=30)
 
 
-def test_predict_command_with_server(server, expected, capsys):
+def test_predict_command_with_server(server, expected, capsys, tmp_path):
     from albert_tf import cli
 
     code = cli.main(
@@ -800,6 +800,27 @@ def test_predict_command_with_server(server, expected, capsys):
     table = capsys.readouterr().out.splitlines()[1:]
     assert [float(line.split()[1]) for line in table] == pytest.approx(
         [r["probability"] for r in rows[: len(TEXTS)]], abs=1e-4
+    )
+    # Pairs from a file go to the pair signature.
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text(
+        "a\tb\n" + "".join(f"{a}\t{b}\n" for a, b in zip(TEXTS, PAIRS, strict=True))
+    )
+    columns = ["--text-column", "a", "--text-pair-column", "b", "--format", "jsonl"]
+    args = [
+        "predict",
+        "--server",
+        f"127.0.0.1:{server.port}",
+        "--file",
+        str(pairs_file),
+    ]
+    assert cli.main([*args, *columns]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [[r["text"], r["text_pair"]] for r in rows] == [
+        [a, b] for a, b in zip(TEXTS, PAIRS, strict=True)
+    ]
+    np.testing.assert_allclose(
+        [r["logits"] for r in rows], expected["pair"], atol=1e-5, rtol=0
     )
     code = cli.main(
         [
