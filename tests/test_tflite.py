@@ -106,6 +106,12 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         np.testing.assert_allclose(
             outputs["text"]["logits"], reference, atol=1e-4, rtol=0
         )
+        # Pairs run on the ids build (segment ids 1 for the second text).
+        pairs = TINY_CORPUS[3:6]
+        got = model.predict(texts, preprocessor=classifier.preprocessor, pairs=pairs)
+        reference = classifier.predict((texts, pairs), verbose=0)
+        np.testing.assert_allclose(got["logits"], reference, atol=1e-4, rtol=0)
+        assert np.abs(got["logits"] - logits["ids"]).max() > 1e-3
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ class TFLiteClassifier:
         """One interpreter call on numpy inputs keyed by signature input name."""
         return self.runner(**inputs)
 
-    def predict(self, texts, preprocessor=None, batch_size=32):
+    def predict(self, texts, preprocessor=None, batch_size=32, pairs=None):
         """Outputs for a list of texts, concatenated over batches.
 
         Args:
@@ -59,6 +59,8 @@ class TFLiteClassifier:
             preprocessor: the Keras preprocessor, needed for ids-in builds,
                 which take one example at a time.
             batch_size: int. Texts per call of a text-in build.
+            pairs: list of str, the second text of each example, for a model
+                trained on pairs (ids-in builds only).
 
         Returns:
             dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`,
@@ -72,8 +74,13 @@ class TFLiteClassifier:
         texts = list(texts)
         if any(isinstance(text, (tuple, list)) for text in texts):
             raise ValueError(
-                "TFLite builds take a list of single texts; received a list of "
-                "pairs. A pair model needs an ids build (`run` on packed ids)."
+                "Received a list of pairs; pass the second texts as `pairs=` "
+                "(ids-in builds only)."
+            )
+        if pairs is not None and self.input_kind == "text":
+            raise ValueError(
+                "A text-in build takes single texts; pairs need an ids-in build "
+                "(`albert-tf tflite --input ids`)."
             )
         if self.input_kind == "text":
             calls = [
@@ -84,9 +91,10 @@ class TFLiteClassifier:
             if preprocessor is None:
                 raise ValueError("An ids-in build needs the preprocessor to tokenize.")
             length = self.input_details[ID_INPUTS[0]]["shape"][1]
-            features = preprocessor(
-                np.array(texts, dtype=object), sequence_length=length
-            )
+            inputs = np.array(texts, dtype=object)
+            if pairs is not None:
+                inputs = (inputs, np.array(list(pairs), dtype=object))
+            features = preprocessor(inputs, sequence_length=length)
             calls = [
                 {k: np.asarray(features[k][i : i + 1], np.int32) for k in ID_INPUTS}
                 for i in range(len(texts))
