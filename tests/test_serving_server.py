@@ -30,6 +30,7 @@ from albert_tf.serving.batcher import BatchingParameters
 from albert_tf.serving.client import ServingClient
 from albert_tf.serving.client import ServingError
 from albert_tf.serving.dev_server import DevServer
+from albert_tf.serving.dev_server import ModelServer
 from albert_tf.serving.export import export_classifier
 from albert_tf.serving.model_manager import ModelManager
 from albert_tf.serving.model_manager import version_folders
@@ -540,6 +541,39 @@ def test_manager_loads_the_highest_ready_integer_version_once(tmp_path, caplog):
     assert not manager.poll()  # Rewritten: tried again.
     failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
     assert len(failures) == 2
+    # A slow copy: saved_model.pb first, variables later. Retried as they land.
+    os.makedirs(base / "10" / "variables")
+    (base / "10" / "variables" / "variables.index").write_bytes(b"x")
+    assert not manager.poll()
+    failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
+    assert len(failures) == 3
+
+
+def test_manager_unloads_a_deleted_version(classifier, tmp_path, caplog):
+    base = tmp_path / "albert"
+    export_classifier(classifier, base, run_preflight=False)
+    manager = ModelManager("albert", base, poll_seconds=0)
+    assert manager.poll() and manager.current.version == 1
+    shutil.rmtree(base / "1")
+    assert not manager.poll()
+    assert manager.current is None and manager.states() == {1: ("END", "")}
+    assert "Version 1 of albert was deleted" in caplog.text
+
+
+def test_without_batching_requests_have_no_size_limit(export_base, expected):
+    model = ModelServer("albert", export_base, poll_seconds=0)  # No batching.
+    model.start()
+    try:
+        texts = TEXTS * (MAX_BATCH // len(TEXTS) + 2)  # Over the batching limit.
+        response = model.predict(predict_request({sig.TEXT: text_tensor(texts)}))
+        logits = tf.make_ndarray(response.outputs[sig.LOGITS])
+        np.testing.assert_allclose(
+            logits,
+            np.tile(expected["single"], (len(texts) // len(TEXTS), 1)),
+            atol=1e-5,
+        )
+    finally:
+        model.stop()
 
 
 def test_rest_predict_matches(server, expected):
@@ -596,6 +630,48 @@ REST_BAD_REQUESTS = {
         "Instance 1 has keys ['text_a']",
     ),
     "body not an object": ([1, 2], 400, "JSON object"),
+    # Typed by the signature, as TF Serving: no wrapping, no coercion, no 500s.
+    "int32 overflow": (
+        {
+            "signature_name": sig.PREDICT_IDS,
+            "inputs": {
+                sig.TOKEN_IDS: [[2, 4294967306, 3]],
+                sig.SEGMENT_IDS: [[0, 0, 0]],
+                sig.PADDING_MASK: [[1, 1, 1]],
+            },
+        },
+        400,
+        "4294967306 does not fit int32",
+    ),
+    "number as text": (
+        {"instances": ["a", 1]},
+        400,
+        "JSON value 1 of type Number is not of the expected type string",
+    ),
+    "null as text": ({"instances": [None]}, 400, "type Null"),
+    "ragged ids": (
+        {
+            "signature_name": sig.PREDICT_IDS,
+            "inputs": {
+                sig.TOKEN_IDS: [[2, 10, 3], [2, 3]],
+                sig.SEGMENT_IDS: [[0, 0, 0], [0, 0]],
+                sig.PADDING_MASK: [[1, 1, 1], [1, 1]],
+            },
+        },
+        400,
+        "list at unexpected size",
+    ),
+    "lone surrogate": ({"instances": ["\ud800"]}, 400, "not valid Unicode"),
+    "signature_name not a string": (
+        {"signature_name": 100, "instances": ["a"]},
+        400,
+        "'signature_name' key must be a string value",
+    ),
+    "both inputs and instances": (
+        {"instances": ["a"], "inputs": {sig.TEXT: ["b"]}},
+        400,
+        "only one of 'inputs' or 'instances'",
+    ),
 }
 
 
@@ -625,11 +701,64 @@ def test_rest_classify_and_metadata(server, expected):
 
     status, reply = rest_call(server, "/metadata")
     assert status == 200, reply
-    assert reply["model_spec"] == {"name": "albert", "version": "1"}
-    signatures = reply["metadata"]["signature_def"]["signatureDef"]
+    # TF Serving's field names (proto, not camelCase) and default fields.
+    assert reply["model_spec"] == {
+        "name": "albert",
+        "version": "1",
+        "signature_name": "",
+    }
+    signatures = reply["metadata"]["signature_def"]["signature_def"]
     assert set(signatures) == set(sig.SIGNATURES)
-    assert signatures[sig.CLASSIFY]["methodName"] == sig.CLASSIFY_METHOD
+    assert signatures[sig.CLASSIFY]["method_name"] == sig.CLASSIFY_METHOD
     assert rest_call(server, "/metadata", {})[0] == 400  # POST to a GET path.
+
+
+@pytest.mark.parametrize(
+    "path, code, message",
+    [
+        ("/labels/stable:predict", 400, "Unrecognized servable version label"),
+        (":regress", 400, "Regress is not supported"),
+        ("/versions/99999999999999999999999:predict", 400, "Failed to convert"),
+    ],
+)
+def test_rest_paths_tf_serving_refuses_with_400(server, path, code, message):
+    status, reply = rest_call(server, path, {"instances": ["a"]})
+    assert status == code and message in reply["error"]
+
+
+def test_rest_query_strings_case_chunked_bodies_and_model_list(server, expected):
+    status, reply = rest_call(server, ":PREDICT?debug=1", {"instances": TEXTS})
+    assert status == 200, reply
+    np.testing.assert_allclose(
+        [p[sig.LOGITS] for p in reply["predictions"]], expected["single"], atol=1e-5
+    )
+    body = json.dumps({"instances": TEXTS}).encode()
+    with socket.create_connection(("127.0.0.1", server.rest_port), TIMEOUT) as conn:
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 10]), body[i : i + 10])
+            for i in range(0, len(body), 10)
+        )
+        conn.sendall(
+            b"POST /v1/models/albert:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + chunks
+            + b"0\r\n\r\n"
+        )
+        response = b""
+        while data := conn.recv(65536):
+            response += data
+    head, _, payload = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    np.testing.assert_allclose(
+        [p[sig.LOGITS] for p in json.loads(payload)["predictions"]],
+        expected["single"],
+        atol=1e-5,
+    )
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}/v1/models")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=TIMEOUT)
+    assert error.value.code == 400
+    assert "Missing model name" in json.load(error.value)["error"]
 
 
 def test_rest_handler_failure_is_a_json_500(server, monkeypatch):

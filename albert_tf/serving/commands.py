@@ -71,9 +71,16 @@ def register(subparsers):
     parser.add_argument(
         "--max-batch-size",
         type=int,
-        help="Largest accepted batch (overrides the file).",
+        help="Largest batch, and largest accepted request (overrides the file; "
+        "implies batching). Without batching, as in TF Serving, no limit.",
     )
-    parser.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024)
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="Largest gRPC message and REST body (gRPC's own default; TF "
+        "Serving allows 2 GiB).",
+    )
     parser.add_argument(
         "--poll-seconds",
         type=float,
@@ -134,7 +141,8 @@ def _serve(args):
         host=args.host,
         rest_port=args.rest_port,
         batching=batching,
-        enable_batching=args.enable_batching or bool(args.batching_parameters_file),
+        enable_batching=args.enable_batching
+        or bool(args.batching_parameters_file or args.max_batch_size),
         max_message_bytes=args.max_message_bytes,
         poll_seconds=args.poll_seconds,
     )

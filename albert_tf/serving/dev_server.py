@@ -40,8 +40,9 @@ class ModelServer:
     Args:
         model_name: str. The name clients use.
         base_path: str. The export base (integer version folders).
-        batching: `BatchingParameters`. Its `max_batch_size` is the largest
-            accepted request; the rest applies with `enable_batching`.
+        batching: `BatchingParameters`, used with `enable_batching` (its
+            `max_batch_size` is then also the largest accepted request;
+            without batching, as in TF Serving, requests have no size limit).
         enable_batching: bool. Batch concurrent requests together.
         poll_seconds: float. How often to look for new versions.
     """
@@ -104,7 +105,8 @@ class ModelServer:
         return servable
 
     def _run(self, servable, name, inputs):
-        size = servable.check_inputs(name, inputs, self.params.max_batch_size)
+        limit = self.params.max_batch_size if self._batcher is not None else None
+        size = servable.check_inputs(name, inputs, limit)
         batchable = all(v.ndim == 1 for v in inputs.values())
         if self._batcher is not None and batchable:
             return self._batcher.run(servable, name, inputs, size)
@@ -360,7 +362,12 @@ class DevServer:
             from albert_tf.serving.rest import RestServer
 
             try:
-                self._rest = RestServer(self.model, self.host, self._rest_port)
+                self._rest = RestServer(
+                    self.model,
+                    self.host,
+                    self._rest_port,
+                    max_body_bytes=self._max_message_bytes,
+                )
             except OSError as e:
                 raise type(e)(
                     e.errno,

@@ -37,6 +37,25 @@ def version_folders(base_path, ready_only=True):
     return versions
 
 
+def _fingerprint(path):
+    """Names, sizes and times of a version folder's files: changes as it is copied."""
+    files = []
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                stat = os.stat(os.path.join(root, name))
+            except OSError:  # Deleted while we looked.
+                continue
+            files.append(
+                (
+                    os.path.relpath(os.path.join(root, name), path),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                )
+            )
+    return tuple(sorted(files))
+
+
 class ModelManager:
     """Keeps the latest version of one model loaded.
 
@@ -56,7 +75,7 @@ class ModelManager:
         self._poll_seconds = poll_seconds
         self._current = None
         self._states = {}  # version -> (state name, error message)
-        self._failed = {}  # version -> saved_model.pb mtime of the failed load
+        self._failed = {}  # version -> `_fingerprint` of its folder at a failed load
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -90,15 +109,17 @@ class ModelManager:
                 logger.warning(
                     "No version folders with saved_model.pb in %s", self.base_path
                 )
+            else:  # Its folder was deleted: unload it, as TF Serving does.
+                self._unload()
             return False
         version = max(versions)
         current = self._current
         if current is not None and current.version == version:
             return False
         path = versions[version]
-        mtime = os.path.getmtime(os.path.join(path, "saved_model.pb"))
-        if self._failed.get(version) == mtime:
-            return False  # Failed before and unchanged since.
+        fingerprint = _fingerprint(path)
+        if self._failed.get(version) == fingerprint:
+            return False  # Failed before; retried once its files change.
         with self._lock:
             self._states[version] = ("LOADING", "")
         try:
@@ -109,7 +130,7 @@ class ModelManager:
             logger.error(
                 "Failed to load %s version %d: %s", self.model_name, version, e
             )
-            self._failed[version] = mtime
+            self._failed[version] = fingerprint
             with self._lock:
                 self._states[version] = ("END", f"{type(e).__name__}: {e}")
             return False
@@ -121,6 +142,17 @@ class ModelManager:
                 self._states[current.version] = ("END", "")
         logger.info("Serving %s version %d from %s", self.model_name, version, path)
         return True
+
+    def _unload(self):
+        current = self._current
+        logger.warning(
+            "Version %d of %s was deleted; unloaded it (no version left to serve).",
+            current.version,
+            self.model_name,
+        )
+        with self._lock:
+            self._current = None
+            self._states[current.version] = ("END", "")
 
     def start(self):
         """Loads the first version now, then polls in a background thread."""

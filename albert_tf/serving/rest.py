@@ -29,13 +29,15 @@ from albert_tf.serving.servable import RequestError
 logger = logging.getLogger(__name__)
 
 _PATH = re.compile(
-    r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(/metadata|:predict|:classify)?$"
+    r"^/v1/models/([^/:]+)(?:/(versions|labels)/([^/:]+))?"
+    r"(/metadata|:predict|:classify|:regress)?$",
+    re.IGNORECASE,
 )
 _HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
     "NOT_FOUND": 404,
-    "RESOURCE_EXHAUSTED": 413,
+    "RESOURCE_EXHAUSTED": 429,  # As TF Serving maps it.
     "UNAVAILABLE": 503,
 }
 
@@ -68,22 +70,89 @@ def _decode_b64(value):
     return value
 
 
-def _from_json(key, values):
+_JSON_KINDS = (
+    (bool, "Bool"),
+    (int, "Number"),
+    (float, "Number"),
+    (str, "String"),
+    (dict, "Object"),
+    (list, "Array"),
+    (type(None), "Null"),
+)
+_INT_RANGES = {tf.int32: (-(2**31), 2**31 - 1), tf.int64: (-(2**63), 2**63 - 1)}
+
+
+def _json_kind(value):
+    return next(kind for cls, kind in _JSON_KINDS if isinstance(value, cls))
+
+
+def _shape(key, value):
+    """The shape of nested lists; ragged lists are an error, as in TF Serving."""
+    if not isinstance(value, list):
+        return []
+    shapes = [_shape(key, v) for v in value]
+    if any(shape != shapes[0] for shape in shapes):
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            f"Input '{key}': encountered list at unexpected size (rows must "
+            "all have the same length).",
+        )
+    return [len(value)] + (shapes[0] if shapes else [])
+
+
+def _flatten(value):
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _flatten(v)]
+    return [value]
+
+
+def _leaf(key, value, dtype):
+    """One JSON value as `dtype`, refused (not coerced) when it is not one."""
+    if dtype == tf.string:
+        if isinstance(value, bytes):  # Was {"b64": ...}.
+            return value
+        if isinstance(value, str):
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError(
+                    "INVALID_ARGUMENT",
+                    f"Input '{key}': string {value!r:.40} is not valid Unicode.",
+                ) from None
+    elif dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if low <= value <= high:
+                return value
+            raise RequestError(
+                "INVALID_ARGUMENT",
+                f"Input '{key}': {value} does not fit {dtype.name}.",
+            )
+    elif dtype.is_floating:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+    kind = "Bytes" if isinstance(value, bytes) else _json_kind(value)
+    raise RequestError(
+        "INVALID_ARGUMENT",
+        f"Input '{key}': JSON value {json.dumps(value, default=str)[:40]} of type "
+        f"{kind} is not of the expected type {dtype.name}.",
+    )
+
+
+def _from_json(key, values, spec):
+    """A JSON input as a numpy array of the signature's dtype for `key`."""
     values = _decode_b64(values)
-    if isinstance(values, list) and not values:
+    shape = _shape(key, values)
+    if shape and shape[0] == 0:
         raise RequestError(
             "INVALID_ARGUMENT", f"Empty batch: input '{key}' has no rows."
         )
-    array = np.asarray(values)
-    if array.dtype.kind == "U":
-        return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
-    if array.dtype.kind == "S":
-        return array.astype(object)
-    if array.dtype.kind == "f":
-        return array.astype(np.float32)
-    if array.dtype.kind == "i":
-        return array.astype(np.int32)
-    return array
+    dtype = spec.dtype if spec is not None else tf.string
+    leaves = [_leaf(key, v, dtype) for v in _flatten(values)]
+    numpy_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
+    array = np.empty(len(leaves), dtype=numpy_dtype)
+    array[:] = leaves
+    return array.reshape(shape)
 
 
 def _feature(key, value):
@@ -123,6 +192,8 @@ class RestServer:
     @staticmethod
     def _handler_class(model, max_body_bytes):
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # Keep-alive, as TF Serving's server.
+
             def log_message(self, format, *args):  # Quiet: use logging levels.
                 pass
 
@@ -135,14 +206,34 @@ class RestServer:
                 self.wfile.write(data)
 
             def _route(self):
-                match = _PATH.match(self.path)
+                path = self.path.split("?", 1)[0]  # TF Serving ignores queries.
+                if path.rstrip("/").lower() == "/v1/models":
+                    raise RequestError("INVALID_ARGUMENT", "Missing model name.")
+                match = _PATH.match(path)
                 if not match:
-                    raise RequestError("NOT_FOUND", f"Unknown path '{self.path}'.")
-                name, version, verb = match.groups()
+                    raise RequestError("NOT_FOUND", f"Unknown path '{path}'.")
+                name, kind, version, verb = match.groups()
+                verb = verb and verb.lower()
                 spec = predict_pb2.PredictRequest().model_spec
                 spec.name = name
-                if version:
+                if kind and kind.lower() == "labels":
+                    raise RequestError(
+                        "INVALID_ARGUMENT",
+                        f"Unrecognized servable version label: {version} (the "
+                        "dev server has no version labels).",
+                    )
+                if version is not None:
+                    if not version.isdigit() or int(version) >= 2**63:
+                        raise RequestError(
+                            "INVALID_ARGUMENT", f"Failed to convert version: {version}"
+                        )
                     spec.version.value = int(version)
+                if verb == ":regress":
+                    raise RequestError(
+                        "INVALID_ARGUMENT",
+                        "Regress is not supported: the model has no regression "
+                        "signature.",
+                    )
                 return spec, verb
 
             def _handle(self, method, run):
@@ -155,21 +246,41 @@ class RestServer:
                         )
                     self._reply(200, run(spec, verb))
                 except RequestError as e:
+                    self.close_connection = True  # The body may be unread.
                     self._reply(_HTTP_STATUS.get(e.code, 500), {"error": e.message})
                 except Exception as e:  # A bug here must not drop the connection.
                     logger.exception("REST %s %s failed", method, self.path)
+                    self.close_connection = True
                     self._reply(500, {"error": f"Internal error: {e}"})
 
-            def _body(self):
-                length = int(self.headers.get("Content-Length", 0))
+            def _too_big(self, length):
                 if length > max_body_bytes:
                     raise RequestError(
                         "RESOURCE_EXHAUSTED",
                         f"Request body of {length} bytes is over the "
-                        f"{max_body_bytes}-byte limit.",
+                        f"{max_body_bytes}-byte limit (--max-message-bytes).",
                     )
+
+            def _read_chunked(self):
+                data = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()  # The empty trailer line.
+                        return data
+                    self._too_big(len(data) + size)
+                    data += self.rfile.read(size)
+                    self.rfile.readline()  # CRLF after each chunk.
+
+            def _body(self):
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    raw = self._read_chunked()
+                else:
+                    length = int(self.headers.get("Content-Length", 0))
+                    self._too_big(length)
+                    raw = self.rfile.read(length)
                 try:
-                    body = json.loads(self.rfile.read(length))
+                    body = json.loads(raw)
                 except ValueError as e:
                     raise RequestError(
                         "INVALID_ARGUMENT", f"Body is not JSON: {e}"
@@ -196,6 +307,15 @@ class RestServer:
                     return _predict(model, spec, body)
 
                 self._handle("POST", run)
+
+            def do_PUT(self):
+                self._handle("PUT", None)
+
+            def do_DELETE(self):
+                self._handle("DELETE", None)
+
+            def do_PATCH(self):
+                self._handle("PATCH", None)
 
         return Handler
 
@@ -227,9 +347,15 @@ def _metadata(model, spec):
     response = model.metadata(request)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
+    # TF Serving prints proto field names and default values.
+    options = dict(
+        preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return {
-        "model_spec": json_format.MessageToDict(response.model_spec),
-        "metadata": {"signature_def": json_format.MessageToDict(signature_map)},
+        "model_spec": json_format.MessageToDict(response.model_spec, **options),
+        "metadata": {
+            "signature_def": json_format.MessageToDict(signature_map, **options)
+        },
     }
 
 
@@ -245,7 +371,7 @@ def _classify(model, spec, body):
     request.model_spec.CopyFrom(spec)
     # As in TF Serving, no name means `serving_default`, which is not a
     # Classify signature: clients name `classify`.
-    request.model_spec.signature_name = body.get("signature_name", "")
+    request.model_spec.signature_name = _signature_name(body)
     for example in examples:
         features = request.input.example_list.examples.add().features
         for key, value in example.items():
@@ -259,10 +385,26 @@ def _classify(model, spec, body):
     }
 
 
+def _signature_name(body):
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise RequestError(
+            "INVALID_ARGUMENT", "'signature_name' key must be a string value."
+        )
+    return name
+
+
 def _predict(model, spec, body):
     request = predict_pb2.PredictRequest()
     request.model_spec.CopyFrom(spec)
-    request.model_spec.signature_name = body.get("signature_name", sig.PREDICT)
+    request.model_spec.signature_name = _signature_name(body) or sig.PREDICT
+    if "instances" in body and "inputs" in body:
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            "Expecting only one of 'inputs' or 'instances' keys to exist.",
+        )
+    servable = model.servable(request.model_spec)
+    specs = servable.signature(request.model_spec.signature_name)
     if "instances" in body:
         rows = body["instances"]
         if not isinstance(rows, list):
@@ -278,8 +420,6 @@ def _predict(model, spec, body):
                     )
             inputs = {k: [row[k] for row in rows] for k in rows[0]}
         else:
-            servable = model.servable(request.model_spec)
-            specs = servable.signature(request.model_spec.signature_name)
             if len(specs) != 1:
                 raise RequestError(
                     "INVALID_ARGUMENT",
@@ -294,8 +434,9 @@ def _predict(model, spec, body):
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
     for key, values in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(_from_json(key, values)))
-    response = model.predict(request)
+        array = _from_json(key, values, specs.get(key))
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
+    response = model.predict(request, servable)
     outputs = {k: _to_json(tf.make_ndarray(v)) for k, v in response.outputs.items()}
     if "instances" in body:
         count = len(next(iter(outputs.values())))
