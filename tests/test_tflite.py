@@ -339,7 +339,11 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     assert code == 0
     metadata = json.loads((tmp_path / "model.json").read_text())
     assert metadata["quantization"] == "dynamic"
-    assert metadata["inputs"] == [{"name": "text", "dtype": "string", "shape": [-1]}]
+    assert metadata["inputs"] == [
+        {"name": "text", "dtype": "string", "shape": [-1], "position": 0}
+    ]
+    assert metadata["verification"]["examples"] == len(TINY_CORPUS)
+    assert metadata["min_runtime_version"]
     assert metadata["required_custom_ops"] == ["TFText>FastSentencepieceTokenize"]
     assert metadata["sequence_length"] == SEQUENCE_LENGTH
     assert (tmp_path / "model.labels.txt").read_text().split() == [
@@ -407,3 +411,25 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     bad.write_text("premise\thypothesis\tlabel\na\tb\t1\n")
     with pytest.raises(ValueError, match=r"line 2: expected 2 .* got 3"):
         read_labelled_tsv(bad)
+
+
+def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = tmp_path / "ids.tflite"
+    metadata = tflite.build_tflite(classifier, str(path), input_kind="ids")
+    # The app tokenizes with this SentencePiece model (the Keras one's bytes).
+    assert (
+        tmp_path / "ids.spm"
+    ).read_bytes() == classifier.preprocessor.tokenizer.proto
+    assert metadata["vocabulary_file"] == "ids.spm"
+    assert metadata["verification"] is None  # Not gated: said so.
+    # Apps that feed tensors by position need the file's order, not ours.
+    interpreter = Interpreter(model_path=str(path))
+    details = interpreter.get_signature_runner().get_input_details()
+    order = [d["index"] for d in interpreter.get_input_details()]
+    for entry in metadata["inputs"]:
+        assert order.index(details[entry["name"]]["index"]) == entry["position"]
+    assert sorted(e["position"] for e in metadata["inputs"]) == [0, 1, 2]
+    with pytest.raises(ValueError, match="longer than the model's max_sequence"):
+        tflite.convert(classifier, input_kind="ids", sequence_length=10_000)

@@ -70,3 +70,42 @@ def test_float32_text_build_matches_keras_on_sst2_dev(tokenizer, sst2_dev_senten
     assert result.max_abs_logit_diff <= 1e-4, result.summary()
     logits = classifier.predict(list(sst2_dev_sentences[:50]), verbose=0)
     assert np.ptp(logits, axis=0).max() > 0.1, "outputs ignore the input"
+
+
+@pytest.mark.slow
+def test_app_tokenization_recipe_equals_the_keras_preprocessor(
+    spiece_model_path, sst2_dev_sentences
+):
+    """The documented app-side recipe for ids builds, against Keras's ids."""
+    import sentencepiece as spm
+
+    from albert_tf.tflite import app_tokenization
+    from tests.test_albert_tokenizer import HARD_CASES
+
+    # The fast op is the one apps' SentencePiece libraries agree with on
+    # equal-score ties ("eee"); see AlbertTokenizer's `fast`.
+    fast = AlbertTokenizer(proto=spiece_model_path, fast=True)
+    processor = spm.SentencePieceProcessor(model_file=spiece_model_path)
+    length = 24  # Short: long texts and pairs are trimmed too.
+    texts = list(sst2_dev_sentences) + HARD_CASES
+    seconds = texts[1:] + texts[:1]
+    special = (fast.cls_token_id, fast.sep_token_id, fast.pad_token_id)
+    for pairs in (None, seconds):
+        preprocessor = AlbertTextClassifierPreprocessor(fast, length)
+        inputs = (
+            tf.constant(texts)
+            if pairs is None
+            else (tf.constant(texts), tf.constant(pairs))
+        )
+        expected = preprocessor(inputs)
+        for i, text in enumerate(texts):
+            ids_b = None
+            if pairs is not None:
+                ids_b = app_tokenization.encode(processor, pairs[i])
+            got = app_tokenization.pack(
+                app_tokenization.encode(processor, text), ids_b, length, *special
+            )
+            for key, values in zip(
+                ("token_ids", "segment_ids", "padding_mask"), got, strict=True
+            ):
+                assert values == expected[key][i].numpy().tolist(), (key, text[:60])

@@ -18,6 +18,11 @@ def sidecar_paths(tflite_path):
     return stem + ".labels.txt", stem + ".json"
 
 
+def vocabulary_path(tflite_path):
+    """The SentencePiece model written beside an ids-in build, for the app."""
+    return os.path.splitext(os.fspath(tflite_path))[0] + ".spm"
+
+
 def read_label_names(path):
     """Class names from a labels file (one per line), or `None` if absent."""
     if not os.path.isfile(path):
@@ -37,19 +42,24 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
             for n in converter.ID_INPUTS
         ]
     num_classes = classifier.num_classes
+    positions = converter.signature_tensor_indices(content)
+    for entry in inputs:
+        entry["position"] = positions["inputs"][entry["name"]]
+    outputs = [
+        {
+            "name": n,
+            "dtype": "float32",
+            "shape": [-1 if input_kind == "text" else 1, num_classes],
+            "position": positions["outputs"][n],
+        }
+        for n in converter.OUTPUTS
+    ]
     return {
         "format": "albert-tf tflite v1",
         "signature": converter.SIGNATURE_KEY,
         "input_kind": input_kind,
         "inputs": inputs,
-        "outputs": [
-            {
-                "name": n,
-                "dtype": "float32",
-                "shape": [-1 if input_kind == "text" else 1, num_classes],
-            }
-            for n in converter.OUTPUTS
-        ],
+        "outputs": outputs,
         "sequence_length": sequence_length,
         "quantization": quantization.mode,
         "num_classes": num_classes,
@@ -62,8 +72,12 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
             "cls": tokenizer.cls_token_id,
             "sep": tokenizer.sep_token_id,
             "pad": tokenizer.pad_token_id,
+            "unk": tokenizer.unk_token_id,
         },
+        # Original ALBERT re-splits pieces like "▁9," into "▁9" and ",".
+        "digit_comma_rule": True,
         "required_custom_ops": converter.custom_ops(content),
+        "min_runtime_version": converter.min_runtime_version(content),
         "size_bytes": len(content),
     }
 
@@ -98,14 +112,32 @@ def build_tflite(
     )
 
 
-def write_build(classifier, path, content, quantization, input_kind, sequence_length):
-    """Writes converted `content` to `path` with labels and metadata beside it."""
+def write_build(
+    classifier,
+    path,
+    content,
+    quantization,
+    input_kind,
+    sequence_length,
+    verification=None,
+):
+    """Writes converted `content` to `path` with labels and metadata beside it.
+
+    Ids-in builds also get `<stem>.spm`, the SentencePiece model the app
+    tokenizes with. `verification` (a `Verification`) is recorded in the
+    metadata, so a gated build can be told from an unchecked one.
+    """
     metadata = build_metadata(
         classifier, quantization, input_kind, sequence_length, content
     )
+    metadata["verification"] = None if verification is None else verification.as_dict()
     labels_path, metadata_path = sidecar_paths(path)
     names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
     # Sidecars first: an app that sees the .tflite file also finds them.
+    if input_kind == "ids":
+        vocabulary = vocabulary_path(path)
+        write_bytes(vocabulary, classifier.preprocessor.tokenizer.proto)
+        metadata["vocabulary_file"] = os.path.basename(vocabulary)
     write_bytes(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
     write_bytes(metadata_path, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
     write_bytes(path, content)

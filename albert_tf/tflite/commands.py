@@ -161,11 +161,19 @@ def run(args):
                 f"verification failed, {args.output} not written: "
                 + "; ".join(result.failures)
             )
+    else:
+        result = None
+        if config.mode != "none":
+            logger.warning(
+                "Writing a %s-quantized build without --verify: its accuracy is "
+                "unchecked (recorded as verification: null in the metadata).",
+                config.mode,
+            )
     metadata = build.write_build(
-        classifier, args.output, content, config, args.input_kind, length
+        classifier, args.output, content, config, args.input_kind, length, result
     )
     print(
-        f"wrote {args.output} ({metadata['size_bytes'] / 2**20:.2f} MB, "
+        f"wrote {args.output} ({metadata['size_bytes'] / 2**20:.2f} MiB, "
         f"{args.input_kind}-in, {config.mode}); custom ops: "
         f"{', '.join(metadata['required_custom_ops']) or 'none'}"
     )

@@ -147,6 +147,48 @@ def custom_ops(model_content):
     return sorted(names)
 
 
+def signature_tensor_indices(model_content):
+    """`{"inputs": {name: index}, "outputs": {...}}` of the `serving_default` signature.
+
+    Apps that feed tensors by position (Java `runForMultipleInputsOutputs`,
+    Swift `copy(_:toInputAt:)`) need these: the order is not the signature's.
+    """
+    model = schema.Model.GetRootAsModel(model_content, 0)
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        if signature.SignatureKey().decode("utf-8") != SIGNATURE_KEY:
+            continue
+        subgraph = model.Subgraphs(signature.SubgraphIndex())
+
+        def positions(tensors, count, listed):
+            order = listed.tolist()
+            return {
+                tensors(j).Name().decode("utf-8"): order.index(tensors(j).TensorIndex())
+                for j in range(count)
+            }
+
+        return {
+            "inputs": positions(
+                signature.Inputs, signature.InputsLength(), subgraph.InputsAsNumpy()
+            ),
+            "outputs": positions(
+                signature.Outputs, signature.OutputsLength(), subgraph.OutputsAsNumpy()
+            ),
+        }
+    raise ValueError(f"The TFLite file has no '{SIGNATURE_KEY}' signature.")
+
+
+def min_runtime_version(model_content):
+    """The oldest TFLite runtime the converter says can run the file, or None."""
+    model = schema.Model.GetRootAsModel(model_content, 0)
+    for i in range(model.MetadataLength()):
+        metadata = model.Metadata(i)
+        if metadata.Name().decode("utf-8") == "min_runtime_version":
+            data = model.Buffers(metadata.Buffer()).DataAsNumpy().tobytes()
+            return data.rstrip(b"\0").decode("utf-8") or None
+    return None
+
+
 def _check_int8_ranges(model_content):
     """Raises if an integer tensor's range holds the mask fill value.
 
@@ -222,6 +264,14 @@ def convert(classifier, quantization=None, input_kind="text", sequence_length=No
             "b [SEP]` in the app (segment_ids 1 for b)."
         )
     sequence_length = sequence_length or classifier.preprocessor.sequence_length
+    longest = getattr(
+        getattr(classifier, "backbone", None), "max_sequence_length", None
+    )
+    if longest and sequence_length > longest:
+        raise ValueError(
+            f"sequence_length {sequence_length} is longer than the model's "
+            f"max_sequence_length {longest} (its position embeddings)."
+        )
     function = _serving_function(classifier, input_kind, sequence_length)
     return _convert_function(
         function,

@@ -35,6 +35,16 @@ class Verification:
     def passed(self):
         return not self.failures
 
+    def as_dict(self):
+        """The figures as plain JSON values (recorded in a build's metadata)."""
+        return {
+            "examples": self.examples,
+            "max_abs_logit_diff": float(self.max_abs_logit_diff),
+            "agreement": float(self.agreement),
+            "keras_accuracy": self.keras_accuracy,
+            "tflite_accuracy": self.tflite_accuracy,
+        }
+
     def summary(self):
         parts = [
             f"{self.examples} examples",
