@@ -31,7 +31,7 @@ def test_tiny_config_paths_resolve_from_config_directory(monkeypatch, tmp_path):
     config = load_config(TINY_CONFIG)
     shared = REPO.parent / "shared" / "data"
     assert config.model.vocabulary == str(shared / "albert" / "spiece.model")
-    assert config.data.train == str(shared / "sst2" / "dev.tsv")
+    assert config.data.train == str(shared / "sst2" / "train.tsv")
     assert config.output_dir == str(REPO / "runs" / "tiny")
     assert config.model.backbone.hidden_dim == 16
 
@@ -108,6 +108,12 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("data.bucket_boundaries", [8, 4], "'data.bucket_boundaries': must increase"),
         ("data.bucket_boundaries", [200], "below model.sequence_length (128)"),
         ("data.label_names", ["a", "a"], "'data.label_names': duplicate names"),
+        ("data.label_names", [], "'data.label_names': a classifier needs at least 2"),
+        (
+            "strategy.mixed_precision",
+            "bfloat16",
+            "would keep the weights in bfloat16, too coarse",
+        ),
         ("optimizer.warmup_ratio", 1.5, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("data.train", None, "'data.train': a training file is required"),
@@ -198,3 +204,7 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(good), "--set", "training.stpes=5"]) == 1
     err = capsys.readouterr().err
     assert f"{good} with --set training.stpes=5: unknown config key" in err
+    # Also a typo in the section name.
+    assert main(["train", "--config", str(good), "--set", "traning.steps=5"]) == 1
+    err = capsys.readouterr().err
+    assert f"{good} with --set traning.steps=5: unknown config key 'traning'" in err

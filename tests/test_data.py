@@ -85,7 +85,23 @@ def test_csv_as_spreadsheets_write_it_and_byte_order_marks(tmp_path):
     assert data.labels == [1, 0, 1]
     # The row after a multi-line one is still named by its own line.
     path.write_text('sentence,label\n"a\nb",positive\n"c,positive\n')
-    with pytest.raises(ValueError, match=r"excel.csv:line 4: unterminated quoted"):
+    with pytest.raises(
+        ValueError, match=r"excel.csv:line 4: malformed CSV: unexpected end of data"
+    ):
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    # A quote inside an unquoted field is text, as for csv/pandas/spreadsheets:
+    # it used to swallow the rows up to the next quote, silently.
+    path.write_text('sentence,label\nthe 5" screen,positive\nok,negative\nb,positive\n')
+    data = data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert data.texts == ['the 5" screen', "ok", "b"]
+    path.write_bytes(
+        b'sentence,label\n"ab"c,positive\nbad \xff,negative\nfine,positive\n'
+    )
+    skipping = DataConfig(skip_bad_rows=True)
+    data = data_files.read_labelled_text(str(path), skipping, vocab)
+    assert (data.texts, data.skipped) == (["fine"], 2)
+    path.write_bytes(b"sentence,label\nfine,positive\nbad \xff,negative\n")
+    with pytest.raises(ValueError, match=r"line 3: undecodable bytes"):
         data_files.read_labelled_text(str(path), DataConfig(), vocab)
     tsv = tmp_path / "bom.tsv"
     tsv.write_bytes("\ufeffsentence\tlabel\r\nfine\tpositive\r\n".encode())
@@ -105,6 +121,10 @@ def test_label_vocabulary_from_labels():
     gaps = data_files.LabelVocabulary.from_labels(["2", "0", "2"])
     assert gaps.names == ["0", "1", "2"]
     assert [gaps.lookup(x) for x in ("0", "1", "2", "3")] == [0, 1, 2, None]
+    # -1/1 labels (a common binary convention) are names, not ids: -1 has no id.
+    signs = data_files.LabelVocabulary.from_labels(["1", "-1", "1"])
+    assert signs.names == ["-1", "1"]
+    assert [signs.lookup(x) for x in ("-1", "1")] == [0, 1]
     vocab = data_files.LabelVocabulary.from_labels(["pos", "neg", "pos"])
     assert vocab.names == ["neg", "pos"]
     assert [vocab.lookup(x) for x in ("neg", "pos", "1", "7", "other")] == [

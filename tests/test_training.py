@@ -209,6 +209,17 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path):
     ):
         Trainer(other, tmp_path / "run").train()
     assert os.listdir(tmp_path / "run") == ["checkpoints"]  # Nothing written.
+    # The same file name with other rows is another run too.
+    data = pathlib.Path(shutil.copy(load_config(saved).data.train, tmp_path))
+    short = load_config(saved, overrides={"data.train": str(data), "training.steps": 2})
+    first = Trainer(short, tmp_path / "short").train()
+    # Rerunning a finished run changes nothing (its timings used to be lost).
+    reports = {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
+    assert Trainer(short, tmp_path / "short").train() == json.loads(json.dumps(first))
+    assert reports == {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
+    data.write_text("\n".join(data.read_text().splitlines()[:-3]) + "\n")
+    with pytest.raises(ValueError, match=r"data.train \(sha256 of its contents\)"):
+        Trainer(short, tmp_path / "short").train()
     # What a rerun may change (logging, length, hardware) still resumes.
     same = load_config(
         saved, overrides={"training.log_every_steps": 20, "strategy.name": "default"}
@@ -635,3 +646,33 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     assert main([*args, *set_args(single_overrides)]) == 0
     with pytest.raises(ValueError, match="trained on single texts"):
         load_classifier(str(single / "model.keras")).predict((["a"], ["b"]), verbose=0)
+
+
+def _event_steps(log_dir, tag="loss"):
+    """The steps of `tag`'s events, in the order TensorBoard reads them."""
+    from tensorflow.core.util import event_pb2
+
+    steps = []
+    for path in sorted(pathlib.Path(log_dir).glob("*tfevents*")):
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            event = event_pb2.Event.FromString(record)
+            if any(value.tag == tag for value in event.summary.value):
+                steps.append(event.step)
+    return steps
+
+
+def test_resume_drops_tensorboard_events_past_the_checkpoint(tmp_path):
+    from albert_tf.training.trainer import _scalar_summary
+    from albert_tf.training.trainer import drop_events_after
+
+    log_dir = tmp_path / "logs" / "train"
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        for step in (10, 20, 30, 40, 50):
+            _scalar_summary("loss", 1.0 / step, step)
+    writer.close()
+    (path,) = log_dir.glob("*tfevents*")
+    path.write_bytes(path.read_bytes() + b"\x07\x00\x00")  # Cut short by a crash.
+    drop_events_after(str(tmp_path / "logs"), 30)
+    assert _event_steps(log_dir) == [10, 20, 30]
+    assert [p.name for p in log_dir.iterdir()] == [path.name]  # No temp left.

@@ -294,6 +294,11 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
         line for line in resumed.stderr.splitlines() if "Restored checkpoint" in line
     ]
     assert restored and f"at step {step_at_kill} of 150" in restored[0]
+    # TensorBoard sees each step once: events past the checkpoint were dropped.
+    from tests.test_training import _event_steps
+
+    steps = _event_steps(killed / "logs" / "train")
+    assert steps == sorted(set(steps)) and steps[-1] == 150
 
     straight = tmp_path / "straight"
     full = _run_train(straight, overrides)

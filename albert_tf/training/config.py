@@ -129,8 +129,8 @@ class StrategyConfig:
     (reads `TF_CONFIG`) or `tpu`. `num_cpu_devices` splits the CPU into that
     many logical devices for `mirrored` (must be set before TensorFlow starts).
     `mixed_precision`: `false`, `true` (bfloat16 on TPU/CPU, float16 on GPU),
-    or a Keras policy name. `static_shapes` forces fixed-size batches (always
-    on for TPUs).
+    or `mixed_bfloat16`/`mixed_float16`. `static_shapes` forces fixed-size
+    batches (always on for TPUs).
     """
 
     name: str = "auto"
@@ -279,7 +279,14 @@ def validate(config):
                 f"{getattr(obj, name)!r}"
             )
     precision = config.strategy.mixed_precision
-    policies = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+    policies = ("float32", "mixed_bfloat16", "mixed_float16")
+    if precision in ("bfloat16", "float16"):
+        raise ValueError(
+            f"config key 'strategy.mixed_precision': {precision!r} would keep the "
+            f"weights in {precision}, too coarse for AdamW's small updates (the "
+            f"model does not learn); use 'mixed_{precision}' (half-precision "
+            "compute, float32 weights)"
+        )
     if isinstance(precision, str) and precision not in policies:
         raise ValueError(
             "config key 'strategy.mixed_precision': expected true, false or one "
@@ -356,6 +363,11 @@ def validate(config):
     names = config.data.label_names
     if names is not None and len(set(names)) != len(names):
         raise ValueError(f"config key 'data.label_names': duplicate names in {names}")
+    if names is not None and len(names) < 2:
+        raise ValueError(
+            f"config key 'data.label_names': a classifier needs at least 2 "
+            f"classes, got {names}"
+        )
     if config.data.train is None:
         raise ValueError("config key 'data.train': a training file is required")
     if (
@@ -445,11 +457,18 @@ def load_config(path=None, overrides=None, data=None):
         return validate(config)
     except (TypeError, ValueError) as e:
         # A key that came from the command line is named as such.
-        given = [k for k in overrides if f"'{k}'" in str(e)]
+        given = [k for k in overrides if _names_key(str(e), k)]
         if given:
             where = f"{where[:-2]} with " if where else ""
             where += f"--set {given[0]}={overrides[given[0]]}: "
         raise ValueError(f"{where}{e}") from None
+
+
+def _names_key(message, key):
+    """Whether `message` quotes `key` or one of its sections ('traning')."""
+    parts = key.split(".")
+    prefixes = (".".join(parts[: i + 1]) for i in range(len(parts)))
+    return any(f"'{prefix}'" in message for prefix in prefixes)
 
 
 def _resolve_paths(config, base_dir, overrides):

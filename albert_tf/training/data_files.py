@@ -7,7 +7,6 @@ feed a `tf.data` pipeline (see `albert_tf.training.data_pipeline`).
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -93,20 +92,31 @@ def _tsv_records(path):
 
 def _csv_records(path):
     """Yields (first line number, fields, error); quoted fields may span lines."""
-    record, start = "", None
-    for number, line, error in _lines(path):
-        if error:
-            yield start or number, None, error
-            record, start = "", None
-            continue
-        if not record and not line.strip():
-            continue
-        record, start = record + line, start or number
-        if record.count('"') % 2 == 0:  # Every quoted field is closed.
-            yield start, next(csv.reader(io.StringIO(record, newline=""))), None
-            record, start = "", None
-    if record:
-        yield start, None, "unterminated quoted field (a '\"' is never closed)"
+    # surrogateescape: undecodable bytes become a bad row, not a crash.
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        start = 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield start, None, f"malformed CSV: {e}"
+                if reader.line_num < start:  # Nothing more to read.
+                    return
+                start = reader.line_num + 1
+                continue
+            number, start = start, reader.line_num + 1
+            if not any(field.strip() for field in fields):
+                continue  # A blank line.
+            text = "".join(fields)
+            if any("\udc80" <= c <= "\udcff" for c in text):
+                yield number, None, "undecodable bytes (not UTF-8)"
+                continue
+            if number == 1:  # A byte-order mark (Excel) would join the first name.
+                fields[0] = fields[0].removeprefix("\ufeff")
+            yield number, fields, None
 
 
 def _delimited_rows(path, delimiter, header):
@@ -301,9 +311,12 @@ class LabelVocabulary:
 
     @classmethod
     def from_labels(cls, labels):
-        """Integer labels give names "0".."max"; other labels, sorted names."""
+        """Labels 0..max give names "0".."max" (ids); negative integers (-1/1)
+        are names in numeric order; other labels, sorted names."""
         if all(_is_int(label) for label in labels):
-            return cls([str(i) for i in range(max(int(lb) for lb in labels) + 1)])
+            if min(int(label) for label in labels) >= 0:
+                return cls([str(i) for i in range(max(int(lb) for lb in labels) + 1)])
+            return cls([str(i) for i in sorted({int(label) for label in labels})])
         return cls(sorted(set(labels)))
 
     def __len__(self):

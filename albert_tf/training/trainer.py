@@ -6,6 +6,7 @@ keras#20585 and keras#21069, and a custom loop gives exact control of
 gradient clipping across replicas and of resuming mid-epoch).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -276,10 +277,16 @@ class Trainer:
         best = None
         restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
+        # The same file name with other rows must not resume either.
+        fingerprint["data.train (sha256 of its contents)"] = _file_digest(
+            cfg.data.train
+        )
         if restored is not None:
             restored_step, state = restored
             _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
+            if chief:
+                drop_events_after(os.path.join(self.output_dir, "logs"), restored_step)
             logger.info(
                 "Restored checkpoint at step %d of %d from %s; resuming",
                 restored_step,
@@ -288,6 +295,16 @@ class Trainer:
             )
         start_step = int(step.numpy())
         if start_step >= total_steps and restored is not None:
+            metrics_path = os.path.join(self.output_dir, "metrics.json")
+            if os.path.isfile(metrics_path):
+                # Nothing to do: keep the finished run's reports as they are.
+                logger.info(
+                    "Training already finished at step %d; outputs in %s unchanged",
+                    start_step,
+                    self.output_dir,
+                )
+                with open(metrics_path, encoding="utf-8") as f:
+                    return json.load(f)
             logger.info("Training already finished at step %d", start_step)
 
         # --- Input: one pipeline per worker, batches per replica ---
@@ -414,6 +431,8 @@ class Trainer:
                     or current == total_steps
                     or ctrl_c.pressed
                 ):
+                    for writer in writers.values():
+                        writer.flush()  # Logs as far as the checkpoint, at least.
                     manager.save(
                         current,
                         {"history": history, "best": best, "config": fingerprint},
@@ -566,12 +585,57 @@ def resume_fingerprint(config):
     return json.loads(json.dumps(kept))  # Tuples as lists, as state.json has them.
 
 
+def drop_events_after(log_dir, step):
+    """Removes TensorBoard events past `step`, which a resumed run logs again.
+
+    After a crash, the event files may hold steps past the last checkpoint;
+    without this, TensorBoard draws those steps twice.
+    """
+    from tensorflow.core.util import event_pb2
+
+    for root, _, names in os.walk(log_dir):
+        for name in names:
+            if "tfevents" not in name:
+                continue
+            path = os.path.join(root, name)
+            kept, dropped = [], 0
+            try:
+                for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                    event = event_pb2.Event.FromString(record)
+                    if event.HasField("summary") and event.step > step:
+                        dropped += 1
+                    else:
+                        kept.append(record)
+            except tf.errors.DataLossError:  # A record cut short by the crash.
+                dropped += 1
+            if not dropped:
+                continue
+            tmp = os.path.join(root, f".tmp-{name}")  # Not read by TensorBoard.
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for record in kept:
+                    writer.write(record)
+            os.replace(tmp, path)
+            logger.info(
+                "Dropped %d TensorBoard events past step %d from %s",
+                dropped,
+                step,
+                path,
+            )
+
+
+def _file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _check_same_run(saved, current, directory):
     if saved is None:  # Checkpoints from before fingerprints were kept.
         return
-    changed = [
-        k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)
-    ]
+    # Keys the checkpoint's version did not record are not compared.
+    changed = [k for k in sorted(saved) if saved.get(k) != current.get(k)]
     if changed:
         shown = "; ".join(
             f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:4]
