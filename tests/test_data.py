@@ -377,3 +377,26 @@ def test_eval_dataset_keeps_all_rows_in_order(preprocessor):
     batches = list(data_pipeline.eval_dataset(data, preprocessor, batch_size=3))
     labels = np.concatenate([y.numpy() for _, y in batches])
     assert labels.tolist() == data.labels  # 8 rows: 3 + 3 + 2, none dropped.
+
+
+def test_truncated_tfrecord_and_wrong_columns_are_named(tmp_path):
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    path = tmp_path / "d.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for text, label in ROWS:
+            example = tf.train.Example()
+            example.features.feature["sentence"].bytes_list.value.append(text.encode())
+            example.features.feature["label"].bytes_list.value.append(label.encode())
+            writer.write(example.SerializeToString())
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 7])  # Cut short, as by a failed copy.
+    with pytest.raises(ValueError, match=r"d.tfrecord:record \d+: corrupt or trunc"):
+        data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    skipping = DataConfig(skip_bad_rows=True)
+    data = data_files.read_labelled_text(str(path), skipping, vocab)
+    assert (len(data.texts), data.skipped) == (len(ROWS) - 1, 1)
+    # A wrong column name points at the column setting, not at skipping rows.
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("text\tlabel\nfine\tpositive\n")
+    with pytest.raises(ValueError, match=r"set the column with data.text_column"):
+        data_files.read_labelled_text(str(tsv), DataConfig(), vocab)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -199,7 +200,7 @@ def test_one_class_is_refused_and_classes_without_rows_warn(
     assert "no training rows for classes ['0']" in caplog.text
 
 
-def test_resuming_with_other_settings_is_refused(trained, tmp_path):
+def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     output, _, _ = trained
     shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")
     saved = output / "config.yaml"  # The same run's settings, paths included.
@@ -217,6 +218,13 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path):
     reports = {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
     assert Trainer(short, tmp_path / "short").train() == json.loads(json.dumps(first))
     assert reports == {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
+    # A longer run continues, saying that the schedule now spans the new length.
+    longer = load_config(
+        saved, overrides={"data.train": str(data), "training.steps": 4}
+    )
+    with caplog.at_level(logging.WARNING, logger="albert_tf"):
+        assert Trainer(longer, tmp_path / "short").train()["steps"] == 4
+    assert "length changed from 2 to 4 steps" in caplog.text
     data.write_text("\n".join(data.read_text().splitlines()[:-3]) + "\n")
     with pytest.raises(ValueError, match=r"data.train \(sha256 of its contents\)"):
         Trainer(short, tmp_path / "short").train()
@@ -252,12 +260,15 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     model = load_classifier(output / "model.keras")
     texts = (POSITIVE + NEGATIVE) * 4
     labels = np.array(([1] * 4 + [0] * 4) * 4)
-    predicted = model.predict(texts, verbose=0).argmax(-1)
+    logits = model.predict(texts, verbose=0)
+    predicted = logits.argmax(-1)
     matrix = np.zeros((2, 2), int)
     for t, p in zip(labels, predicted, strict=True):
         matrix[t, p] += 1
     assert report["confusion_matrix"] == matrix.tolist()
     assert report["accuracy"] == pytest.approx((predicted == labels).mean())
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert report["loss"] == pytest.approx(float(loss(labels, logits)), rel=1e-4)
     tp = matrix[1, 1]
     assert report["per_class"]["positive"]["precision"] == pytest.approx(
         tp / max(matrix[:, 1].sum(), 1)
@@ -595,6 +606,13 @@ def test_auto_strategy_choice(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         make_strategy(StrategyConfig())
+    monkeypatch.delenv("TF_CONFIG")
+    # Combinations TensorFlow cannot run fail with the reason, not a traceback.
+    xla_on_cpus = StrategyConfig(name="mirrored", num_cpu_devices=2, jit_compile=True)
+    with pytest.raises(ValueError, match="XLA cannot compile a mirrored step"):
+        make_strategy(xla_on_cpus)
+    with pytest.raises(ValueError, match="Cannot use TPU 'local'"):
+        make_strategy(StrategyConfig(name="tpu", tpu="local"))
 
 
 def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):

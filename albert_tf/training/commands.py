@@ -217,6 +217,10 @@ def run_evaluate(args):
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
     logits, labels = predict_logits(inference_function(model), dataset)
     report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
+    import keras
+
+    from_logits = model.activation != keras.activations.softmax
+    report["loss"] = metrics_lib.mean_cross_entropy(logits, labels, from_logits)
     report["skipped_rows"] = data.skipped
     print(metrics_lib.format_report(report, label_names))
     if args.output:
@@ -341,6 +345,7 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
     for i, text in enumerate(texts):
         if pairs is not None:
             text = f"{text} | {pairs[i]}"
+        text = " ".join(text.split())  # A newline would break the table's row.
         shown = text if len(text) <= 70 else text[:67] + "..."
         lines.append(
             f"{labels[i]:<{width}}  {probabilities[i, class_ids[i]]:6.4f}  {shown}"

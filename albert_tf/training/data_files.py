@@ -162,9 +162,17 @@ def _jsonl_rows(path):
 def _tfrecord_rows(path):
     import tensorflow as tf
 
-    for number, record in enumerate(
-        tf.data.TFRecordDataset(path).as_numpy_iterator(), start=1
-    ):
+    records = tf.data.TFRecordDataset(path).as_numpy_iterator()
+    number = 0
+    while True:
+        number += 1
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as e:  # Cut short, or not a TFRecord.
+            yield number, None, f"corrupt or truncated TFRecord ({e.message})"
+            return
         try:
             example = tf.train.Example.FromString(record)
         except Exception:  # noqa: BLE001 - protobuf raises DecodeError subclasses.
@@ -266,9 +274,13 @@ def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=Tru
         except BadRowError as e:
             message = f"{path}:{unit} {number}: {e}"
             if not data_config.skip_bad_rows:
-                raise BadRowError(
-                    f"{message} (use --skip-bad-rows to skip bad rows)"
-                ) from None
+                hint = "use --skip-bad-rows to skip bad rows"
+                if "column" in str(e):  # Most likely the column setting.
+                    hint = (
+                        "set the column with data.text_column / --text-column and "
+                        "friends, or use --skip-bad-rows to skip such rows"
+                    )
+                raise BadRowError(f"{message} ({hint})") from None
             skipped += 1
             if skipped <= 10:
                 logger.warning("Skipping bad row: %s", message)

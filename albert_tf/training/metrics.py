@@ -52,6 +52,17 @@ def classification_report(labels, predictions, label_names):
     }
 
 
+def mean_cross_entropy(outputs, labels, from_logits=True):
+    """The mean cross-entropy loss of `outputs` (logits, or probabilities)."""
+    outputs = np.asarray(outputs, np.float64)
+    if from_logits:
+        shifted = outputs - outputs.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    else:
+        log_probs = np.log(np.clip(outputs, 1e-12, 1.0))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
 def format_report(report, label_names):
     """A human-readable table of `classification_report` output."""
     width = max([len(n) for n in label_names] + [8])
@@ -135,6 +146,8 @@ def plot_confusion_matrix(matrix, label_names, path, title="Dev confusion matrix
         ylabel="true",
         title=title,
     )
+    # Long class names would run into each other along the x axis.
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(

@@ -58,12 +58,26 @@ def make_strategy(strategy_config):
             name = "mirrored"
         else:
             name = "default"
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=strategy_config.tpu or ""
+    if name in ("default", "one_device") and (strategy_config.num_cpu_devices or 1) > 1:
+        logger.warning(
+            "strategy.num_cpu_devices=%d is used by 'mirrored' (or 'auto') only; "
+            "strategy '%s' runs one replica.",
+            strategy_config.num_cpu_devices,
+            name,
         )
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=strategy_config.tpu or ""
+            )
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as e:
+            message = getattr(e, "message", None) or str(e)
+            raise ValueError(
+                f"Cannot use TPU {strategy_config.tpu or 'local'!r}: "
+                f"{message.splitlines()[0] if message else type(e).__name__}"
+            ) from None
         strategy = tf.distribute.TPUStrategy(resolver)
     elif name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
@@ -75,6 +89,13 @@ def make_strategy(strategy_config):
         if strategy_config.num_cpu_devices and not tf.config.list_physical_devices(
             "GPU"
         ):
+            if strategy_config.jit_compile:
+                raise ValueError(
+                    "config keys 'strategy.jit_compile' and 'strategy.num_cpu_devices'"
+                    ": XLA cannot compile a mirrored step over logical CPU devices "
+                    "(TensorFlow reads one replica's variables from another "
+                    "device); use one of the two"
+                )
             split_cpu(strategy_config.num_cpu_devices)
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
             strategy = tf.distribute.MirroredStrategy(devices)

@@ -86,12 +86,6 @@ def _scalar_summary(name, value, step):
     tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=metadata)
 
 
-def _cross_entropy(logits, labels):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
 class Trainer:
     """Fine-tunes or trains an `AlbertTextClassifier` from a `TrainConfig`.
 
@@ -139,11 +133,17 @@ class Trainer:
             )
         unseen = sorted(set(range(len(vocabulary))) - set(train.labels))
         if unseen:
+            hint = (
+                "the model cannot learn to predict them"
+                if cfg.label_names is not None
+                else "integer labels are class ids 0 to max; set data.label_names "
+                "to name the classes"
+            )
             logger.warning(
-                "%s: no training rows for classes %s (integer labels are class "
-                "ids 0 to max; set data.label_names to name the classes).",
+                "%s: no training rows for classes %s (%s).",
                 cfg.train,
                 [vocabulary.names[i] for i in unseen],
+                hint,
             )
         dev = None
         if cfg.dev is not None:
@@ -214,7 +214,7 @@ class Trainer:
         report = metrics_lib.classification_report(
             labels, logits.argmax(axis=-1), label_names
         )
-        report["loss"] = _cross_entropy(logits, labels)
+        report["loss"] = metrics_lib.mean_cross_entropy(logits, labels)
         return report
 
     # === The run ===
@@ -230,6 +230,13 @@ class Trainer:
         strategy = strategy_lib.make_strategy(cfg.strategy)
         chief = strategy_lib.is_chief(strategy)
         static = cfg.strategy.static_shapes or strategy_lib.is_tpu(strategy)
+        if cfg.strategy.jit_compile and not static:
+            logger.warning(
+                "jit_compile with length-bucketed batches compiles one program per "
+                "batch shape (about 4x slower than static_shapes=true on CPU in a "
+                "tiny run); strategy.static_shapes=true pads every batch to one "
+                "shape."
+            )
         policy = strategy_lib.mixed_precision_policy(cfg.strategy, strategy)
         global_batch = cfg.training.global_batch_size
         if global_batch % strategy.num_replicas_in_sync:
@@ -285,6 +292,17 @@ class Trainer:
             restored_step, state = restored
             _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
+            before = state.get("total_steps")
+            if before is not None and before != total_steps:
+                logger.warning(
+                    "The run's length changed from %d to %d steps: the learning-rate "
+                    "schedule (warmup, linear decay to 0) now spans %d steps, so "
+                    "from step %d on it follows the new schedule.",
+                    before,
+                    total_steps,
+                    total_steps,
+                    restored_step,
+                )
             if chief:
                 drop_events_after(os.path.join(self.output_dir, "logs"), restored_step)
             logger.info(
@@ -435,7 +453,12 @@ class Trainer:
                         writer.flush()  # Logs as far as the checkpoint, at least.
                     manager.save(
                         current,
-                        {"history": history, "best": best, "config": fingerprint},
+                        {
+                            "history": history,
+                            "best": best,
+                            "config": fingerprint,
+                            "total_steps": total_steps,
+                        },
                     )
                 if ctrl_c.pressed:
                     logger.info("Interrupted at step %d: saved a checkpoint", current)
