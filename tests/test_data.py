@@ -124,7 +124,13 @@ def test_label_vocabulary_from_labels():
     # -1/1 labels (a common binary convention) are names, not ids: -1 has no id.
     signs = data_files.LabelVocabulary.from_labels(["1", "-1", "1"])
     assert signs.names == ["-1", "1"]
-    assert [signs.lookup(x) for x in ("-1", "1")] == [0, 1]
+    assert [signs.lookup(x) for x in ("-1", "1", "+1", "0", "2")] == [
+        0,
+        1,
+        1,
+        None,
+        None,
+    ]
     vocab = data_files.LabelVocabulary.from_labels(["pos", "neg", "pos"])
     assert vocab.names == ["neg", "pos"]
     assert [vocab.lookup(x) for x in ("neg", "pos", "1", "7", "other")] == [

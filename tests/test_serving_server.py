@@ -283,6 +283,11 @@ def test_output_filter_returns_only_the_named_outputs(stub, expected):
         stub.Predict(request, timeout=TIMEOUT)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "output_filter names unknown outputs ['nope']" in info.value.details()
+    del request.output_filter[:]
+    request.output_filter.extend([sig.LABEL, sig.LABEL])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=TIMEOUT)
+    assert "duplicate output tensor alias: label" in info.value.details()
 
 
 def with_version_label(request, label):
@@ -564,7 +569,7 @@ def test_without_batching_requests_have_no_size_limit(export_base, expected):
     model = ModelServer("albert", export_base, poll_seconds=0)  # No batching.
     model.start()
     try:
-        texts = TEXTS * (MAX_BATCH // len(TEXTS) + 2)  # Over the batching limit.
+        texts = TEXTS * 8  # 40: over BatchingParameters' default 32, and MAX_BATCH.
         response = model.predict(predict_request({sig.TEXT: text_tensor(texts)}))
         logits = tf.make_ndarray(response.outputs[sig.LOGITS])
         np.testing.assert_allclose(
@@ -713,6 +718,22 @@ def test_rest_classify_and_metadata(server, expected):
     assert rest_call(server, "/metadata", {})[0] == 400  # POST to a GET path.
 
 
+def test_rest_body_limit_methods_and_unknown_inputs(server):
+    # The body limit is --max-message-bytes (1 MiB here), as for gRPC.
+    status, reply = rest_call(server, ":predict", {"instances": ["a" * MAX_MESSAGE]})
+    assert status == 429 and "over the 1048576-byte limit" in reply["error"]
+    status, reply = rest_call(server, ":predict", {"inputs": {"txt": ["a"]}})
+    assert status == 400 and "takes inputs ['text']" in reply["error"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.rest_port}/v1/models/albert:predict",
+        data=b"{}",
+        method="PUT",
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=TIMEOUT)
+    assert error.value.code == 400 and "Use POST" in json.load(error.value)["error"]
+
+
 @pytest.mark.parametrize(
     "path, code, message",
     [
@@ -748,7 +769,7 @@ def test_rest_query_strings_case_chunked_bodies_and_model_list(server, expected)
         while data := conn.recv(65536):
             response += data
     head, _, payload = response.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
+    assert head.split()[1] == b"200", head
     np.testing.assert_allclose(
         [p[sig.LOGITS] for p in json.loads(payload)["predictions"]],
         expected["single"],

@@ -346,6 +346,15 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.out.splitlines() == table
     assert "skipped 1 blank line(s)" in captured.err
+    # Only newlines end lines (str.splitlines also splits on U+2028, \x0c...).
+    text_file.write_text(f"{texts[0]}\u2028more\x0cmore\n{texts[1]}\n")
+    assert (
+        main(["predict", model_path, "--file", str(text_file), "--format", "jsonl"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.split("\n") if line]
+    assert [r["text"] for r in rows] == [f"{texts[0]}\u2028more\x0cmore", texts[1]]
     assert main(["predict", model_path]) == 1
     assert "no texts to classify" in capsys.readouterr().err
 
@@ -657,6 +666,12 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     assert (first["text"], first["text_pair"]) == rows[0][:2]
     expected = model.predict(([rows[0][0]], [rows[0][1]]), verbose=0)
     np.testing.assert_allclose(first["logits"], expected[0], rtol=1e-4, atol=1e-6)
+    # TFLite: the gate reads single texts, so a pair model is told what works.
+    out = str(tmp_path / "pairs.tflite")
+    args = ["tflite", model_path, out, "--input", "ids", "--verify", str(pairs)]
+    assert main(args) == 1
+    assert "trained on text pairs, and --verify" in capsys.readouterr().err
+    assert not os.path.exists(out)
     # A single-text model refuses pairs the same way.
     single = tmp_path / "single"
     single_overrides = tiny_overrides(tmp_path, tiny_proto, **{"training.steps": 2})

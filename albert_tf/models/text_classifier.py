@@ -15,6 +15,11 @@ class TextClassifier(Task):
     categorical accuracy.
     """
 
+    @property
+    def returns_probabilities(self):
+        """Whether `predict` gives probabilities (a softmax head), not logits."""
+        return getattr(self, "activation", None) == keras.activations.softmax
+
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Configures the model for training, with task defaults for "auto".
 
@@ -27,8 +32,9 @@ class TextClassifier(Task):
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(5e-5)
         if loss == "auto":
-            from_logits = self.activation != keras.activations.softmax
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=not self.returns_probabilities
+            )
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)

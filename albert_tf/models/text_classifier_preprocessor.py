@@ -126,8 +126,8 @@ class TextClassifierPreprocessor(Preprocessor):
         if self.text_pairs and len(segments) == 1:
             raise ValueError(
                 "This model was trained on text pairs and needs two texts per "
-                "example: pass a tuple `(texts, text_pairs)` (on the command "
-                "line: --text-pair-column)."
+                "example: pass a tuple `(texts, text_pairs)` (`albert-tf "
+                "evaluate`/`predict`: --text-pair-column)."
             )
         if self.text_pairs is False and len(segments) == 2:
             raise ValueError(

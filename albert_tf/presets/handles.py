@@ -74,7 +74,10 @@ def _kaggle_download(handle, what):
                 type(e).__name__,
                 cached,
             )
-            return kagglehub.model_download(f"{kaggle_handle}/{cached}")
+            try:
+                return kagglehub.model_download(f"{kaggle_handle}/{cached}")
+            except Exception:  # noqa: BLE001 - then the error below says it all.
+                pass
         raise ValueError(
             f"Could not download {what} from '{handle}' with kagglehub "
             f"({type(e).__name__}: {e}). Nothing usable was found in the "

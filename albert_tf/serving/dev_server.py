@@ -123,8 +123,14 @@ class ModelServer:
             raise RequestError(
                 "INVALID_ARGUMENT", f"Malformed input tensor: {e}"
             ) from None
+        requested = list(request.output_filter)
+        repeated = sorted({key for key in requested if requested.count(key) > 1})
+        if repeated:  # TF Serving's check and wording, before any work.
+            raise RequestError(
+                "INVALID_ARGUMENT", f"duplicate output tensor alias: {repeated[0]}"
+            )
         outputs = self._run(servable, name, inputs)
-        wanted = list(request.output_filter) or list(outputs)
+        wanted = requested or list(outputs)
         unknown = sorted(set(wanted) - set(outputs))
         if unknown:
             raise RequestError(

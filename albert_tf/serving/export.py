@@ -41,10 +41,7 @@ class _ServingFunctions:
         names = classifier.label_names or [str(i) for i in range(num_classes)]
         self.label_names = list(names)
         self._labels = tf.constant(self.label_names, tf.string)
-        activation = getattr(classifier, "activation", None)
-        self._outputs_are_probabilities = (
-            getattr(activation, "__name__", "") == "softmax"
-        )
+        self._outputs_are_probabilities = classifier.returns_probabilities
 
     def concrete_functions(self):
         """`{signature name: concrete function}` for `tf.saved_model.save`.

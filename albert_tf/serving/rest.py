@@ -147,7 +147,7 @@ def _from_json(key, values, spec):
         raise RequestError(
             "INVALID_ARGUMENT", f"Empty batch: input '{key}' has no rows."
         )
-    dtype = spec.dtype if spec is not None else tf.string
+    dtype = spec.dtype
     leaves = [_leaf(key, v, dtype) for v in _flatten(values)]
     numpy_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
     array = np.empty(len(leaves), dtype=numpy_dtype)
@@ -192,8 +192,6 @@ class RestServer:
     @staticmethod
     def _handler_class(model, max_body_bytes):
         class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # Keep-alive, as TF Serving's server.
-
             def log_message(self, format, *args):  # Quiet: use logging levels.
                 pass
 
@@ -264,7 +262,13 @@ class RestServer:
             def _read_chunked(self):
                 data = b""
                 while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    line = self.rfile.readline().split(b";")[0].strip()
+                    try:
+                        size = int(line or b"0", 16)
+                    except ValueError:
+                        raise RequestError(
+                            "INVALID_ARGUMENT", f"Bad chunk size {line[:20]!r}."
+                        ) from None
                     if size == 0:
                         self.rfile.readline()  # The empty trailer line.
                         return data
@@ -276,7 +280,12 @@ class RestServer:
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                     raw = self._read_chunked()
                 else:
-                    length = int(self.headers.get("Content-Length", 0))
+                    try:
+                        length = int(self.headers.get("Content-Length", 0))
+                    except ValueError:
+                        raise RequestError(
+                            "INVALID_ARGUMENT", "Content-Length is not a number."
+                        ) from None
                     self._too_big(length)
                     raw = self.rfile.read(length)
                 try:
@@ -433,8 +442,15 @@ def _predict(model, spec, body):
             inputs = {sig.TEXT: inputs}
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
+    unknown = sorted(set(inputs) - set(specs))
+    if unknown:
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            f"Signature '{request.model_spec.signature_name}' takes inputs "
+            f"{sorted(specs)}; the request has {sorted(inputs)}.",
+        )
     for key, values in inputs.items():
-        array = _from_json(key, values, specs.get(key))
+        array = _from_json(key, values, specs[key])
         request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
     response = model.predict(request, servable)
     outputs = {k: _to_json(tf.make_ndarray(v)) for k, v in response.outputs.items()}

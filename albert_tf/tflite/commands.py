@@ -125,6 +125,15 @@ def run(args):
         if path:
             ensure_writable(path)
     classifier = _load(args.model, args.sequence_length)
+    if getattr(classifier.preprocessor, "text_pairs", None) and (
+        args.verify or args.report or args.quantize == "int8"
+    ):
+        raise ValueError(
+            "This model was trained on text pairs, and --verify, --report and "
+            "int8 calibration read single texts. Build it with --input ids and "
+            "--quantize none, float16 or dynamic, then check it in Python: "
+            "TFLiteClassifier(path).predict(texts, preprocessor=..., pairs=...)."
+        )
     names = getattr(classifier, "label_names", None)
     texts = labels = None
     if args.verify:

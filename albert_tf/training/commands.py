@@ -123,6 +123,8 @@ def _data_config(args, model_path=None):
     trained = _training_columns(model_path)
     if args.text_column is None:
         args.text_column = trained.get("text_column", "sentence")
+        if isinstance(args.text_column, int):  # Trained on a headerless file.
+            args.no_header = True
     if args.text_pair_column is None:
         args.text_pair_column = trained.get("text_pair_column")
     if args.label_column is None:
@@ -217,10 +219,9 @@ def run_evaluate(args):
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
     logits, labels = predict_logits(inference_function(model), dataset)
     report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
-    import keras
-
-    from_logits = model.activation != keras.activations.softmax
-    report["loss"] = metrics_lib.mean_cross_entropy(logits, labels, from_logits)
+    report["loss"] = metrics_lib.mean_cross_entropy(
+        logits, labels, from_logits=not model.returns_probabilities
+    )
     report["skipped_rows"] = data.skipped
     print(metrics_lib.format_report(report, label_names))
     if args.output:
@@ -233,6 +234,12 @@ def run_evaluate(args):
             title=f"Confusion matrix: {os.path.basename(args.data)}",
         )
     return 0
+
+
+def _split_lines(text):
+    # Only \n (and \r\n) end a line; str.splitlines also splits on U+2028,
+    # form feeds and more, which would misalign outputs with input lines.
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")]
 
 
 def _plain_lines(lines, source, skip_blank):
@@ -254,7 +261,7 @@ def _read_texts(args, model_path):
     from albert_tf.training import data_files
 
     if args.file == "-":  # A pipe: one text per line.
-        lines = sys.stdin.read().splitlines()
+        lines = _split_lines(sys.stdin.read())
         return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
     if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
         data = data_files.read_labelled_text(
@@ -266,7 +273,7 @@ def _read_texts(args, model_path):
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"text file not found: '{args.file}'")
     with open(args.file, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+        lines = _split_lines(f.read())
     return _plain_lines(lines, args.file, args.skip_bad_rows), None
 
 
@@ -286,9 +293,7 @@ def _local_predictions(model, texts, pairs, batch_size):
     logits, _ = predict_logits(
         inference_function(model), eval_dataset(data, model.preprocessor, batch_size)
     )
-    import keras
-
-    if model.activation == keras.activations.softmax:
+    if model.returns_probabilities:
         probabilities = logits
     else:
         probabilities = _softmax(logits)

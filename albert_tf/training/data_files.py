@@ -186,16 +186,20 @@ def _tfrecord_rows(path):
         yield number, row, None
 
 
+class ColumnError(BadRowError):
+    """A row lacks a configured column: most likely the setting is wrong."""
+
+
 def _field(row, column, what):
     if isinstance(row, list):
         if not isinstance(column, int):
-            raise BadRowError(f"{what} column {column!r} needs a header row")
+            raise ColumnError(f"{what} column {column!r} needs a header row")
         if column >= len(row):
-            raise BadRowError(f"{what} column {column} missing (row has {len(row)})")
+            raise ColumnError(f"{what} column {column} missing (row has {len(row)})")
         return row[column]
     if column not in row:
         found = ", ".join(map(str, row)) or "none"
-        raise BadRowError(f"missing {what} column {column!r} (columns: {found})")
+        raise ColumnError(f"missing {what} column {column!r} (columns: {found})")
     return row[column]
 
 
@@ -275,7 +279,7 @@ def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=Tru
             message = f"{path}:{unit} {number}: {e}"
             if not data_config.skip_bad_rows:
                 hint = "use --skip-bad-rows to skip bad rows"
-                if "column" in str(e):  # Most likely the column setting.
+                if isinstance(e, ColumnError):
                     hint = (
                         "set the column with data.text_column / --text-column and "
                         "friends, or use --skip-bad-rows to skip such rows"
@@ -320,6 +324,9 @@ class LabelVocabulary:
     def __init__(self, names):
         self.names = [str(n) for n in names]
         self._ids = {n: i for i, n in enumerate(self.names)}
+        # Integer labels are ids only when the names are not integers
+        # themselves (with names "-1", "1", a label "0" is unknown).
+        self._ints_are_names = all(_is_int(n) for n in self.names)
 
     @classmethod
     def from_labels(cls, labels):
@@ -338,9 +345,11 @@ class LabelVocabulary:
         """Returns the class id of a raw label, or `None` if unknown."""
         if label in self._ids:
             return self._ids[label]
-        if _is_int(label) and 0 <= int(label) < len(self.names):
-            return int(label)
-        return None
+        if not _is_int(label):
+            return None
+        if self._ints_are_names:
+            return self._ids.get(str(int(label)))  # "+1", "01" -> "1".
+        return int(label) if 0 <= int(label) < len(self.names) else None
 
 
 def _is_int(text):

@@ -49,7 +49,10 @@ def build_classifier(model_config, label_names, preprocessor=None, dtype=None):
             )
         except (ValueError, FileNotFoundError) as e:
             # The loader's hint names the Python call; here it is the config.
-            raise type(e)(
+            error = (
+                FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
+            )
+            raise error(
                 f"config key 'model.preset': {e} In a training config: --set "
                 "model.preset=/path/to/preset_dir."
             ) from None

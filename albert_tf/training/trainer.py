@@ -314,7 +314,16 @@ class Trainer:
         start_step = int(step.numpy())
         if start_step >= total_steps and restored is not None:
             metrics_path = os.path.join(self.output_dir, "metrics.json")
-            if os.path.isfile(metrics_path):
+            done = all(
+                os.path.isfile(os.path.join(self.output_dir, name))
+                for name in ("metrics.json", "model.keras")
+            )
+            # Workers of one cluster must take the same path (collectives
+            # follow), and only the chief writes these files.
+            multi_worker = isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy
+            )
+            if done and not multi_worker:
                 # Nothing to do: keep the finished run's reports as they are.
                 logger.info(
                     "Training already finished at step %d; outputs in %s unchanged",
