@@ -442,13 +442,7 @@ def _predict(model, spec, body):
             inputs = {sig.TEXT: inputs}
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
-    unknown = sorted(set(inputs) - set(specs))
-    if unknown:
-        raise RequestError(
-            "INVALID_ARGUMENT",
-            f"Signature '{request.model_spec.signature_name}' takes inputs "
-            f"{sorted(specs)}; the request has {sorted(inputs)}.",
-        )
+    servable.check_input_names(request.model_spec.signature_name, inputs)
     for key, values in inputs.items():
         array = _from_json(key, values, specs[key])
         request.inputs[key].CopyFrom(tf.make_tensor_proto(array))

@@ -71,15 +71,20 @@ class Servable:
             )
         return self.input_specs[name]
 
-    def check_inputs(self, name, inputs, max_batch_size=None):
-        """Validates numpy inputs against signature `name`; returns the batch size."""
+    def check_input_names(self, name, keys):
+        """Checks that a request names exactly signature `name`'s inputs."""
         specs = self.signature(name)
-        if set(inputs) != set(specs):
+        if set(keys) != set(specs):
             raise RequestError(
                 "INVALID_ARGUMENT",
                 f"Signature '{name}' takes inputs {sorted(specs)}; the request "
-                f"has {sorted(inputs)}.",
+                f"has {sorted(keys)}.",
             )
+        return specs
+
+    def check_inputs(self, name, inputs, max_batch_size=None):
+        """Validates numpy inputs against signature `name`; returns the batch size."""
+        specs = self.check_input_names(name, inputs)
         sizes = set()
         for key, spec in specs.items():
             value = inputs[key]
