@@ -353,7 +353,8 @@ def format_summary(summary):
         f"--model-name {MODEL_NAME} --port 8500",
         f"  albert-tf predict --server 127.0.0.1:8500 --model-name {MODEL_NAME} "
         "'A warm, funny film.'",
-        f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic",
+        f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic "
+        f"--verify {q(paths['dev'])}",
         "On your own data (a TSV with sentence<TAB>label and a header):",
         "  albert-tf demo --data train.tsv --dev dev.tsv "
         "[--vocabulary ../shared/data/albert/spiece.model]",
