@@ -143,6 +143,15 @@ def test_digit_comma_rule_on_pieces_without_a_leading_underline(tmp_path):
         assert _ids(ours, texts) == [
             hf.encode(t, add_special_tokens=False) for t in texts
         ]
+    # The documented app-side recipe takes the same branch.
+    import sentencepiece as spm
+
+    from albert_tf.tflite import app_tokenization
+
+    processor = spm.SentencePieceProcessor(model_file=str(path))
+    assert [app_tokenization.encode(processor, t) for t in texts] == [
+        hf.encode(t, add_special_tokens=False) for t in texts
+    ]
 
 
 def test_special_token_strings_in_text_are_plain_text(tokenizer, hf_tokenizer):
@@ -154,6 +163,15 @@ def test_special_token_strings_in_text_are_plain_text(tokenizer, hf_tokenizer):
     assert ids == hf_tokenizer.encode(
         text, add_special_tokens=False, split_special_tokens=True
     )
+
+
+def test_preprocessing_keeps_nul_for_scalars_and_batches():
+    from albert_tf.models.albert.albert_text_preprocessing import preprocess_text
+
+    assert preprocess_text(tf.constant("A\x00B")).numpy() == b"a\x00b"
+    assert preprocess_text(tf.constant([["\x00X", ""]])).numpy().tolist() == [
+        [b"\x00x", b""]
+    ]
 
 
 def test_invalid_utf8_gives_a_defined_result(tokenizer, hf_tokenizer):

@@ -112,6 +112,11 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         reference = classifier.predict((texts, pairs), verbose=0)
         np.testing.assert_allclose(got["logits"], reference, atol=1e-4, rtol=0)
         assert np.abs(got["logits"] - logits["ids"]).max() > 1e-3
+        with pytest.raises(ValueError, match="pass the second texts as `pairs=`"):
+            model.predict([(texts[0], pairs[0])], preprocessor=classifier.preprocessor)
+        text_build = tflite.TFLiteClassifier(tflite.convert(classifier, config))
+        with pytest.raises(ValueError, match="pairs need an ids-in build"):
+            text_build.predict(texts, pairs=pairs)
 
 
 @pytest.mark.slow
@@ -423,6 +428,9 @@ def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_pat
         tmp_path / "ids.spm"
     ).read_bytes() == classifier.preprocessor.tokenizer.proto
     assert metadata["vocabulary_file"] == "ids.spm"
+    tokenizer = classifier.preprocessor.tokenizer
+    assert metadata["special_token_ids"]["unk"] == tokenizer.unk_token_id
+    assert metadata["digit_comma_rule"] is True
     assert metadata["verification"] is None  # Not gated: said so.
     # Apps that feed tensors by position need the file's order, not ours.
     interpreter = Interpreter(model_path=str(path))

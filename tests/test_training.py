@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from albert_tf.models import load_classifier
 from albert_tf.training import Trainer
@@ -306,6 +307,22 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     )
 
 
+def test_evaluate_takes_headerless_columns_from_the_run(trained, tmp_path, capsys):
+    from albert_tf.cli import main
+
+    output, _, data = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(output / "model.keras", run)
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({"data": {"text_column": 0, "label_column": 1}})
+    )
+    headerless = tmp_path / "headerless.tsv"
+    headerless.write_text(pathlib.Path(data).read_text().split("\n", 1)[1])
+    assert main(["evaluate", str(run / "model.keras"), str(headerless)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
 def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     from albert_tf.cli import main
 
@@ -346,6 +363,14 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.out.splitlines() == table
     assert "skipped 1 blank line(s)" in captured.err
+    # Windows line ends are not part of the texts.
+    text_file.write_bytes(f"{texts[0]}\r\n{texts[1]}\r\n".encode())
+    assert (
+        main(["predict", model_path, "--file", str(text_file), "--format", "jsonl"])
+        == 0
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == texts
     # Only newlines end lines (str.splitlines also splits on U+2028, \x0c...).
     text_file.write_text(f"{texts[0]}\u2028more\x0cmore\n{texts[1]}\n")
     assert (
@@ -709,3 +734,26 @@ def test_resume_drops_tensorboard_events_past_the_checkpoint(tmp_path):
     drop_events_after(str(tmp_path / "logs"), 30)
     assert _event_steps(log_dir) == [10, 20, 30]
     assert [p.name for p in log_dir.iterdir()] == [path.name]  # No temp left.
+    with pytest.raises(StopIteration):  # The cut-short record is gone too.
+        records = tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+        for _ in range(100):
+            next(records)
+
+
+def test_resumed_run_logs_each_step_once(tmp_path, tiny_proto):
+    from albert_tf.training.trainer import _scalar_summary
+
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{"training.steps": 2, "training.log_every_steps": 1, "data.dev": None},
+    )
+    Trainer(load_config(TINY_CONFIG, overrides=overrides), tmp_path / "run").train()
+    # As if the crashed run had logged step 3 past its last checkpoint (2).
+    writer = tf.summary.create_file_writer(str(tmp_path / "run" / "logs" / "train"))
+    with writer.as_default():
+        _scalar_summary("loss", 9.0, 3)
+    writer.close()
+    longer = load_config(TINY_CONFIG, overrides={**overrides, "training.steps": 4})
+    Trainer(longer, tmp_path / "run").train()
+    assert _event_steps(tmp_path / "run" / "logs" / "train") == [1, 2, 3, 4]
