@@ -33,6 +33,7 @@ _PATH = re.compile(
     r"(/metadata|:predict|:classify|:regress)?$",
     re.IGNORECASE,
 )
+_MAX_DISCARD_BYTES = 64 * 1024 * 1024  # Beyond this, close without reading.
 _HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -251,13 +252,23 @@ class RestServer:
                     self.close_connection = True
                     self._reply(500, {"error": f"Internal error: {e}"})
 
-            def _too_big(self, length):
+            def _too_big(self, length, unread=0):
                 if length > max_body_bytes:
+                    # Read what the client is still sending (within reason), so
+                    # it gets the error instead of a broken pipe mid-upload.
+                    self._discard(min(unread, _MAX_DISCARD_BYTES))
                     raise RequestError(
                         "RESOURCE_EXHAUSTED",
                         f"Request body of {length} bytes is over the "
                         f"{max_body_bytes}-byte limit (--max-message-bytes).",
                     )
+
+            def _discard(self, size):
+                while size > 0:
+                    block = self.rfile.read(min(size, 1 << 16))
+                    if not block:
+                        return
+                    size -= len(block)
 
             def _read_chunked(self):
                 data = b""
@@ -272,7 +283,7 @@ class RestServer:
                     if size == 0:
                         self.rfile.readline()  # The empty trailer line.
                         return data
-                    self._too_big(len(data) + size)
+                    self._too_big(len(data) + size, unread=size)
                     data += self.rfile.read(size)
                     self.rfile.readline()  # CRLF after each chunk.
 
@@ -286,7 +297,7 @@ class RestServer:
                         raise RequestError(
                             "INVALID_ARGUMENT", "Content-Length is not a number."
                         ) from None
-                    self._too_big(length)
+                    self._too_big(length, unread=length)
                     raw = self.rfile.read(length)
                 try:
                     body = json.loads(raw)
