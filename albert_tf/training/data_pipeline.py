@@ -45,6 +45,7 @@ def train_dataset(
     num_shards=1,
     shard_index=0,
     skip_batches=0,
+    cache=True,
 ):
     """An endless, shuffled stream of preprocessed training batches.
 
@@ -64,6 +65,9 @@ def train_dataset(
         num_shards: int. Number of input pipelines (workers).
         shard_index: int. This pipeline's shard.
         skip_batches: int. Batches to skip (resuming).
+        cache: bool. Keep the tokenized rows in memory for later epochs.
+            Leave it off for runs shorter than one epoch: an unfinished cache
+            is thrown away with a TF warning when the run ends.
 
     Returns:
         A `tf.data.Dataset` of `(x, y)` with `x` a dict of int32 tensors.
@@ -75,7 +79,8 @@ def train_dataset(
     ds = ds.map(preprocessor, num_parallel_calls=AUTOTUNE)
     if not static_shapes:
         ds = ds.map(_trim, num_parallel_calls=AUTOTUNE)
-    ds = ds.cache()
+    if cache:
+        ds = ds.cache()
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     if static_shapes:
         ds = ds.batch(batch_size, drop_remainder=True)

@@ -348,6 +348,7 @@ class Trainer:
                 num_shards=context.num_input_pipelines,
                 shard_index=context.input_pipeline_id,
                 skip_batches=start_step * per_pipeline,
+                cache=total_steps * global_batch > len(train_data),
             )
 
         iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
