@@ -194,6 +194,11 @@ def test_a_single_string_an_empty_list_or_missing_preprocessor_are_clear(
             classifier.predict(x)
     with pytest.raises(ValueError, match="empty list"):
         classifier.predict([])
+    # Unbatched datasets, the tf.data habit: Keras itself fails on a shape.
+    unbatched = tf.data.Dataset.from_tensor_slices((TEXTS, LABELS))
+    for method, ds in [("fit", unbatched), ("predict", unbatched.map(lambda t, y: t))]:
+        with pytest.raises(ValueError, match=r"Batch it first, e.g. `dataset.batch"):
+            getattr(classifier, method)(ds, verbose=0)
     bare = AlbertTextClassifier(classifier.backbone, num_classes=2, preprocessor=None)
     with pytest.raises(ValueError, match="no preprocessor, so it takes token ids"):
         bare.predict(["a text"])

@@ -405,6 +405,11 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     assert main(args) == 1
     assert f"Cannot write '{folder}': it is a directory" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["base", "export", "out.tflite"]
+    (tmp_path / "ids.spm").mkdir()  # Ids builds also write the vocabulary.
+    args = ["tflite", str(saved_model), str(tmp_path / "ids.tflite"), "--input", "ids"]
+    assert main([*args, "--sequence-length", "8"]) == 1
+    assert "ids.spm': it is a directory" in capsys.readouterr().err
+    assert not (tmp_path / "ids.tflite").exists()
 
     from albert_tf.tflite.verification import read_labelled_tsv
 

@@ -77,6 +77,12 @@ class Task(TaskPresetMixin, keras.Model):
                     "When `x` is a `tf.data.Dataset`, pass labels and sample "
                     "weights inside it, not as `y`/`sample_weight`."
                 )
+            specs = tf.nest.flatten(x.element_spec)
+            if any(s.dtype == tf.string and s.shape.rank == 0 for s in specs):
+                raise ValueError(
+                    "The dataset yields one text at a time; Keras takes batches. "
+                    "Batch it first, e.g. `dataset.batch(32)`."
+                )
             ds = x
         else:
             segments = x if isinstance(x, tuple) else (x,)

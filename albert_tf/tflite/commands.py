@@ -16,7 +16,8 @@ def register(subparsers):
         "file takes raw strings (FastSentencepiece + ALBERT preprocessing inside; "
         "apps link tf-text's TFLite ops); with --input ids it takes token_ids, "
         "segment_ids, padding_mask [1, L] and uses builtins only. Writes "
-        "OUT.tflite, OUT.labels.txt and OUT.json (metadata).",
+        "OUT.tflite, OUT.labels.txt and OUT.json (metadata), and OUT.spm (the "
+        "SentencePiece model) for --input ids.",
     )
     parser.add_argument(
         "model",
@@ -121,7 +122,8 @@ def run(args):
     if args.report and not args.verify:
         raise ValueError("--report needs --verify DATA (the texts to measure on).")
     # Conversion takes minutes: check the targets first.
-    for path in (args.output, *build.sidecar_paths(args.output), args.report):
+    spm = build.vocabulary_path(args.output) if args.input_kind == "ids" else None
+    for path in (args.output, *build.sidecar_paths(args.output), spm, args.report):
         if path:
             ensure_writable(path)
     classifier = _load(args.model, args.sequence_length)

@@ -19,6 +19,8 @@ import typing
 
 import yaml
 
+from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
+
 
 @dataclasses.dataclass
 class BackboneConfig:
@@ -169,7 +171,13 @@ _CHOICES = {
         "tpu",
     ),
 }
-_PATH_KEYS = ("model.vocabulary", "data.train", "data.dev", "output_dir")
+_PATH_KEYS = (
+    "model.preset",
+    "model.vocabulary",
+    "data.train",
+    "data.dev",
+    "output_dir",
+)
 
 
 def _type_name(tp):
@@ -477,6 +485,8 @@ def _resolve_paths(config, base_dir, overrides):
         value = getattr(obj, name)
         if value is None or os.path.isabs(value):
             continue
+        if key == "model.preset" and (value in BUILTIN_PRESETS or "://" in value):
+            continue  # A preset id or hub handle, not a directory.
         # Paths from the command line are relative to the CWD, as usual.
         root = os.getcwd() if key in overrides else base_dir
         setattr(obj, name, os.path.normpath(os.path.join(root, value)))
