@@ -34,12 +34,25 @@ def _show_defaults(parser):
             )
 
 
+def version_line():
+    """This package's version and the ones exports and TF Serving images pin."""
+    from importlib.metadata import version
+
+    import albert_tf
+
+    peers = ", ".join(
+        f"{name} {version(name)}" for name in ("tensorflow", "tensorflow-text", "keras")
+    )
+    return f"albert-tf {albert_tf.__version__} ({peers})"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="albert-tf",
         description="ALBERT text classification on TensorFlow: train, evaluate, "
         "predict, export for TF Serving, serve, build TFLite, convert checkpoints.",
     )
+    parser.add_argument("--version", action="version", version=version_line())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
