@@ -185,6 +185,24 @@ def test_classify_tf_examples_with_plain_stub(stub, expected):
     scores = np.array([[c.score for c in r.classes] for r in results])
     np.testing.assert_allclose(scores, softmax(expected["single"]), atol=1e-5, rtol=0)
 
+    # A context's features go into every example; an example's own replace them.
+    with_context = classification_pb2.ClassificationRequest()
+    with_context.model_spec.CopyFrom(request.model_spec)
+    listed = with_context.input.example_list_with_context
+    listed.context.features.feature["text"].bytes_list.value.append(TEXTS[0].encode())
+    listed.examples.add()
+    listed.examples.add().features.feature["text"].bytes_list.value.append(
+        TEXTS[1].encode()
+    )
+    results = stub.Classify(with_context, timeout=TIMEOUT).result.classifications
+    scores = np.array([[c.score for c in r.classes] for r in results])
+    np.testing.assert_allclose(scores, softmax(expected["single"][:2]), atol=1e-5)
+    del listed.examples[:]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Classify(with_context, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "Input is empty."
+
     # Classify refuses a Predict signature, as TF Serving does.
     request.model_spec.signature_name = sig.PREDICT
     with pytest.raises(grpc.RpcError) as info:
@@ -700,6 +718,20 @@ def test_rest_classify_and_metadata(server, expected):
         softmax(expected["single"][:3]),
         atol=1e-5,
     )
+    body = {
+        "signature_name": sig.CLASSIFY,
+        "context": {"text": TEXTS[0]},
+        "examples": [{}, {"text": TEXTS[1]}],
+    }
+    status, reply = rest_call(server, ":classify", body)
+    assert status == 200, reply
+    np.testing.assert_allclose(
+        [[score for _, score in r] for r in reply["results"]],
+        softmax(expected["single"][:2]),
+        atol=1e-5,
+    )
+    status, reply = rest_call(server, ":classify", {**body, "examples": []})
+    assert status == 400 and reply["error"] == "Input is empty."
     # Like TF Serving, no signature name means serving_default, a Predict one.
     status, reply = rest_call(server, ":classify", {"examples": examples})
     assert status == 400 and sig.CLASSIFY_METHOD in reply["error"]

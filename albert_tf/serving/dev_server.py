@@ -149,15 +149,7 @@ class ModelServer:
         servable = servable or self.servable(request.model_spec)
         name = request.model_spec.signature_name or sig.PREDICT
         servable.signature(name, sig.CLASSIFY_METHOD)
-        kind = request.input.WhichOneof("kind")
-        if kind != "example_list":
-            raise RequestError(
-                "INVALID_ARGUMENT",
-                f"Classify input must be an example_list; got {kind or 'nothing'}.",
-            )
-        serialized = np.array(
-            [e.SerializeToString() for e in request.input.example_list.examples], object
-        )
+        serialized = np.array(_serialized_examples(request.input), object)
         outputs = self._run(servable, name, {sig.CLASSIFY_INPUTS: serialized})
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, self.model_name, servable.version, name)
@@ -212,6 +204,26 @@ class ModelServer:
             status.status.error_message = error
             status.status.error_code = 2 if error else 0  # UNKNOWN / OK.
         return response
+
+
+def _serialized_examples(model_input):
+    """An `Input`'s examples as serialized `tf.Example`s, as TF Serving makes them.
+
+    With a context, each example is the context's bytes followed by its own:
+    parsing merges the two, and an example's feature replaces the context's.
+    """
+    kind = model_input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = [e.SerializeToString() for e in model_input.example_list.examples]
+    elif kind == "example_list_with_context":
+        listed = model_input.example_list_with_context
+        context = listed.context.SerializeToString()
+        examples = [context + e.SerializeToString() for e in listed.examples]
+    else:
+        examples = []
+    if not examples:
+        raise RequestError("INVALID_ARGUMENT", "Input is empty.")
+    return examples
 
 
 def _fill_spec(spec, name, version, signature_name=None):

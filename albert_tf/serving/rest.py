@@ -385,17 +385,21 @@ def _classify(model, spec, body):
         raise RequestError(
             "INVALID_ARGUMENT", 'Body needs "examples": a list of objects.'
         )
-    if "context" in body:
-        raise RequestError("INVALID_ARGUMENT", '"context" is not supported.')
+    context = body.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise RequestError("INVALID_ARGUMENT", '"context" must be an object.')
     request = classification_pb2.ClassificationRequest()
     request.model_spec.CopyFrom(spec)
     # As in TF Serving, no name means `serving_default`, which is not a
     # Classify signature: clients name `classify`.
     request.model_spec.signature_name = _signature_name(body)
+    if context is None:
+        listed = request.input.example_list
+    else:
+        listed = request.input.example_list_with_context
+        _fill_features(listed.context.features, context)
     for example in examples:
-        features = request.input.example_list.examples.add().features
-        for key, value in example.items():
-            features.feature[key].CopyFrom(_feature(key, value))
+        _fill_features(listed.examples.add().features, example)
     response = model.classify(request)
     return {
         "results": [
@@ -403,6 +407,11 @@ def _classify(model, spec, body):
             for result in response.result.classifications
         ]
     }
+
+
+def _fill_features(features, values):
+    for key, value in values.items():
+        features.feature[key].CopyFrom(_feature(key, value))
 
 
 def _signature_name(body):
