@@ -183,6 +183,11 @@ def test_unknown_model_type_and_wrong_shapes(tmp_path, tiny_proto):
     with pytest.raises(ValueError, match="model_type='bert'"):
         AlbertBackbone.from_preset(str(tmp_path))
 
+    typo = {k: v for k, v in config.items() if k != "num_hidden_layers"}
+    config_path.write_text(json.dumps({**typo, "num_hidden_layer": 2}))
+    with pytest.raises(ValueError, match="config.json has no num_hidden_layers: an"):
+        AlbertBackbone.from_preset(str(tmp_path))
+
     config_path.write_text(json.dumps({**config, "vocab_size": 81}))
     with pytest.raises(
         ValueError,
@@ -233,3 +238,59 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_prot
         AlbertTextClassifier.from_preset(str(tmp_path))
     bare = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
     assert bare.preprocessor is None and bare.num_classes == len(LABELS)
+
+
+@pytest.mark.parametrize(
+    "head", [{"num_labels": 1}, {"problem_type": "multi_label_classification"}]
+)
+def test_regression_and_multi_label_heads_load_as_backbones(
+    tmp_path, tiny_proto, caplog, head
+):
+    model, _ = _write_checkpoint(tmp_path, tiny_proto)
+    config = json.loads((tmp_path / "config.json").read_text())
+    if head.get("num_labels") == 1:
+        config.update(num_labels=1, id2label={"0": "LABEL_0"})
+    config.update(head)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        with pytest.raises(ValueError, match="has no classification head"):
+            AlbertTextClassifier.from_preset(str(tmp_path))
+    assert "AlbertTextClassifier is a single-label softmax classifier" in caplog.text
+    # The backbone is there to fine-tune with a new head.
+    fresh = AlbertTextClassifier.from_preset(str(tmp_path), num_classes=2)
+    np.testing.assert_array_equal(
+        fresh.backbone.token_embedding.embeddings.numpy(),
+        model.albert.embeddings.word_embeddings.weight.detach().numpy(),
+    )
+
+
+def test_layer_norm_eps_other_than_albert_s_is_a_warning(tmp_path, tiny_proto, caplog):
+    _write_checkpoint(tmp_path, tiny_proto, classifier=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        AlbertBackbone.from_preset(str(tmp_path))
+    assert "layer_norm_eps" not in caplog.text
+    (tmp_path / "config.json").write_text(
+        json.dumps({**config, "layer_norm_eps": 1e-5})
+    )
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        AlbertBackbone.from_preset(str(tmp_path))
+    assert "layer_norm_eps=1e-05; AlbertBackbone uses 1e-12" in caplog.text
+
+
+def test_naming_the_classes_of_a_checkpoint_with_label_i_names(
+    tmp_path, tiny_proto, caplog
+):
+    _write_checkpoint(tmp_path, tiny_proto)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["id2label"] = {str(i): f"LABEL_{i}" for i in range(3)}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    kept = AlbertTextClassifier.from_preset(str(tmp_path))
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        named = AlbertTextClassifier.from_preset(
+            str(tmp_path), label_names=["neg", "neu", "pos"]
+        )
+    assert named.label_names == ["neg", "neu", "pos"] and not caplog.text
+    np.testing.assert_array_equal(
+        named.predict_on_batch(TEXTS), kept.predict_on_batch(TEXTS)
+    )

@@ -111,6 +111,23 @@ def test_classifier_round_trip(tmp_path, tiny_proto, caplog):
     assert other.num_classes == 3 and other.preprocessor is None
     assert other.label_names is None
     assert "its trained head and label names are dropped" in caplog.text
+    # The preset's classes in another order: the head's rows follow the names.
+    swapped = AlbertTextClassifier.from_preset(
+        str(tmp_path), label_names=["positive", "negative"]
+    )
+    np.testing.assert_array_equal(
+        swapped.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)[:, ::-1]
+    )
+    # Other names keep the head as it is, with a warning (not for LABEL_i).
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        renamed = AlbertTextClassifier.from_preset(
+            str(tmp_path), label_names=["bad", "good"]
+        )
+    assert "are not the preset's ['negative', 'positive']" in caplog.text
+    np.testing.assert_array_equal(
+        renamed.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
+    )
     # Keras models swallow unknown kwargs; from_preset names the typo.
     with pytest.raises(
         TypeError, match=r"unexpected keyword argument\(s\) \['num_class'\]"
@@ -448,3 +465,25 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     assert f"Output '{a_file}' is a file" in capsys.readouterr().err
     assert cli.main(["convert", "missing_source", str(a_file / "out")]) == 1
     assert f"Cannot write the preset to '{a_file / 'out'}'" in (capsys.readouterr().err)
+    # A file of a checkpoint: its folder is meant.
+    weights = source / "albert_config.json"
+    assert cli.main(["convert", str(weights), str(tmp_path / "f")]) == 1
+    assert f"is a file, not a folder: pass the folder that holds it, '{source}'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
+    classifier = _tiny_classifier(tiny_proto)
+    classifier.save(tmp_path / "model.keras")
+    # from_preset points a .keras file to the loader that reads it...
+    with pytest.raises(FileNotFoundError, match="load it with `albert_tf.models.load_"):
+        AlbertTextClassifier.from_preset(str(tmp_path / "model.keras"))
+    # ...and convert makes a preset of it, for from_preset and keras-hub.
+    args = ["convert", str(tmp_path / "model.keras"), str(tmp_path / "preset")]
+    assert cli.main(args) == 0
+    published = AlbertTextClassifier.from_preset(str(tmp_path / "preset"))
+    assert published.label_names == classifier.label_names
+    np.testing.assert_array_equal(
+        published.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
+    )

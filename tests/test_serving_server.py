@@ -1016,6 +1016,12 @@ def test_predict_command_with_server(server, expected, capsys, tmp_path):
     )
     assert code == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+    # A local model given as well would be sent as a text.
+    model_file = tmp_path / "model.keras"
+    model_file.write_bytes(b"")
+    args = ["predict", "--server", f"127.0.0.1:{server.port}", str(model_file), "x"]
+    assert cli.main(args) == 1
+    assert "with --server the server's model answers" in capsys.readouterr().err
 
 
 def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_proto):

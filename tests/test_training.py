@@ -607,7 +607,36 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
     np.testing.assert_allclose(
         trained, backbone.get_layer("token_embedding").get_weights()[0], atol=0.01
     )
+    # Mixed precision reaches preset models too; model.keras stays float32.
+    overrides["strategy.mixed_precision"] = True
+    trainer = Trainer(
+        load_config(TINY_CONFIG, overrides=overrides), str(tmp_path / "mp")
+    )
+    trainer.train()
+    assert trainer.model.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert trainer.model.dtype_policy.name == "mixed_bfloat16"
+    saved = load_classifier(tmp_path / "mp" / "model.keras")
+    assert {w.dtype for w in saved.weights} == {"float32"}
+    # model.vocabulary and the text flags override the preset's tokenizer.
+    from tests.helpers import train_tiny_sentencepiece
+
+    vocab = tmp_path / "other.spm"
+    vocab.write_bytes(train_tiny_sentencepiece(tmp_path, vocab_size=60))
+    overrides.update({"model.vocabulary": str(vocab), "model.lowercase": False})
+    trainer = Trainer(
+        load_config(TINY_CONFIG, overrides=overrides), str(tmp_path / "v")
+    )
+    trainer.train()
+    tokenizer = load_classifier(tmp_path / "v" / "model.keras").preprocessor.tokenizer
+    assert tokenizer.proto == vocab.read_bytes() and not tokenizer.lowercase
+    assert tokenizer.strip_accents
+    vocab.write_bytes(train_tiny_sentencepiece(tmp_path, vocab_size=86))
+    with pytest.raises(ValueError, match="tokenizer has 86 pieces but the backbone's"):
+        Trainer(
+            load_config(TINY_CONFIG, overrides=overrides), str(tmp_path / "w")
+        ).train()
     # A preset that cannot be found names the config key and the fix.
+    del overrides["model.vocabulary"], overrides["model.lowercase"]
     overrides["model.preset"] = str(tmp_path / "no_such_preset")
     config = load_config(TINY_CONFIG, overrides=overrides)
     with pytest.raises(

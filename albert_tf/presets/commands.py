@@ -1,7 +1,8 @@
 """`albert-tf convert SOURCE OUTPUT_PRESET_DIR`: any checkpoint -> our preset.
 
-SOURCE is a built-in id, `hf://owner/repo`, `kaggle://...` or a local
-albert_tf, keras-hub, Hugging Face or original Google ALBERT directory. The
+SOURCE is a built-in id, `hf://owner/repo`, `kaggle://...`, a local
+albert_tf, keras-hub, Hugging Face or original Google ALBERT directory, or a
+trained `.keras` model (to publish it as a preset). The
 preset is built in a temporary folder beside OUTPUT and renamed at the end,
 so a failed conversion leaves nothing behind.
 """
@@ -63,15 +64,20 @@ def convert(source, output_dir, output_format="albert_tf"):
             e.errno, f"Cannot write the preset to '{output_dir}': {e.strerror}"
         ) from None
     try:
-        loader = loader_for_directory(resolve_preset(source))
-        if loader.task_config():
-            model = AlbertTextClassifier.from_preset(loader.directory)
-            preprocessor = None
+        preprocessor = None
+        if os.path.isfile(source) and source.endswith(".keras"):
+            from albert_tf.models import load_classifier
+
+            model = load_classifier(source)  # A trained model, to publish.
         else:
-            model = AlbertBackbone.from_preset(loader.directory)
-            preprocessor = AlbertTextClassifierPreprocessor.from_preset(
-                loader.directory
-            )
+            loader = loader_for_directory(resolve_preset(source))
+            if loader.task_config():
+                model = AlbertTextClassifier.from_preset(loader.directory)
+            else:
+                model = AlbertBackbone.from_preset(loader.directory)
+                preprocessor = AlbertTextClassifierPreprocessor.from_preset(
+                    loader.directory
+                )
         model.save_to_preset(tmp)
         if preprocessor is not None:
             preprocessor.save_to_preset(tmp)
@@ -107,7 +113,7 @@ def register(subparsers):
     parser.add_argument(
         "source",
         help="built-in id, hf://owner/repo, kaggle://owner/model/framework/variation"
-        "[/version], or a local checkpoint/preset directory",
+        "[/version], a local checkpoint/preset directory, or a trained .keras model",
     )
     parser.add_argument("output", help="the albert_tf preset directory to write")
     parser.add_argument(

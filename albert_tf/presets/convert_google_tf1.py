@@ -11,6 +11,7 @@ import os
 
 import tensorflow as tf
 
+from albert_tf.presets.convert_huggingface import required_values
 from albert_tf.presets.weight_assignment import WeightSpec
 
 CONFIG_FILE = "albert_config.json"
@@ -25,13 +26,16 @@ def convert_backbone_config(albert_config):
             f"{CONFIG_FILE} has hidden_act={activation!r}; original ALBERT uses "
             "'gelu' (its tanh approximation), the only one supported."
         )
+    required = {
+        "vocabulary_size": "vocab_size",
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "embedding_dim": "embedding_size",
+        "hidden_dim": "hidden_size",
+        "intermediate_dim": "intermediate_size",
+    }
     return {
-        "vocabulary_size": albert_config["vocab_size"],
-        "num_layers": albert_config["num_hidden_layers"],
-        "num_heads": albert_config["num_attention_heads"],
-        "embedding_dim": albert_config["embedding_size"],
-        "hidden_dim": albert_config["hidden_size"],
-        "intermediate_dim": albert_config["intermediate_size"],
+        **required_values(albert_config, required, CONFIG_FILE),
         "num_groups": albert_config.get("num_hidden_groups", 1),
         "num_inner_repetitions": albert_config.get("inner_group_num", 1),
         "dropout": albert_config.get("hidden_dropout_prob", 0.0),

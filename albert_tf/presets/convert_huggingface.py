@@ -8,9 +8,12 @@ head (`[hidden, heads, head_dim]`), hence the transforms below.
 """
 
 import json
+import logging
 import os
 
 from albert_tf.presets.weight_assignment import WeightSpec
+
+logger = logging.getLogger(__name__)
 
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
@@ -54,20 +57,42 @@ def convert_backbone_config(hf_config):
             f"config.json has position_embedding_type={position_type!r}; only "
             "'absolute' is supported."
         )
+    epsilon = hf_config.get("layer_norm_eps", 1e-12)
+    if epsilon != 1e-12:
+        logger.warning(
+            "config.json has layer_norm_eps=%g; AlbertBackbone uses 1e-12, as "
+            "ALBERT and keras-hub do, so outputs differ slightly from "
+            "transformers'.",
+            epsilon,
+        )
+    required = {
+        "vocabulary_size": "vocab_size",
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "embedding_dim": "embedding_size",
+        "hidden_dim": "hidden_size",
+        "intermediate_dim": "intermediate_size",
+        "max_sequence_length": "max_position_embeddings",
+    }
     return {
-        "vocabulary_size": hf_config["vocab_size"],
-        "num_layers": hf_config["num_hidden_layers"],
-        "num_heads": hf_config["num_attention_heads"],
-        "embedding_dim": hf_config["embedding_size"],
-        "hidden_dim": hf_config["hidden_size"],
-        "intermediate_dim": hf_config["intermediate_size"],
+        **required_values(hf_config, required, "config.json"),
         "num_groups": hf_config.get("num_hidden_groups", 1),
         "num_inner_repetitions": hf_config.get("inner_group_num", 1),
         "dropout": hf_config.get("hidden_dropout_prob", 0.0),
-        "max_sequence_length": hf_config["max_position_embeddings"],
         "num_segments": hf_config.get("type_vocab_size", 2),
         "activation": _ACTIVATIONS[activation],
     }
+
+
+def required_values(config, names, file_name):
+    """`{our_name: config[their_name]}`, naming every key the file lacks."""
+    missing = [key for key in names.values() if key not in config]
+    if missing:
+        raise ValueError(
+            f"{file_name} has no {', '.join(missing)}: an ALBERT config names "
+            f"{', '.join(names.values())}."
+        )
+    return {ours: config[theirs] for ours, theirs in names.items()}
 
 
 def convert_classifier_config(hf_config):
@@ -319,8 +344,26 @@ def read_state_dict(directory):
     )
 
 
-def is_classifier_checkpoint(hf_config, names=None):
-    """Whether the checkpoint has a sequence classification head."""
-    if names is not None and "classifier.weight" in names:
+def is_classifier_checkpoint(hf_config):
+    """Whether the checkpoint has a single-label (softmax) classification head.
+
+    A regression or multi-label head is not one: the backbone is loaded alone,
+    with a warning.
+    """
+    if "AlbertForSequenceClassification" not in (hf_config.get("architectures") or []):
+        return False
+    problem = hf_config.get("problem_type")
+    if problem is None and hf_config.get("num_labels") == 1:
+        problem = "regression"  # What transformers infers.
+    if problem in (None, "single_label_classification"):
         return True
-    return "AlbertForSequenceClassification" in (hf_config.get("architectures") or [])
+    logger.warning(
+        "config.json is a %s head (problem_type=%r, num_labels=%s); "
+        "AlbertTextClassifier is a single-label softmax classifier, so only the "
+        "backbone is loaded. Give the classifier `num_classes` to fine-tune a "
+        "new head.",
+        problem.replace("_", " "),
+        problem,
+        hf_config.get("num_labels"),
+    )
+    return False

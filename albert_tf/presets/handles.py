@@ -227,6 +227,13 @@ def resolve_preset(preset):
         handle = BUILTIN_PRESETS[preset]["kaggle_handle"]
         logger.info("Downloading built-in preset '%s' from %s", preset, handle)
         return _kaggle_download(handle, f"built-in preset '{preset}'")
+    if os.path.isfile(preset):
+        hint = (
+            "load it with `albert_tf.models.load_classifier`"
+            if preset.endswith(".keras")
+            else f"pass the folder that holds it, '{os.path.dirname(preset) or '.'}'"
+        )
+        raise FileNotFoundError(f"Preset '{preset}' is a file, not a folder: {hint}.")
     raise FileNotFoundError(
         f"Preset '{preset}' is not a local directory, a built-in id "
         f"({', '.join(BUILTIN_PRESETS)}), an hf://owner/repo or a "

@@ -152,10 +152,46 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             head.get("num_classes"),
         )
         head.pop("label_names", None)
+    order = None if new_head else _head_order(head.get("label_names"), kwargs)
     task = target(backbone=backbone, preprocessor=preprocessor, **{**head, **kwargs})
     if load_weights and head and not new_head:
         loader.load_task_weights(task)
+        if order is not None:  # The same classes, listed in another order.
+            kernel, bias = task.output_dense.get_weights()
+            task.output_dense.set_weights([kernel[:, order], bias[order]])
     return task
+
+
+def _is_placeholder(names):
+    """Names a checkpoint gets when nobody named its classes (HF: LABEL_0...)."""
+    return all(n in (str(i), f"LABEL_{i}") for i, n in enumerate(names))
+
+
+def _head_order(trained, kwargs):
+    """Head rows for `kwargs["label_names"]`, when they reorder `trained`.
+
+    `None` keeps the rows as they are. Other names than the trained head's
+    keep them too, with a warning: the classes are only renamed.
+    """
+    wanted = kwargs.get("label_names")
+    if not trained or wanted is None or list(wanted) == list(trained):
+        return None
+    if sorted(wanted) == sorted(trained) and len(set(trained)) == len(trained):
+        logger.info(
+            "label_names %s reorder the preset's %s: its head follows.",
+            list(wanted),
+            list(trained),
+        )
+        return [list(trained).index(name) for name in wanted]
+    if not _is_placeholder(trained):
+        logger.warning(
+            "label_names %s are not the preset's %s: its trained head is kept, "
+            "and its classes are renamed in order. Fine-tune it, or pass the "
+            "preset's names (in any order) to keep their meaning.",
+            list(wanted),
+            list(trained),
+        )
+    return None
 
 
 def builtin_presets():

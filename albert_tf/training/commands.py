@@ -365,6 +365,11 @@ def run_predict(args):
         if not inputs:
             raise ValueError("give a MODEL (a .keras file) or --server HOST:PORT")
         model_path = inputs.pop(0)
+    elif inputs and os.path.isfile(inputs[0]) and inputs[0].endswith(".keras"):
+        raise ValueError(
+            f"'{inputs[0]}' is a model file, but with --server the server's model "
+            "answers: give only texts, or drop --server to run the file locally"
+        )
     texts, pairs = inputs, None
     if args.file:
         if texts:

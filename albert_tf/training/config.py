@@ -43,7 +43,9 @@ class ModelConfig:
 
     Either `preset` (passed to `AlbertTextClassifier.from_preset`), or
     `backbone` hyperparameters plus a SentencePiece `vocabulary` path for a
-    model trained from scratch.
+    model trained from scratch. With a preset, `vocabulary` replaces the
+    preset's, and `lowercase`/`strip_accents` override its tokenizer's flags
+    (unset: the preset's own; from scratch: true, as original ALBERT).
     """
 
     preset: str | None = None
@@ -51,8 +53,8 @@ class ModelConfig:
     backbone: BackboneConfig | None = None
     sequence_length: int = 128
     dropout: float = 0.1
-    lowercase: bool = True
-    strip_accents: bool = True
+    lowercase: bool | None = None
+    strip_accents: bool | None = None
 
 
 @dataclasses.dataclass
@@ -311,6 +313,10 @@ def validate(config):
             "config key 'model': 'model.preset' and 'model.backbone' are "
             "exclusive; set one"
         )
+    if model.preset is None:  # Original ALBERT's text preprocessing.
+        for key in ("lowercase", "strip_accents"):
+            if getattr(model, key) is None:
+                setattr(model, key, True)
     positive = [
         "model.sequence_length",
         "training.global_batch_size",

@@ -258,9 +258,7 @@ class Trainer:
         )
 
         # --- Model and optimizer, built under the strategy's scope ---
-        preprocessor = (
-            build_preprocessor(cfg.model) if cfg.model.preset is None else None
-        )
+        preprocessor = build_preprocessor(cfg.model)
         with strategy.scope():
             model = build_classifier(cfg.model, label_names, preprocessor, dtype=policy)
             preprocessor = model.preprocessor
@@ -554,9 +552,13 @@ class Trainer:
     def _save_model(self, model, cfg, label_names, preprocessor, policy):
         """Saves `model.keras` in float32 (mixed-precision runs are rebuilt)."""
         path = os.path.join(self.output_dir, "model.keras")
-        if policy != "float32" and cfg.model.preset is None:
+        if policy != "float32":
             float_model = build_classifier(
-                cfg.model, label_names, preprocessor, dtype="float32"
+                cfg.model,
+                label_names,
+                preprocessor,
+                dtype="float32",
+                load_weights=False,
             )
             float_model.set_weights(model.get_weights())
             model = float_model
