@@ -269,6 +269,9 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
             "training.checkpoint_every_steps": 10,
             "data.dev": None,
             "training.log_every_steps": 10,
+            # Dropout on: the resumed run must draw the same masks too.
+            "model.dropout": 0.1,
+            "model.backbone.dropout": 0.1,
         },
     )
     killed = tmp_path / "killed"

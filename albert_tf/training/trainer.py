@@ -34,6 +34,12 @@ from albert_tf.training.schedule import make_optimizer
 logger = logging.getLogger(__name__)
 
 
+def _random_states(model):
+    """The model's seed-generator states (`variables` that are not `weights`)."""
+    weights = {id(w) for w in model.weights}
+    return [v.value for v in model.variables if id(v) not in weights]
+
+
 def save_model_atomic(model, path):
     """`model.save(path)` through a temp file beside it, then a rename."""
     with atomic_path(path) as tmp:
@@ -274,7 +280,14 @@ class Trainer:
         # --- Resume from the newest checkpoint, if any ---
         manager = CheckpointManager(
             os.path.join(self.output_dir, "checkpoints"),
-            tf.train.Checkpoint(model=model, optimizer=optimizer, step=step),
+            tf.train.Checkpoint(
+                model=model,
+                optimizer=optimizer,
+                step=step,
+                # Dropout's random state is not among the model's checkpointed
+                # weights; without it a resumed run draws other masks.
+                dropout_rng=_random_states(model),
+            ),
             keep=cfg.training.keep_checkpoints,
             is_chief=chief,
         )
