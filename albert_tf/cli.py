@@ -34,16 +34,25 @@ def _show_defaults(parser):
             )
 
 
-def version_line():
-    """This package's version and the ones exports and TF Serving images pin."""
-    from importlib.metadata import version
+class _VersionAction(argparse.Action):
+    """`--version`: this package's and the versions exports depend on."""
 
-    import albert_tf
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
 
-    peers = ", ".join(
-        f"{name} {version(name)}" for name in ("tensorflow", "tensorflow-text", "keras")
-    )
-    return f"albert-tf {albert_tf.__version__} ({peers})"
+    def __call__(self, parser, namespace, values, option_string=None):
+        # Module versions: pip names differ (tensorflow-cpu, tf-nightly).
+        import keras
+        import tensorflow
+        import tensorflow_text
+
+        import albert_tf
+
+        print(
+            f"albert-tf {albert_tf.__version__} (tensorflow {tensorflow.__version__}, "
+            f"tensorflow-text {tensorflow_text.__version__}, keras {keras.__version__})"
+        )
+        parser.exit()
 
 
 def build_parser():
@@ -52,7 +61,9 @@ def build_parser():
         description="ALBERT text classification on TensorFlow: train, evaluate, "
         "predict, export for TF Serving, serve, build TFLite, convert checkpoints.",
     )
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the versions and exit"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

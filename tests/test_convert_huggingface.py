@@ -238,6 +238,9 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_prot
         AlbertTextClassifier.from_preset(str(tmp_path))
     bare = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
     assert bare.preprocessor is None and bare.num_classes == len(LABELS)
+    # Or give the vocabulary (a training config's model.vocabulary does).
+    tokenizer = AlbertTokenizer.from_preset(str(tmp_path), proto=tiny_proto)
+    assert tokenizer.proto == tiny_proto
 
 
 @pytest.mark.parametrize(
@@ -246,12 +249,12 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_prot
 def test_regression_and_multi_label_heads_load_as_backbones(
     tmp_path, tiny_proto, caplog, head
 ):
-    model, _ = _write_checkpoint(tmp_path, tiny_proto)
-    config = json.loads((tmp_path / "config.json").read_text())
-    if head.get("num_labels") == 1:
-        config.update(num_labels=1, id2label={"0": "LABEL_0"})
-    config.update(head)
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    # As transformers writes them (config.json has id2label, no num_labels).
+    config = tiny_hf_albert_config(**head)
+    model = transformers.AlbertForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    (tmp_path / "spiece.model").write_bytes(tiny_proto)
+    assert "num_labels" not in json.loads((tmp_path / "config.json").read_text())
     with caplog.at_level("WARNING", logger="albert_tf"):
         with pytest.raises(ValueError, match="has no classification head"):
             AlbertTextClassifier.from_preset(str(tmp_path))

@@ -128,6 +128,8 @@ def test_classifier_round_trip(tmp_path, tiny_proto, caplog):
     np.testing.assert_array_equal(
         renamed.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
     )
+    with pytest.raises(ValueError, match="share some names with the preset's"):
+        AlbertTextClassifier.from_preset(str(tmp_path), label_names=["positive", "x"])
     # Keras models swallow unknown kwargs; from_preset names the typo.
     with pytest.raises(
         TypeError, match=r"unexpected keyword argument\(s\) \['num_class'\]"
@@ -475,6 +477,7 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
 
 def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     classifier = _tiny_classifier(tiny_proto)
+    classifier.preprocessor.text_pairs = False  # As `train` records it.
     classifier.save(tmp_path / "model.keras")
     # from_preset points a .keras file to the loader that reads it...
     with pytest.raises(FileNotFoundError, match="load it with `albert_tf.models.load_"):
@@ -484,6 +487,7 @@ def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     assert cli.main(args) == 0
     published = AlbertTextClassifier.from_preset(str(tmp_path / "preset"))
     assert published.label_names == classifier.label_names
+    assert published.preprocessor.text_pairs is False
     np.testing.assert_array_equal(
         published.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
     )

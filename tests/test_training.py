@@ -582,7 +582,9 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
     backbone = AlbertBackbone(**tiny_backbone_kwargs())
     backbone.save_to_preset(str(preset))
     preprocessor = AlbertTextClassifierPreprocessor(
-        AlbertTokenizer(proto=tiny_proto), sequence_length=16
+        AlbertTokenizer(proto=tiny_proto, strip_accents=False),
+        sequence_length=16,
+        truncate="waterfall",
     )
     preprocessor.save_to_preset(str(preset))
     overrides = tiny_overrides(
@@ -627,9 +629,11 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
         load_config(TINY_CONFIG, overrides=overrides), str(tmp_path / "v")
     )
     trainer.train()
-    tokenizer = load_classifier(tmp_path / "v" / "model.keras").preprocessor.tokenizer
+    trained = load_classifier(tmp_path / "v" / "model.keras").preprocessor
+    tokenizer = trained.tokenizer
     assert tokenizer.proto == vocab.read_bytes() and not tokenizer.lowercase
-    assert tokenizer.strip_accents
+    # What the config leaves unset stays the preset's.
+    assert not tokenizer.strip_accents and trained.truncate == "waterfall"
     vocab.write_bytes(train_tiny_sentencepiece(tmp_path, vocab_size=86))
     with pytest.raises(ValueError, match="tokenizer has 86 pieces but the backbone's"):
         Trainer(

@@ -11,7 +11,8 @@ import os
 
 import tensorflow as tf
 
-from albert_tf.presets.convert_huggingface import required_values
+from albert_tf.presets.albert_config_keys import BACKBONE_KEYS
+from albert_tf.presets.albert_config_keys import required_values
 from albert_tf.presets.weight_assignment import WeightSpec
 
 CONFIG_FILE = "albert_config.json"
@@ -26,16 +27,8 @@ def convert_backbone_config(albert_config):
             f"{CONFIG_FILE} has hidden_act={activation!r}; original ALBERT uses "
             "'gelu' (its tanh approximation), the only one supported."
         )
-    required = {
-        "vocabulary_size": "vocab_size",
-        "num_layers": "num_hidden_layers",
-        "num_heads": "num_attention_heads",
-        "embedding_dim": "embedding_size",
-        "hidden_dim": "hidden_size",
-        "intermediate_dim": "intermediate_size",
-    }
     return {
-        **required_values(albert_config, required, CONFIG_FILE),
+        **required_values(albert_config, BACKBONE_KEYS, CONFIG_FILE),
         "num_groups": albert_config.get("num_hidden_groups", 1),
         "num_inner_repetitions": albert_config.get("inner_group_num", 1),
         "dropout": albert_config.get("hidden_dropout_prob", 0.0),

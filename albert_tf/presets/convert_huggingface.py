@@ -11,6 +11,8 @@ import json
 import logging
 import os
 
+from albert_tf.presets.albert_config_keys import BACKBONE_KEYS
+from albert_tf.presets.albert_config_keys import required_values
 from albert_tf.presets.weight_assignment import WeightSpec
 
 logger = logging.getLogger(__name__)
@@ -65,15 +67,7 @@ def convert_backbone_config(hf_config):
             "transformers'.",
             epsilon,
         )
-    required = {
-        "vocabulary_size": "vocab_size",
-        "num_layers": "num_hidden_layers",
-        "num_heads": "num_attention_heads",
-        "embedding_dim": "embedding_size",
-        "hidden_dim": "hidden_size",
-        "intermediate_dim": "intermediate_size",
-        "max_sequence_length": "max_position_embeddings",
-    }
+    required = {**BACKBONE_KEYS, "max_sequence_length": "max_position_embeddings"}
     return {
         **required_values(hf_config, required, "config.json"),
         "num_groups": hf_config.get("num_hidden_groups", 1),
@@ -84,15 +78,9 @@ def convert_backbone_config(hf_config):
     }
 
 
-def required_values(config, names, file_name):
-    """`{our_name: config[their_name]}`, naming every key the file lacks."""
-    missing = [key for key in names.values() if key not in config]
-    if missing:
-        raise ValueError(
-            f"{file_name} has no {', '.join(missing)}: an ALBERT config names "
-            f"{', '.join(names.values())}."
-        )
-    return {ours: config[theirs] for ours, theirs in names.items()}
+def _num_labels(hf_config):
+    # transformers writes `id2label`, not `num_labels` (its length).
+    return hf_config.get("num_labels", len(hf_config.get("id2label") or {}) or 2)
 
 
 def convert_classifier_config(hf_config):
@@ -102,7 +90,7 @@ def convert_classifier_config(hf_config):
         dict with `num_classes`, `label_names` and `dropout`.
     """
     id2label = hf_config.get("id2label") or {}
-    num_classes = hf_config.get("num_labels", len(id2label) or 2)
+    num_classes = _num_labels(hf_config)
     label_names = None
     if id2label:
         label_names = [
@@ -353,7 +341,7 @@ def is_classifier_checkpoint(hf_config):
     if "AlbertForSequenceClassification" not in (hf_config.get("architectures") or []):
         return False
     problem = hf_config.get("problem_type")
-    if problem is None and hf_config.get("num_labels") == 1:
+    if problem is None and _num_labels(hf_config) == 1:
         problem = "regression"  # What transformers infers.
     if problem in (None, "single_label_classification"):
         return True
@@ -364,6 +352,6 @@ def is_classifier_checkpoint(hf_config):
         "new head.",
         problem.replace("_", " "),
         problem,
-        hf_config.get("num_labels"),
+        _num_labels(hf_config),
     )
     return False

@@ -89,7 +89,13 @@ def load_tokenizer(cls, preset, loader=None, **kwargs):
     target = _target_class(cls, "tokenizer")
     _check_kwargs(target, kwargs)
     loader = loader or _loader(preset)
-    return target(**{**loader.tokenizer_config(), **kwargs})
+    try:
+        config = loader.tokenizer_config()
+    except FileNotFoundError:
+        if "proto" not in kwargs:
+            raise
+        config = {}  # The vocabulary given replaces the preset's missing one.
+    return target(**{**config, **kwargs})
 
 
 def load_preprocessor(cls, preset, loader=None, **kwargs):
@@ -152,9 +158,10 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             head.get("num_classes"),
         )
         head.pop("label_names", None)
-    order = None if new_head else _head_order(head.get("label_names"), kwargs)
+    keep_head = load_weights and head and not new_head
+    order = _head_order(head.get("label_names"), kwargs) if keep_head else None
     task = target(backbone=backbone, preprocessor=preprocessor, **{**head, **kwargs})
-    if load_weights and head and not new_head:
+    if keep_head:
         loader.load_task_weights(task)
         if order is not None:  # The same classes, listed in another order.
             kernel, bias = task.output_dense.get_weights()
@@ -170,8 +177,10 @@ def _is_placeholder(names):
 def _head_order(trained, kwargs):
     """Head rows for `kwargs["label_names"]`, when they reorder `trained`.
 
-    `None` keeps the rows as they are. Other names than the trained head's
-    keep them too, with a warning: the classes are only renamed.
+    `None` keeps the rows as they are. Names all new to the trained head
+    keep them too, with a warning: the classes are only renamed. Names that
+    share some with it, but not all, would give a known class another's row:
+    an error.
     """
     wanted = kwargs.get("label_names")
     if not trained or wanted is None or list(wanted) == list(trained):
@@ -183,6 +192,13 @@ def _head_order(trained, kwargs):
             list(trained),
         )
         return [list(trained).index(name) for name in wanted]
+    if set(wanted) & set(trained):
+        raise ValueError(
+            f"label_names {list(wanted)} share some names with the preset's "
+            f"{list(trained)}, but not all: its head's rows would mean other "
+            "classes. Pass the preset's names in any order, or other "
+            "`num_classes` for a new head."
+        )
     if not _is_placeholder(trained):
         logger.warning(
             "label_names %s are not the preset's %s: its trained head is kept, "

@@ -34,7 +34,7 @@ VOCAB_FILE = "vocabulary.spm"
 
 # Tokenizer/preprocessor config keys a preset may set (keras-hub sets fewer).
 TOKENIZER_KEYS = ("lowercase", "strip_accents", "fast", "sequence_length")
-PREPROCESSOR_KEYS = ("sequence_length", "truncate")
+PREPROCESSOR_KEYS = ("sequence_length", "truncate", "text_pairs")
 TASK_KEYS = ("num_classes", "activation", "dropout", "label_names")
 
 

@@ -313,10 +313,6 @@ def validate(config):
             "config key 'model': 'model.preset' and 'model.backbone' are "
             "exclusive; set one"
         )
-    if model.preset is None:  # Original ALBERT's text preprocessing.
-        for key in ("lowercase", "strip_accents"):
-            if getattr(model, key) is None:
-                setattr(model, key, True)
     positive = [
         "model.sequence_length",
         "training.global_batch_size",
@@ -468,6 +464,7 @@ def load_config(path=None, overrides=None, data=None):
     try:
         config = _from_dict(TrainConfig, data)
         _resolve_paths(config, base_dir, overrides)
+        _default_text_flags(config.model)
         return validate(config)
     except (TypeError, ValueError) as e:
         # A key that came from the command line is named as such.
@@ -483,6 +480,14 @@ def _names_key(message, key):
     parts = key.split(".")
     prefixes = (".".join(parts[: i + 1]) for i in range(len(parts)))
     return any(f"'{prefix}'" in message for prefix in prefixes)
+
+
+def _default_text_flags(model):
+    """From scratch, original ALBERT's text preprocessing, written out."""
+    if model.preset is None:
+        for key in ("lowercase", "strip_accents"):
+            if getattr(model, key) is None:
+                setattr(model, key, True)
 
 
 def _resolve_paths(config, base_dir, overrides):

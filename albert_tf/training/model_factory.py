@@ -6,35 +6,27 @@ from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 
 
-def _tokenizer_flags(model_config):
-    flags = {"lowercase": model_config.lowercase}
-    flags["strip_accents"] = model_config.strip_accents
-    return {key: value for key, value in flags.items() if value is not None}
+def _tokenizer_overrides(model_config):
+    """The tokenizer arguments the config sets (`None`: not set)."""
+    overrides = {
+        "proto": model_config.vocabulary,
+        "lowercase": model_config.lowercase,
+        "strip_accents": model_config.strip_accents,
+    }
+    return {key: value for key, value in overrides.items() if value is not None}
 
 
 def build_preprocessor(model_config):
-    """The preprocessor a config asks for, or `None` to take a preset's as is.
-
-    From scratch: `model.vocabulary` with the text flags. With a preset:
-    `model.vocabulary` replaces the preset's (fine-tuned checkpoints often
-    ship without one), and `model.lowercase`/`model.strip_accents` override
-    its flags; with none of them set, the preset's own preprocessor is used.
-    """
-    flags = _tokenizer_flags(model_config)
-    if model_config.vocabulary is not None:
-        tokenizer = AlbertTokenizer(proto=model_config.vocabulary, **flags)
-    elif model_config.preset is not None and flags:
-        tokenizer = AlbertTokenizer.from_preset(model_config.preset, **flags)
-    else:
+    """The preprocessor of a from-scratch config; `None` for a preset's."""
+    if model_config.preset is not None:
         return None
     return AlbertTextClassifierPreprocessor(
-        tokenizer, sequence_length=model_config.sequence_length
+        AlbertTokenizer(**_tokenizer_overrides(model_config)),
+        sequence_length=model_config.sequence_length,
     )
 
 
-def build_classifier(
-    model_config, label_names, preprocessor=None, dtype=None, load_weights=True
-):
+def build_classifier(model_config, label_names, preprocessor=None, dtype=None):
     """An `AlbertTextClassifier` with its preprocessor and `label_names`.
 
     Call under `strategy.scope()` so that the variables are distributed.
@@ -44,18 +36,13 @@ def build_classifier(
         label_names: list of str. The label vocabulary (sets `num_classes`).
         preprocessor: reuse this preprocessor (else built from the config).
         dtype: str. A Keras dtype policy name for the backbone and head.
-        load_weights: bool. With a preset: `False` builds its architecture
-            only (for a copy that gets weights by `set_weights`).
 
     Returns:
         `albert_tf.models.AlbertTextClassifier`.
     """
-    if preprocessor is None:
-        preprocessor = build_preprocessor(model_config)
     if model_config.preset is not None:
-        return _from_preset(
-            model_config, label_names, preprocessor, dtype, load_weights
-        )
+        return _from_preset(model_config, label_names, preprocessor, dtype)
+    preprocessor = preprocessor or build_preprocessor(model_config)
     backbone_kwargs = dict(vars(model_config.backbone))
     backbone = AlbertBackbone(
         vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
@@ -71,16 +58,25 @@ def build_classifier(
     )
 
 
-def _from_preset(model_config, label_names, preprocessor, dtype, load_weights):
+def _from_preset(model_config, label_names, preprocessor, dtype):
+    preset = model_config.preset
     kwargs = {"dtype": dtype} if dtype else {}
-    if preprocessor is None:
-        kwargs["sequence_length"] = model_config.sequence_length
-    else:
-        kwargs["preprocessor"] = preprocessor
+    tokenizer_overrides = _tokenizer_overrides(model_config)
     try:
+        if preprocessor is None and tokenizer_overrides:
+            # The preset's tokenizer and preprocessor, with the config's
+            # vocabulary (fine-tunes often ship without one) or text flags.
+            preprocessor = AlbertTextClassifierPreprocessor.from_preset(
+                preset,
+                tokenizer=AlbertTokenizer.from_preset(preset, **tokenizer_overrides),
+                sequence_length=model_config.sequence_length,
+            )
+        if preprocessor is None:
+            kwargs["sequence_length"] = model_config.sequence_length
+        else:
+            kwargs["preprocessor"] = preprocessor
         return AlbertTextClassifier.from_preset(
-            model_config.preset,
-            load_weights=load_weights,
+            preset,
             num_classes=len(label_names),
             label_names=list(label_names),
             dropout=model_config.dropout,

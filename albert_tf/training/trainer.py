@@ -34,6 +34,19 @@ from albert_tf.training.schedule import make_optimizer
 logger = logging.getLogger(__name__)
 
 
+def _float32_copy(classifier):
+    """The classifier (same weights and preprocessor) with float32 variables."""
+    config = classifier.get_config()
+    backbone = classifier.backbone
+    config["backbone"] = type(backbone).from_config(
+        {**backbone.get_config(), "dtype": "float32"}
+    )
+    config["preprocessor"] = classifier.preprocessor
+    copy = type(classifier)(**config)
+    copy.set_weights(classifier.get_weights())
+    return copy
+
+
 def _random_states(model):
     """The model's seed-generator states (`variables` that are not `weights`)."""
     weights = {id(w) for w in model.weights}
@@ -424,7 +437,7 @@ class Trainer:
             if better:
                 best = dict(entry, report=report)
                 if chief:
-                    self._save_model(model, cfg, label_names, preprocessor, policy)
+                    self._save_model(model, policy)
             if steady_start is not None:
                 eval_seconds += time.perf_counter() - eval_started
 
@@ -496,7 +509,7 @@ class Trainer:
 
         # --- Final model and reports ---
         if dev_dataset is None and chief:
-            self._save_model(model, cfg, label_names, preprocessor, policy)
+            self._save_model(model, policy)
         elif dev_dataset is not None and best is None:
             run_eval()
         for writer in writers.values():
@@ -562,19 +575,11 @@ class Trainer:
         text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
         write_text(os.path.join(self.output_dir, "config.yaml"), text)
 
-    def _save_model(self, model, cfg, label_names, preprocessor, policy):
+    def _save_model(self, model, policy):
         """Saves `model.keras` in float32 (mixed-precision runs are rebuilt)."""
         path = os.path.join(self.output_dir, "model.keras")
         if policy != "float32":
-            float_model = build_classifier(
-                cfg.model,
-                label_names,
-                preprocessor,
-                dtype="float32",
-                load_weights=False,
-            )
-            float_model.set_weights(model.get_weights())
-            model = float_model
+            model = _float32_copy(model)
         save_model_atomic(model, path)
         logger.info("Saved model %s", path)
 
