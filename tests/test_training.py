@@ -90,11 +90,11 @@ def test_classification_report_matches_hand_computed_metrics(
     assert report["macro_f1"] == pytest.approx(macro_f1)
 
 
-def test_checkpoint_manager_keeps_only_the_newest(tmp_path):
+def test_checkpoint_manager_keeps_only_the_newest(tmp_path, caplog):
     """Pruning by step (not by name or age), and resuming from the newest."""
     directory = tmp_path / "checkpoints"
     value = tf.Variable(0.0)
-    manager = CheckpointManager(str(directory), tf.train.Checkpoint(v=value), keep=3)
+    manager = CheckpointManager(str(directory), {"v": value}, keep=3)
     for step in (5, 10, 15, 100, 1000):  # 1000 sorts before 15 as a plain name.
         value.assign(float(step))
         manager.save(step, {"step": step})
@@ -111,6 +111,17 @@ def test_checkpoint_manager_keeps_only_the_newest(tmp_path):
     manager.keep = 1
     manager.save(1001, {})
     assert [p.name for p in directory.iterdir()] == ["ckpt-00001001"]
+    # A checkpoint of an older version, without an object added since.
+    rng = [tf.Variable([7, 7])]
+    newer = CheckpointManager(str(directory), {"v": value, "rng": rng}, ("rng",))
+    value.assign(-1.0)
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        assert newer.restore_latest() == (1001, {})
+    assert float(value.numpy()) == 1000.0 and "has no rng" in caplog.text
+    # Required objects stay required.
+    strict = CheckpointManager(str(directory), {"v": value, "rng": rng})
+    with pytest.raises(ValueError, match="does not fit this model"):
+        strict.restore_latest()
 
 
 @pytest.fixture(scope="module")

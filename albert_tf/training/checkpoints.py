@@ -26,16 +26,21 @@ class CheckpointManager:
 
     Args:
         directory: str. The checkpoint folder.
-        checkpoint: `tf.train.Checkpoint` of everything to restore.
+        objects: dict of name -> what to save and restore (a model,
+            optimizer, variable, list of variables).
+        optional: names in `objects` that checkpoints of older versions
+            lack; those resume without them, with a warning.
         keep: int. How many of the newest checkpoints to keep.
         is_chief: bool. Only the chief writes to `directory`; other
             multi-worker processes write to a temp folder (the save may need
             them) and delete it.
     """
 
-    def __init__(self, directory, checkpoint, keep=2, is_chief=True):
+    def __init__(self, directory, objects, optional=(), keep=2, is_chief=True):
         self.directory = directory
-        self.checkpoint = checkpoint
+        self.objects = objects
+        self.optional = optional
+        self.checkpoint = tf.train.Checkpoint(**objects)
         self.keep = keep
         self.is_chief = is_chief
 
@@ -83,8 +88,21 @@ class CheckpointManager:
         if not steps:
             return None
         path = self.path(steps[-1])
+        prefix = os.path.join(path, "ckpt")
         try:
-            status = self.checkpoint.read(os.path.join(path, "ckpt"))
+            saved = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
+            missing = [name for name in self.optional if name not in saved]
+            checkpoint = self.checkpoint
+            if missing:
+                logger.warning(
+                    "%s has no %s (written by an older albert_tf): resuming "
+                    "without it.",
+                    path,
+                    ", ".join(missing),
+                )
+                kept = {k: v for k, v in self.objects.items() if k not in missing}
+                checkpoint = tf.train.Checkpoint(**kept)
+            status = checkpoint.read(prefix)
             status.assert_existing_objects_matched()
         except (ValueError, AssertionError, tf.errors.OpError) as e:
             raise ValueError(
@@ -100,5 +118,5 @@ class CheckpointManager:
 
 def latest_checkpoint_step(directory):
     """The step of the newest complete checkpoint in `directory`, or `None`."""
-    steps = CheckpointManager(directory, tf.train.Checkpoint()).steps()
+    steps = CheckpointManager(directory, {}).steps()
     return steps[-1] if steps else None

@@ -293,14 +293,15 @@ class Trainer:
         # --- Resume from the newest checkpoint, if any ---
         manager = CheckpointManager(
             os.path.join(self.output_dir, "checkpoints"),
-            tf.train.Checkpoint(
-                model=model,
-                optimizer=optimizer,
-                step=step,
+            {
+                "model": model,
+                "optimizer": optimizer,
+                "step": step,
                 # Dropout's random state is not among the model's checkpointed
                 # weights; without it a resumed run draws other masks.
-                dropout_rng=_random_states(model),
-            ),
+                "dropout_rng": _random_states(model),
+            },
+            optional=("dropout_rng",),
             keep=cfg.training.keep_checkpoints,
             is_chief=chief,
         )
