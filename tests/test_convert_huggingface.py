@@ -231,7 +231,9 @@ def test_encoder_weights_the_config_does_not_use_are_a_warning(
     assert "albert_layer_groups.1." in caplog.text
 
 
-def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_proto):
+def test_a_checkpoint_without_its_vocabulary_says_what_to_do(
+    tmp_path, tiny_proto, tmp_path_factory
+):
     _write_checkpoint(tmp_path, tiny_proto)
     (tmp_path / "spiece.model").unlink()  # As fine-tuned repos often are.
     with pytest.raises(FileNotFoundError, match="Copy the base model's spiece.model"):
@@ -241,6 +243,20 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(tmp_path, tiny_prot
     # Or give the vocabulary (a training config's model.vocabulary does).
     tokenizer = AlbertTokenizer.from_preset(str(tmp_path), proto=tiny_proto)
     assert tokenizer.proto == tiny_proto
+    from albert_tf import cli
+
+    elsewhere = tmp_path_factory.mktemp("convert")
+    vocabulary = elsewhere / "base_spiece.model"
+    vocabulary.write_bytes(tiny_proto)
+    out = elsewhere / "complete"
+    args = ["convert", str(tmp_path), str(out), "--vocabulary", str(vocabulary)]
+    assert cli.main(args) == 0
+    complete = AlbertTextClassifier.from_preset(str(out))
+    assert complete.preprocessor.tokenizer.proto == tiny_proto
+    np.testing.assert_array_equal(
+        complete.backbone.token_embedding.embeddings.numpy(),
+        bare.backbone.token_embedding.embeddings.numpy(),
+    )
 
 
 @pytest.mark.parametrize(

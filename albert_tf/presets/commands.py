@@ -24,7 +24,7 @@ def weights_checksum(model):
     return digest.hexdigest()
 
 
-def convert(source, output_dir, output_format="albert_tf"):
+def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
     """Converts `source` into an albert_tf preset directory `output_dir`.
 
     A head (HF `AlbertForSequenceClassification`, keras-hub/albert_tf
@@ -36,6 +36,8 @@ def convert(source, output_dir, output_format="albert_tf"):
         output_dir: str. Must not exist or be empty.
         output_format: str. `"albert_tf"`, or `"keras_hub"` to write
             keras-hub's class names in the JSON configs (same weight files).
+        vocabulary: str. A SentencePiece model replacing the source's (for
+            fine-tuned checkpoints saved without their `spiece.model`).
 
     Returns:
         The loaded model (`AlbertTextClassifier` or `AlbertBackbone`).
@@ -43,6 +45,7 @@ def convert(source, output_dir, output_format="albert_tf"):
     from albert_tf.models import AlbertBackbone
     from albert_tf.models import AlbertTextClassifier
     from albert_tf.models import AlbertTextClassifierPreprocessor
+    from albert_tf.models import AlbertTokenizer
     from albert_tf.presets.handles import resolve_preset
     from albert_tf.presets.preset_loaders import loader_for_directory
     from albert_tf.presets.preset_saver import convert_configs_to_keras_hub
@@ -68,16 +71,27 @@ def convert(source, output_dir, output_format="albert_tf"):
         if os.path.isfile(source) and source.endswith(".keras"):
             from albert_tf.models import load_classifier
 
+            if vocabulary is not None:
+                raise ValueError("A .keras model carries its vocabulary.")
             model = load_classifier(source)  # A trained model, to publish.
         else:
             loader = loader_for_directory(resolve_preset(source))
+            directory = loader.directory
+            tokenizer = None
+            if vocabulary is not None:
+                with open(vocabulary, "rb") as f:  # Named if missing.
+                    proto = f.read()
+                tokenizer = AlbertTokenizer.from_preset(directory, proto=proto)
+            preprocessor = AlbertTextClassifierPreprocessor.from_preset(
+                directory, **({"tokenizer": tokenizer} if tokenizer else {})
+            )
             if loader.task_config():
-                model = AlbertTextClassifier.from_preset(loader.directory)
-            else:
-                model = AlbertBackbone.from_preset(loader.directory)
-                preprocessor = AlbertTextClassifierPreprocessor.from_preset(
-                    loader.directory
+                model = AlbertTextClassifier.from_preset(
+                    directory, preprocessor=preprocessor
                 )
+                preprocessor = None  # Saved with the classifier.
+            else:
+                model = AlbertBackbone.from_preset(directory)
         model.save_to_preset(tmp)
         if preprocessor is not None:
             preprocessor.save_to_preset(tmp)
@@ -93,7 +107,7 @@ def convert(source, output_dir, output_format="albert_tf"):
 
 
 def run_convert(args):
-    model = convert(args.source, args.output, args.format)
+    model = convert(args.source, args.output, args.format, args.vocabulary)
     backbone = getattr(model, "backbone", model)
     print(json.dumps(backbone.get_config(), indent=2, default=str))
     if hasattr(model, "num_classes"):
@@ -123,5 +137,10 @@ def register(subparsers):
         help="class names in the JSON configs: albert_tf's (default) or "
         "keras-hub's, for keras_hub.models.*.from_preset (which does not "
         "lowercase: feed it lowercased text)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        help="SentencePiece model to use instead of the source's, e.g. "
+        "albert-base-v2's spiece.model for a fine-tune saved without it",
     )
     parser.set_defaults(func=run_convert)

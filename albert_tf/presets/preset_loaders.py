@@ -207,7 +207,9 @@ class HuggingFaceLoader(PresetLoader):
             raise FileNotFoundError(
                 f"Preset vocabulary not found: '{vocab}'. Copy the base model's "
                 "spiece.model there (albert-base-v2's for most ALBERT "
-                "fine-tunes), or load the model with `preprocessor=None`."
+                "fine-tunes) or pass it (`albert-tf convert --vocabulary`, "
+                "`AlbertTokenizer.from_preset(..., proto=)`), or load the model "
+                "with `preprocessor=None`."
             )
         config = {}
         tokenizer_config = self.path(convert_huggingface.TOKENIZER_CONFIG_FILE)
