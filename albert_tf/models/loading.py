@@ -37,9 +37,4 @@ def load_classifier(source, compile=False):
             return keras.saving.load_model(source, compile=False)
     from albert_tf.models.text_classifier import TextClassifier
 
-    if not hasattr(TextClassifier, "from_preset"):
-        raise ValueError(
-            f"Cannot load '{source}': expected a `.keras` file (preset "
-            "directories need `from_preset`)."
-        )
     return TextClassifier.from_preset(source)

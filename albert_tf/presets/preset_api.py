@@ -145,7 +145,9 @@ def load_task(cls, preset, load_weights=True, **kwargs):
     head = (loader.task_config() if loader else None) or {}
     if "num_classes" not in kwargs and "num_classes" not in head:
         raise ValueError(
-            f"Preset '{preset}' has no classification head: pass `num_classes=`."
+            f"Preset '{preset}' has no classification head (a backbone "
+            "preset): fine-tune one first (`albert-tf train` with "
+            "`model.preset`), or pass `num_classes=` for a new, untrained head."
         )
     new_head = "num_classes" in kwargs and kwargs["num_classes"] != head.get(
         "num_classes"
