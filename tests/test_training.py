@@ -244,7 +244,11 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     same = load_config(
         saved, overrides={"training.log_every_steps": 20, "strategy.name": "default"}
     )
-    assert Trainer(same, tmp_path / "run").train()["steps"] == 160
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        assert Trainer(same, tmp_path / "run").train()["steps"] == 160
+    # Without dropout there is no random state, and nothing to warn about.
+    assert "has no dropout_rng" not in caplog.text
 
 
 def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
@@ -682,8 +686,14 @@ def test_auto_strategy_choice(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps(one_worker))
     assert make_strategy(StrategyConfig()) is default
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
-        make_strategy(StrategyConfig())
+    for name in ("auto", "multi_worker"):
+        with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+            make_strategy(StrategyConfig(name=name))
+    if not tf.config.list_physical_devices("GPU"):
+        monkeypatch.setenv("TF_CONFIG", json.dumps(one_worker))
+        xla_workers = StrategyConfig(name="multi_worker", jit_compile=True)
+        with pytest.raises(ValueError, match="no cross-worker collectives on CPU"):
+            make_strategy(xla_workers)
     monkeypatch.delenv("TF_CONFIG")
     # Combinations TensorFlow cannot run fail with the reason, not a traceback.
     xla_on_cpus = StrategyConfig(name="mirrored", num_cpu_devices=2, jit_compile=True)
@@ -691,6 +701,11 @@ def test_auto_strategy_choice(monkeypatch):
         make_strategy(xla_on_cpus)
     with pytest.raises(ValueError, match="Cannot use TPU 'local'"):
         make_strategy(StrategyConfig(name="tpu", tpu="local"))
+    with pytest.raises(ValueError, match="Cannot use a local TPU \\(no --tpu"):
+        make_strategy(StrategyConfig(name="tpu"))
+    # A TPU name that does not resolve (GCE metadata lookup: a URLError).
+    with pytest.raises(ValueError, match="Cannot use TPU 'no-such-tpu-here'"):
+        make_strategy(StrategyConfig(name="tpu", tpu="no-such-tpu-here"))
 
 
 def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):

@@ -91,7 +91,7 @@ class CheckpointManager:
         prefix = os.path.join(path, "ckpt")
         try:
             saved = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
-            missing = [name for name in self.optional if name not in saved]
+            missing = [n for n in self.optional if n in self.objects and n not in saved]
             checkpoint = self.checkpoint
             if missing:
                 logger.warning(

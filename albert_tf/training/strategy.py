@@ -72,10 +72,15 @@ def make_strategy(strategy_config):
             )
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, tf.errors.OpError) as e:
+        except (ValueError, OSError, tf.errors.OpError) as e:  # URLError: OSError.
             message = getattr(e, "message", None) or str(e)
+            what = (
+                f"TPU {strategy_config.tpu!r}"
+                if strategy_config.tpu
+                else "a local TPU (no --tpu / strategy.tpu given)"
+            )
             raise ValueError(
-                f"Cannot use TPU {strategy_config.tpu or 'local'!r}: "
+                f"Cannot use {what}: "
                 f"{message.splitlines()[0] if message else type(e).__name__}"
             ) from None
         strategy = tf.distribute.TPUStrategy(resolver)
@@ -83,6 +88,13 @@ def make_strategy(strategy_config):
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "strategy 'multi_worker' needs the TF_CONFIG environment variable"
+            )
+        _tf_config_workers()  # Names a malformed TF_CONFIG.
+        if strategy_config.jit_compile and not tf.config.list_physical_devices("GPU"):
+            raise ValueError(
+                "config key 'strategy.jit_compile': XLA has no cross-worker "
+                "collectives on CPU, so a multi-worker step cannot compile "
+                "without GPUs; set it to false"
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif name == "mirrored":

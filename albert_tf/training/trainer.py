@@ -291,16 +291,14 @@ class Trainer:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
         # --- Resume from the newest checkpoint, if any ---
+        objects = {"model": model, "optimizer": optimizer, "step": step}
+        # Dropout's random state is not among the model's checkpointed
+        # weights; without it a resumed run draws other masks.
+        if random_states := _random_states(model):  # Empty without dropout.
+            objects["dropout_rng"] = random_states
         manager = CheckpointManager(
             os.path.join(self.output_dir, "checkpoints"),
-            {
-                "model": model,
-                "optimizer": optimizer,
-                "step": step,
-                # Dropout's random state is not among the model's checkpointed
-                # weights; without it a resumed run draws other masks.
-                "dropout_rng": _random_states(model),
-            },
+            objects,
             optional=("dropout_rng",),
             keep=cfg.training.keep_checkpoints,
             is_chief=chief,
