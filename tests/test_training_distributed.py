@@ -137,22 +137,12 @@ def _free_ports(n):
             s.close()
 
 
-def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_proto):
-    overrides = tiny_overrides(
-        tmp_path,
-        tiny_proto,
-        **{
-            "training.steps": 4,
-            "data.dev": None,
-            "strategy.name": "multi_worker",
-            "training.checkpoint_every_steps": 2,
-        },
-    )
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    output = tmp_path / "run"
+def _run_workers(overrides, outputs):
+    """Runs one WORKER process per entry; returns `(code, stdout, stderr)`s."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(len(outputs))]
     procs = []
     try:
-        for index in range(2):
+        for index, (extra, output) in enumerate(zip(overrides, outputs, strict=True)):
             env = subprocess_env()
             env["TF_CONFIG"] = json.dumps(
                 {
@@ -160,16 +150,10 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
                     "task": {"type": "worker", "index": index},
                 }
             )
+            command = [sys.executable, "-c", WORKER, str(TINY_CONFIG)]
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        WORKER,
-                        str(TINY_CONFIG),
-                        json.dumps(overrides),
-                        str(output),
-                    ],
+                    [*command, json.dumps(extra), str(output)],
                     cwd=REPO,
                     env=env,
                     stdout=subprocess.PIPE,
@@ -183,8 +167,24 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, results, strict=True):
-        assert p.returncode == 0, err[-3000:]
+    return [(p.returncode, *result) for p, result in zip(procs, results, strict=True)]
+
+
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 4,
+            "data.dev": None,
+            "strategy.name": "multi_worker",
+            "training.checkpoint_every_steps": 2,
+        },
+    )
+    output = tmp_path / "run"
+    results = _run_workers([overrides, overrides], [output, output])
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
         assert "replicas 2 steps 4" in out
     chief = np.load(output / "weights-0.npz")
     worker = np.load(output / "weights-1.npz")
@@ -374,3 +374,25 @@ def test_a_run_shorter_than_one_epoch_leaves_no_tf_cache_warning(tmp_path, tiny_
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "dataset being cached" not in proc.stderr
+
+
+def test_workers_that_disagree_are_refused_before_training(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{"training.steps": 4, "data.dev": None, "strategy.name": "multi_worker"},
+    )
+    # Another learning rate on one worker: both would average other runs.
+    other = {**overrides, "optimizer.learning_rate": 0.1}
+    output = tmp_path / "run"
+    for code, _, err in _run_workers([overrides, other], [output, output]):
+        assert code == 1, err[-3000:]
+        assert "The workers disagree on the run" in err
+    # Own output folders: the chief resumes at step 4, the other starts at 0.
+    first = _run_train(tmp_path / "chief", {**overrides, "strategy.name": "default"})
+    assert first.returncode == 0, first.stderr[-3000:]
+    longer = {**overrides, "training.steps": 6}
+    outputs = [tmp_path / "chief", tmp_path / "worker"]
+    for code, _, err in _run_workers([longer, longer], outputs):
+        assert code == 1, err[-3000:]
+        assert "start step (steps [0, 4])" in err

@@ -173,7 +173,7 @@ _CHOICES = {
         "tpu",
     ),
 }
-_PATH_KEYS = (
+PATH_KEYS = (
     "model.preset",
     "model.vocabulary",
     "data.train",
@@ -491,7 +491,7 @@ def _default_text_flags(model):
 
 
 def _resolve_paths(config, base_dir, overrides):
-    for key in _PATH_KEYS:
+    for key in PATH_KEYS:
         obj, name = _get_section(config, key)
         value = getattr(obj, name)
         if value is None or os.path.isabs(value):

@@ -26,6 +26,7 @@ from albert_tf.training import data_pipeline
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training import strategy as strategy_lib
 from albert_tf.training.checkpoints import CheckpointManager
+from albert_tf.training.config import PATH_KEYS
 from albert_tf.training.config import load_config
 from albert_tf.training.model_factory import build_classifier
 from albert_tf.training.model_factory import build_preprocessor
@@ -335,6 +336,9 @@ class Trainer:
                 manager.directory,
             )
         start_step = int(step.numpy())
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            digest = fingerprint["data.train (sha256 of its contents)"]
+            _check_workers_agree(strategy, cfg, digest, start_step, total_steps)
         if start_step >= total_steps and restored is not None:
             metrics_path = os.path.join(self.output_dir, "metrics.json")
             done = all(
@@ -615,8 +619,8 @@ RESUMABLE_CHANGES = (
 )
 
 
-def resume_fingerprint(config):
-    """The config's settings that a resumed run must share, as dotted keys."""
+def _flatten(config):
+    """A config's settings as `{dotted.key: value}`."""
     flat = {}
 
     def walk(prefix, value):
@@ -627,6 +631,12 @@ def resume_fingerprint(config):
             flat[prefix[:-1]] = value
 
     walk("", config.to_dict())
+    return flat
+
+
+def resume_fingerprint(config):
+    """The config's settings that a resumed run must share, as dotted keys."""
+    flat = _flatten(config)
     kept = {
         k: v
         for k, v in flat.items()
@@ -681,6 +691,33 @@ def _file_digest(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def _check_workers_agree(strategy, config, data_digest, step, total_steps):
+    """Refuses a cluster whose workers would not train one model together.
+
+    Other settings (paths aside: machines mount data elsewhere), other data,
+    or another start step (a worker that resumed from its own, empty output
+    folder) would average gradients of different runs, or hang collectives.
+    """
+    shared = {
+        k: v
+        for k, v in _flatten(config).items()
+        if k not in PATH_KEYS and k != "training.verbose"
+    }
+    shared.update(data=data_digest, step=step, total_steps=total_steps)
+    digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).digest()
+    mine = tf.constant([int.from_bytes(digest[:4], "little"), step], tf.int64)
+    everyone = strategy.gather(strategy.run(lambda: mine[None]), axis=0).numpy()
+    if (everyone != everyone[0]).any():
+        raise ValueError(
+            "The workers disagree on the run: settings or data (hashes "
+            f"{sorted(set(everyone[:, 0].tolist()))}) or start step (steps "
+            f"{sorted(set(everyone[:, 1].tolist()))}). Give every worker the "
+            "same config, data and overrides, and one output folder on a "
+            "shared filesystem (only the chief writes checkpoints; the others "
+            "resume from them)."
+        )
 
 
 def _check_same_run(saved, current, directory):
