@@ -177,9 +177,10 @@ def run_train(args):
         )
         raise
     best = result["best"]
-    summary = (
-        f"trained {result['steps']} steps; model: {trainer.output_dir}/model.keras"
-    )
+    model_path = f"{trainer.output_dir}/model.keras"
+    if not trainer.is_chief:
+        model_path += " (the chief worker writes it)"
+    summary = f"trained {result['steps']} steps; model: {model_path}"
     if best:
         summary += (
             f"; best dev {result['best_metric']} "

@@ -133,6 +133,7 @@ class Trainer:
         if not (output_dir or config.output_dir):
             raise ValueError("no output directory: set 'output_dir' or pass --output")
         self.model = None  # The trained classifier, once `train()` ran.
+        self.is_chief = True  # False on the other workers of a cluster.
 
     # === Setup ===
 
@@ -248,7 +249,7 @@ class Trainer:
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         strategy = strategy_lib.make_strategy(cfg.strategy)
-        chief = strategy_lib.is_chief(strategy)
+        chief = self.is_chief = strategy_lib.is_chief(strategy)
         static = cfg.strategy.static_shapes or strategy_lib.is_tpu(strategy)
         if cfg.strategy.jit_compile and not static:
             logger.warning(
