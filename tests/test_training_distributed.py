@@ -396,3 +396,30 @@ def test_workers_that_disagree_are_refused_before_training(tmp_path, tiny_proto)
     for code, _, err in _run_workers([longer, longer], outputs):
         assert code == 1, err[-3000:]
         assert "start step (steps [0, 4])" in err
+
+
+def test_a_worker_whose_port_is_taken_names_it(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path, tiny_proto, **{"data.dev": None, "strategy.name": "multi_worker"}
+    )
+    env = subprocess_env()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        (free,) = _free_ports(1)
+        cluster = {"worker": [address, f"127.0.0.1:{free}"]}
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": 0}}
+        )
+        proc = subprocess.run(
+            _train_command(tmp_path / "out", overrides),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"Cannot start this worker at {address}" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -96,7 +96,13 @@ def make_strategy(strategy_config):
                 "collectives on CPU, so a multi-worker step cannot compile "
                 "without GPUs; set it to false"
             )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.OpError as e:  # Its gRPC server did not start.
+            raise ValueError(
+                f"Cannot start this worker at {_tf_config_address()} (from "
+                f"TF_CONFIG; is the port in use?): {e.message.splitlines()[0]}"
+            ) from None
     elif name == "mirrored":
         if strategy_config.num_cpu_devices and not tf.config.list_physical_devices(
             "GPU"
@@ -132,6 +138,15 @@ def _tf_config_workers():
     except json.JSONDecodeError as e:
         raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _tf_config_address():
+    config = json.loads(os.environ["TF_CONFIG"])
+    task = config.get("task", {})
+    try:
+        return config["cluster"][task["type"]][task["index"]]
+    except (KeyError, IndexError, TypeError):
+        return "its task's address"
 
 
 def is_tpu(strategy):
