@@ -173,10 +173,15 @@ def test_model_must_be_a_preset_or_backbone_and_vocabulary(tmp_path):
 def test_a_local_preset_resolves_like_the_other_paths(monkeypatch, tmp_path):
     path = _write(tmp_path, "data: {train: t.tsv}\nmodel: {preset: presets/base}\n")
     monkeypatch.chdir(tmp_path.parent)  # The CWD must not matter.
-    assert load_config(path).model.preset == str(tmp_path / "presets" / "base")
+    preset = load_config(path).model
+    assert preset.preset == str(tmp_path / "presets" / "base")
+    # Text flags: a preset's own unless set; from scratch, original ALBERT's.
+    assert preset.lowercase is None and preset.strip_accents is None
     for handle in ("albert_base_en_uncased", "hf://albert/albert-base-v2"):
         config = load_config(path, overrides={"model.preset": handle})
         assert config.model.preset == handle
+    scratch = load_config(_write(tmp_path, MINIMAL)).model
+    assert scratch.lowercase is True and scratch.strip_accents is True
 
 
 def test_overrides_are_typed_and_paths_relative_to_cwd(monkeypatch, tmp_path):

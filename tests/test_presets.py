@@ -154,6 +154,10 @@ def test_classifier_round_trip(tmp_path, tiny_proto, caplog):
         np.asarray(pure.predict_on_batch(TEXTS), np.float32),
     )
     random = AlbertTextClassifier.from_preset(str(tmp_path), load_weights=False)
+    assert not np.allclose(  # The head too is new, not the preset's.
+        random.output_dense.get_weights()[0],
+        classifier.output_dense.get_weights()[0],
+    )
     config = lambda model: {**model.backbone.get_config(), "name": None}  # noqa: E731
     assert config(random) == config(classifier)
     assert not np.allclose(
@@ -488,6 +492,8 @@ def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     published = AlbertTextClassifier.from_preset(str(tmp_path / "preset"))
     assert published.label_names == classifier.label_names
     assert published.preprocessor.text_pairs is False
+    args = [*args[:2], str(tmp_path / "p2"), "--vocabulary", str(tmp_path / "v.spm")]
+    assert cli.main(args) == 1 and not (tmp_path / "p2").exists()
     np.testing.assert_array_equal(
         published.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
     )

@@ -732,6 +732,8 @@ def test_rest_classify_and_metadata(server, expected):
     )
     status, reply = rest_call(server, ":classify", {**body, "examples": []})
     assert status == 400 and reply["error"] == "Input is empty."
+    status, reply = rest_call(server, ":classify", {**body, "context": ["x"]})
+    assert status == 400 and reply["error"] == '"context" must be an object.'
     # Like TF Serving, no signature name means serving_default, a Predict one.
     status, reply = rest_call(server, ":classify", {"examples": examples})
     assert status == 400 and sig.CLASSIFY_METHOD in reply["error"]

@@ -649,8 +649,12 @@ def test_preset_config_trains_from_a_local_preset_directory(tmp_path, tiny_proto
     assert tokenizer.proto == vocab.read_bytes() and not tokenizer.lowercase
     # What the config leaves unset stays the preset's.
     assert not tokenizer.strip_accents and trained.truncate == "waterfall"
+    assert trained.sequence_length == 12  # The config's, not the preset's 16.
     vocab.write_bytes(train_tiny_sentencepiece(tmp_path, vocab_size=86))
-    with pytest.raises(ValueError, match="tokenizer has 86 pieces but the backbone's"):
+    with pytest.raises(
+        ValueError,
+        match="config key 'model': .*tokenizer has 86 pieces but the backbone's",
+    ):
         Trainer(
             load_config(TINY_CONFIG, overrides=overrides), str(tmp_path / "w")
         ).train()

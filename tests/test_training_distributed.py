@@ -7,6 +7,7 @@ trainer in subprocesses (bounded by timeouts, always killed at the end).
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -182,7 +183,12 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
         },
     )
     output = tmp_path / "run"
-    results = _run_workers([overrides, overrides], [output, output])
+    # Machines mount the same data elsewhere: paths may differ, contents not.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = shutil.copy(overrides["data.train"], elsewhere / "train.tsv")
+    mounted = {**overrides, "data.train": str(moved)}
+    results = _run_workers([overrides, mounted], [output, output])
     for code, out, err in results:
         assert code == 0, err[-3000:]
         assert "replicas 2 steps 4" in out
