@@ -79,9 +79,7 @@ def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
             directory = loader.directory
             tokenizer = None
             if vocabulary is not None:
-                with open(vocabulary, "rb") as f:  # Named if missing.
-                    proto = f.read()
-                tokenizer = AlbertTokenizer.from_preset(directory, proto=proto)
+                tokenizer = AlbertTokenizer.from_preset(directory, proto=vocabulary)
             preprocessor = AlbertTextClassifierPreprocessor.from_preset(
                 directory, **({"tokenizer": tokenizer} if tokenizer else {})
             )

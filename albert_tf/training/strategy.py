@@ -132,16 +132,20 @@ def make_strategy(strategy_config):
     return strategy
 
 
-def _tf_config_workers():
+def _tf_config():
     try:
-        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+        return json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
         raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
+
+
+def _tf_config_workers():
+    cluster = _tf_config().get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
 def _tf_config_address():
-    config = json.loads(os.environ["TF_CONFIG"])
+    config = _tf_config()
     task = config.get("task", {})
     try:
         return config["cluster"][task["type"]][task["index"]]
