@@ -712,6 +712,29 @@ def test_auto_strategy_choice(monkeypatch):
         make_strategy(StrategyConfig(name="tpu", tpu="no-such-tpu-here"))
 
 
+def test_mixed_precision_policy_refuses_what_cannot_run():
+    from albert_tf.training.config import StrategyConfig
+    from albert_tf.training.strategy import mixed_precision_policy
+
+    default = tf.distribute.get_strategy()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    # A TPUStrategy needs a TPU to initialise; the check only reads its type.
+    tpu = tf.distribute.TPUStrategy.__new__(tf.distribute.TPUStrategy)
+    assert mixed_precision_policy(StrategyConfig(), default) == "float32"
+    assert mixed_precision_policy(StrategyConfig(mixed_precision=True), tpu) == (
+        "mixed_bfloat16"
+    )
+    with pytest.raises(ValueError, match="TPUs compute in bfloat16"):
+        mixed_precision_policy(StrategyConfig(mixed_precision="mixed_float16"), tpu)
+    fp16_xla = StrategyConfig(mixed_precision="mixed_float16", jit_compile=True)
+    with pytest.raises(ValueError, match="XLA-compiled MirroredStrategy step"):
+        mixed_precision_policy(fp16_xla, mirrored)
+    # One device keeps merge_call, so loss scaling compiles there.
+    assert mixed_precision_policy(fp16_xla, default) == "mixed_float16"
+    bf16_xla = StrategyConfig(mixed_precision="mixed_bfloat16", jit_compile=True)
+    assert mixed_precision_policy(bf16_xla, mirrored) == "mixed_bfloat16"
+
+
 def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     """A pair model scored single texts silently (wrong answers) everywhere."""
     from albert_tf.cli import main

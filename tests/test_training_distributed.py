@@ -113,6 +113,93 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
     assert not np.allclose(initial, one[0], rtol=1e-4, atol=1e-6)
 
 
+MIRRORED_DROPOUT = """
+import json, os, shutil, sys
+from albert_tf.training.strategy import split_cpu
+split_cpu(2)
+import numpy as np
+import tensorflow as tf
+from albert_tf.training import Trainer, load_config
+from albert_tf.training.model_factory import build_classifier
+from albert_tf.training.trainer import _random_states, _seed_replicas_apart
+config = load_config(sys.argv[2], overrides=json.loads(sys.argv[1]))
+
+# The two replicas' masks for the same input, after the trainer's seeding.
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = build_classifier(config.model, ["negative", "positive"])
+_seed_replicas_apart(strategy, _random_states(model))
+masks = tf.function(
+    lambda: strategy.run(lambda: model.output_dropout(tf.ones((4, 8)), training=True))
+)()
+first, second = strategy.experimental_local_results(masks)
+print("masks_differ", bool(tf.reduce_any(first != second)))
+
+# A run that crashed after its step-4 checkpoint, rerun, against a straight run.
+output = sys.argv[3]
+trainer = Trainer(config, output_dir=output)
+trainer.train()
+states = _random_states(trainer.model)
+print("trainer_replicas_apart", all(
+    len({tuple(copy.numpy()) for copy in state.values}) == 2 for state in states
+) and len(states) > 0)
+from albert_tf.models import load_classifier
+straight = load_classifier(output + "/model.keras").get_weights()
+shutil.rmtree(output + "/checkpoints/ckpt-00000008")
+os.remove(output + "/model.keras")
+result = Trainer(config, output_dir=output).train()
+print("resumed_from", result["resumed_from_step"])
+resumed = load_classifier(output + "/model.keras").get_weights()
+print("max_diff", max(float(np.abs(a - b).max()) for a, b in zip(straight, resumed)))
+"""
+
+
+def test_mirrored_replicas_draw_their_own_dropout_and_resume_exactly(
+    tmp_path, tiny_proto
+):
+    """Each replica gets its own masks, and a resumed run draws the same ones.
+
+    Keras starts every replica's seed state equal (same masks on every
+    replica); checkpoints keep replica 0's, so the offsets must be applied
+    again after a restore or the resumed run would drift.
+    """
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 8,
+            "training.checkpoint_every_steps": 4,
+            "data.dev": None,
+            "model.dropout": 0.3,
+            "model.backbone.dropout": 0.3,
+            "strategy.name": "mirrored",
+            "strategy.num_cpu_devices": 2,
+            "strategy.static_shapes": True,
+        },
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MIRRORED_DROPOUT,
+            json.dumps(overrides),
+            str(TINY_CONFIG),
+            str(tmp_path / "run"),
+        ],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert out["masks_differ"] == "True"
+    assert out["trainer_replicas_apart"] == "True"
+    assert out["resumed_from"] == "4"
+    assert float(out["max_diff"]) <= 1e-6
+
+
 WORKER = """
 import json, os, sys
 import numpy as np

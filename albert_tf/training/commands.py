@@ -28,7 +28,7 @@ def register(subparsers):
         action="store_true",
         help="skip and count bad data rows instead of failing",
     )
-    parser.add_argument("--tpu", help="TPU name or address (selects TPUStrategy)")
+    parser.add_argument("--tpu", help="TPU VM name, or local (selects TPUStrategy)")
     parser.set_defaults(func=run_train)
 
     parser = subparsers.add_parser(

@@ -39,8 +39,9 @@ def make_strategy(strategy_config):
         strategy_config: `albert_tf.training.config.StrategyConfig`. `name`:
             `auto`, `default`, `one_device`, `mirrored` (all local GPUs, or
             `num_cpu_devices` logical CPUs), `multi_worker` (cluster from
-            `TF_CONFIG`) or `tpu` (`tpu`: a TPU name or `grpc://` address,
-            `local` on a TPU VM).
+            `TF_CONFIG`) or `tpu` (`tpu`: the TPU VM's name, or `local`; a
+            remote `grpc://` TPU node lacks tf-text's ops for the input
+            pipeline).
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -178,7 +179,31 @@ def mixed_precision_policy(strategy_config, strategy):
     if value is False:
         return "float32"
     if isinstance(value, str):
-        return value
-    if is_tpu(strategy) or not tf.config.list_physical_devices("GPU"):
-        return "mixed_bfloat16"
-    return "mixed_float16"
+        policy = value
+    elif is_tpu(strategy) or not tf.config.list_physical_devices("GPU"):
+        policy = "mixed_bfloat16"
+    else:
+        policy = "mixed_float16"
+    if policy == "mixed_float16" and is_tpu(strategy):
+        raise ValueError(
+            "config key 'strategy.mixed_precision': TPUs compute in bfloat16; "
+            "use mixed_bfloat16 (or true) instead of mixed_float16"
+        )
+    mirrored = (
+        tf.distribute.MirroredStrategy,
+        tf.distribute.MultiWorkerMirroredStrategy,
+    )
+    if (
+        policy == "mixed_float16"
+        and strategy_config.jit_compile
+        and isinstance(strategy, mirrored)
+    ):
+        # XLA on GPUs turns merge_call off, and Keras's loss scaling then
+        # fails to trace (keras#21366).
+        raise ValueError(
+            "config keys 'strategy.mixed_precision' and 'strategy.jit_compile': "
+            "mixed_float16's loss scaling cannot run in an XLA-compiled "
+            f"{type(strategy).__name__} step; use mixed_bfloat16 (GPUs from "
+            "Ampere on) or jit_compile: false"
+        )
+    return policy

@@ -54,6 +54,31 @@ def _random_states(model):
     return [v.value for v in model.variables if id(v) not in weights]
 
 
+# Replica k's dropout seeds move by k * this prime: coprime to the 2**31 - 2
+# that Keras reduces seeds by, so no two replicas share a stream.
+_REPLICA_SEED_STRIDE = 1_000_003
+
+
+def _seed_replicas_apart(strategy, random_states):
+    """Gives each replica its own dropout masks.
+
+    Keras keeps one seed state per replica and starts them equal, so every
+    replica would draw the same masks for its rows. Replica `k` adds
+    `k * _REPLICA_SEED_STRIDE` to its seeds; replica 0 keeps its own, the one
+    checkpoints save, so this runs again after each restore.
+    """
+    if strategy.num_replicas_in_sync == 1 or not random_states:
+        return
+
+    def offset():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        shift = tf.cast(replica, tf.int64) * _REPLICA_SEED_STRIDE
+        for state in random_states:
+            state.assign_add(tf.stack([shift, tf.zeros_like(shift)]))
+
+    tf.function(lambda: strategy.run(offset))()
+
+
 def save_model_atomic(model, path):
     """`model.save(path)` through a temp file beside it, then a rename."""
     with atomic_path(path) as tmp:
@@ -296,7 +321,8 @@ class Trainer:
         objects = {"model": model, "optimizer": optimizer, "step": step}
         # Dropout's random state is not among the model's checkpointed
         # weights; without it a resumed run draws other masks.
-        if random_states := _random_states(model):  # Empty without dropout.
+        random_states = _random_states(model)  # Empty without dropout.
+        if random_states:
             objects["dropout_rng"] = random_states
         manager = CheckpointManager(
             os.path.join(self.output_dir, "checkpoints"),
@@ -336,6 +362,7 @@ class Trainer:
                 total_steps,
                 manager.directory,
             )
+        _seed_replicas_apart(strategy, random_states)
         start_step = int(step.numpy())
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             digest = fingerprint["data.train (sha256 of its contents)"]
