@@ -36,10 +36,14 @@ def register(subparsers):
     )
     parser.add_argument(
         "--data",
-        help="labelled training TSV (sentence<TAB>label, with header); "
-        "default: the embedded demo data",
+        help="labelled training file: TSV (sentence<TAB>label, with header), "
+        "or CSV/JSONL with sentence and label columns; default: the embedded "
+        "demo data",
     )
-    parser.add_argument("--dev", help="labelled dev TSV (default: embedded, or --data)")
+    parser.add_argument(
+        "--dev",
+        help="labelled dev file, read like --data (default: embedded, or --data)",
+    )
     parser.add_argument(
         "--vocabulary",
         help="SentencePiece model (e.g. ../shared/data/albert/spiece.model); "
@@ -57,14 +61,18 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def _read_texts(path):
-    lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    return [line.split("\t")[0] for line in lines if line.strip()]
+def _read(path):
+    """Texts and raw labels of a demo data file, checked row by row."""
+    from albert_tf.training.config import DataConfig
+    from albert_tf.training.data_files import read_labelled_text
 
-
-def _read_labels(path):
-    lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    return [line.split("\t")[-1] for line in lines if line.strip()]
+    data = read_labelled_text(
+        str(path),
+        DataConfig(),
+        column_hint="the demo reads `sentence` and `label` columns; for others, "
+        "use `albert-tf train`, `evaluate` and `predict`",
+    )
+    return data.texts, data.labels
 
 
 def train_vocabulary(texts, path, vocab_size=600):
@@ -170,10 +178,10 @@ def run_demo(
         key for key in overrides or {} if key.split(".")[-1] in _COLUMN_KEYS
     )
     if columns:
-        # Steps 2-5 read `sentence<TAB>label` rows and send single texts.
+        # Steps 2-5 read `sentence` and `label` columns and send single texts.
         raise ValueError(
-            f"--set {columns[0]}: the demo reads `sentence<TAB>label` files of "
-            "single texts; for other columns or text pairs, use `albert-tf "
+            f"--set {columns[0]}: the demo reads `sentence` and `label` columns "
+            "of single texts; for other columns or text pairs, use `albert-tf "
             "train`, `evaluate` and `predict`."
         )
     import numpy as np
@@ -196,13 +204,13 @@ def run_demo(
     for path in (train_path, dev_path):
         if not path.is_file():
             raise FileNotFoundError(f"Data file not found: '{path}'.")
-    label_names = sorted(set(_read_labels(train_path)))
+    train_texts, train_labels = _read(train_path)
+    dev_texts, dev_labels = _read(dev_path)
+    label_names = sorted(set(train_labels))
 
-    _step(1, f"Training on {train_path.name} ({len(_read_texts(train_path))} rows)")
+    _step(1, f"Training on {train_path.name} ({len(train_texts)} rows)")
     if vocabulary is None:
-        vocabulary = train_vocabulary(
-            _read_texts(train_path), output / "vocabulary.spm"
-        )
+        vocabulary = train_vocabulary(train_texts, output / "vocabulary.spm")
         print(f"Trained a SentencePiece vocabulary: {vocabulary}")
     config = demo_config(
         train_path,
@@ -220,7 +228,6 @@ def run_demo(
 
     _step(2, f"Evaluating {model_path}")
     classifier = load_classifier(str(model_path))
-    dev_texts, dev_labels = _read_texts(dev_path), _read_labels(dev_path)
     names = classifier.label_names or [str(i) for i in range(classifier.num_classes)]
     keras_logits = classifier.predict(dev_texts, batch_size=64, verbose=0)
     accuracy = float(
@@ -355,7 +362,7 @@ def format_summary(summary):
         "'A warm, funny film.'",
         f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic "
         f"--verify {q(paths['dev'])}",
-        "On your own data (a TSV with sentence<TAB>label and a header):",
+        "On your own data (TSV, CSV or JSONL with sentence and label columns):",
         "  albert-tf demo --data train.tsv --dev dev.tsv "
         "[--vocabulary ../shared/data/albert/spiece.model]",
     ]

@@ -22,6 +22,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from albert_tf.models import AlbertBackbone  # noqa: E402
@@ -30,7 +31,8 @@ from albert_tf.models import AlbertTextClassifierPreprocessor  # noqa: E402
 from albert_tf.models import AlbertTokenizer  # noqa: E402
 from albert_tf.models import load_classifier  # noqa: E402
 from albert_tf.tflite import report  # noqa: E402
-from albert_tf.tflite.verification import read_labelled_tsv  # noqa: E402
+from albert_tf.training.config import DataConfig  # noqa: E402
+from albert_tf.training.data_files import read_labelled_text  # noqa: E402
 from benchmarks.common import REPO  # noqa: E402
 from benchmarks.common import RESULTS_DIR  # noqa: E402
 from benchmarks.common import SHARED_DATA as DATA  # noqa: E402
@@ -99,8 +101,10 @@ def main():
     start = time.time()
     load_start = os.getloadavg()[0]
     tf.random.set_seed(0)
-    dev_texts, dev_labels = read_labelled_tsv(DATA / "sst2" / "dev.tsv")
-    train_texts, train_labels = read_labelled_tsv(DATA / "sst2" / "train.tsv")
+    dev = read_labelled_text(str(DATA / "sst2" / "dev.tsv"), DataConfig())
+    train = read_labelled_text(str(DATA / "sst2" / "train.tsv"), DataConfig())
+    dev_texts, dev_labels = dev.texts, np.array(dev.labels, dtype=int)
+    train_texts, train_labels = train.texts, np.array(train.labels, dtype=int)
     calibration = train_texts[-args.calibration :]  # Not used for training below.
 
     # Part 1: size and latency at ALBERT-base size.

@@ -404,5 +404,36 @@ def test_truncated_tfrecord_and_wrong_columns_are_named(tmp_path):
     # A wrong column name points at the column setting, not at skipping rows.
     tsv = tmp_path / "d.tsv"
     tsv.write_text("text\tlabel\nfine\tpositive\n")
-    with pytest.raises(ValueError, match=r"set the column with data.text_column"):
+    with pytest.raises(ValueError, match=r"column 'sentence' .*\(set data.text_col"):
         data_files.read_labelled_text(str(tsv), DataConfig(), vocab)
+    # Skipping would skip every row: the header lacks the column.
+    with pytest.raises(ValueError, match=r"column 'sentence'"):
+        data_files.read_labelled_text(str(tsv), skipping, vocab)
+    # Callers name their own way of setting columns.
+    with pytest.raises(ValueError, match=r"\(use --text-column\)$"):
+        data_files.read_labelled_text(
+            str(tsv), DataConfig(), vocab, column_hint="use --text-column"
+        )
+
+
+def test_messages_say_what_is_wrong_with_the_file(tmp_path):
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    # Another delimiter: the one-column header says so.
+    semicolons = tmp_path / "d.csv"
+    semicolons.write_text("sentence;label\nfine;positive\n")
+    with pytest.raises(ValueError, match=r"line 2: .*is the file separated by ';'"):
+        data_files.read_labelled_text(str(semicolons), DataConfig(), vocab)
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"sentence": "a", "label": null}\n{"sentence": "b\n')
+    with pytest.raises(ValueError, match=r"line 1: missing label \(null\)"):
+        data_files.read_labelled_text(str(jsonl), DataConfig(), vocab)
+    skipping = DataConfig(skip_bad_rows=True)
+    with pytest.raises(ValueError, match=r"line 2: invalid JSON: .* line 1 column 14"):
+        data_files.read_labelled_text(
+            str(jsonl), DataConfig(), vocab, with_labels=False
+        )
+    # JSONL rows may lack a key one by one: skipping them is offered, and works.
+    jsonl.write_text('{"sentence": "a", "label": 1}\n{"text": "b", "label": 0}\n')
+    with pytest.raises(ValueError, match=r"or use --skip-bad-rows to skip rows"):
+        data_files.read_labelled_text(str(jsonl), DataConfig(), vocab)
+    assert data_files.read_labelled_text(str(jsonl), skipping, vocab).texts == ["a"]

@@ -44,3 +44,13 @@ def test_demo_refuses_column_settings_it_would_ignore(tmp_path, capsys):
     assert main(args) == 1
     assert "--set data.text_pair_column: the demo reads" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_checks_its_data_files_before_training(tmp_path, capsys):
+    own = tmp_path / "own.csv"
+    own.write_text("id,text,intent\n1,hello,greet\n")
+    assert main(["demo", "--data", str(own), "--output", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "own.csv:line 2: missing text column 'sentence'" in err
+    assert "the demo reads `sentence` and `label` columns" in err
+    assert not (tmp_path / "o" / "run").exists()

@@ -409,3 +409,20 @@ def test_pair_model_serves_pairs_by_default_and_single_model_no_pairs(
     expected = single_model.predict(TEXTS, verbose=0)
     scores = classify(inputs=_examples(TEXTS, [None] * len(TEXTS)))[sig.SCORES]
     np.testing.assert_allclose(scores, tf.nn.softmax(expected), atol=1e-5, rtol=0)
+
+    # Over gRPC, pairs sent to it are refused with what to do instead.
+    from albert_tf.serving.client import ServingClient
+    from albert_tf.serving.client import ServingError
+    from albert_tf.serving.dev_server import DevServer
+
+    server = DevServer("single", str(tmp_path / "single"), port=0)
+    server.start()
+    try:
+        with ServingClient(f"127.0.0.1:{server.port}", "single") as client:
+            with pytest.raises(ServingError, match="takes single texts; send them"):
+                client.predict(TEXTS, pairs=PAIRS)
+            np.testing.assert_allclose(
+                client.predict(TEXTS)[sig.LOGITS], expected, atol=1e-5, rtol=0
+            )
+    finally:
+        server.stop()

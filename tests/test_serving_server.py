@@ -286,6 +286,29 @@ def test_client_reports_unreachable_server():
             client.predict(["hello"])
 
 
+def test_predict_waits_for_a_server_that_is_still_starting(
+    export_base, expected, capsys
+):
+    from albert_tf import cli
+
+    with socket.socket() as s:  # A free port nothing listens on yet.
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["predict", "--server", f"127.0.0.1:{port}", "--format", "jsonl"]
+    assert cli.main([*args, "--wait", "0.5", TEXTS[0]]) == 1
+    assert "not reachable within 0.5 s" in capsys.readouterr().err
+    server = DevServer("albert", export_base, port=port)
+    starter = threading.Timer(1.0, server.start)  # Loads, then listens.
+    starter.start()
+    try:
+        assert cli.main([*args, "--wait", "60", TEXTS[0]]) == 0
+    finally:
+        starter.join()
+        server.stop(grace=0)
+    row = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(row["logits"], expected["single"][0], atol=1e-5)
+
+
 def test_output_filter_returns_only_the_named_outputs(stub, expected):
     request = predict_request({sig.TEXT: text_tensor(TEXTS[:2])})
     request.output_filter.append(sig.PROBABILITIES)

@@ -329,6 +329,13 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
         "sentence\tlabel\n"
         + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TINY_CORPUS))
     )
+    # The user's own file: CSV, other columns, labels by name.
+    names = ["negative", "positive"]
+    own = tmp_path / "own.csv"
+    own.write_text(
+        "id,review,sentiment\n"
+        + "".join(f'{i},"{t}",{names[i % 2]}\n' for i, t in enumerate(TINY_CORPUS))
+    )
     out = tmp_path / "model.tflite"
     code = main(
         [
@@ -338,10 +345,27 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
             "--quantize",
             "dynamic",
             "--verify",
-            str(data),
+            str(own),
+            "--text-column",
+            "review",
+            "--label-column",
+            "sentiment",
         ]
     )
     assert code == 0
+    printed = capsys.readouterr().out
+    expected = np.mean(
+        classifier.predict(TINY_CORPUS, verbose=0).argmax(-1)
+        == np.arange(len(TINY_CORPUS)) % 2
+    )
+    assert f"(Keras {100 * expected:.2f}%)" in printed, printed
+    # Bad --verify data is named by file and line, and nothing is written.
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\ngood\t1\nno label here\n")
+    args = ["tflite", str(model_path), str(tmp_path / "v.tflite"), "--verify"]
+    assert main([*args, str(bad)]) == 1
+    assert "bad.tsv:line 3: expected 2 columns" in capsys.readouterr().err
+    assert not (tmp_path / "v.tflite").exists()
     metadata = json.loads((tmp_path / "model.json").read_text())
     assert metadata["quantization"] == "dynamic"
     assert metadata["inputs"] == [
@@ -410,17 +434,6 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     assert main([*args, "--sequence-length", "8"]) == 1
     assert "ids.spm': it is a directory" in capsys.readouterr().err
     assert not (tmp_path / "ids.tflite").exists()
-
-    from albert_tf.tflite.verification import read_labelled_tsv
-
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("sentence\tlabel\ngood\t1\nno label here\n")
-    with pytest.raises(ValueError, match=r"bad.tsv, line 3: expected 2 tab-separated"):
-        read_labelled_tsv(bad)
-    # A pair file's middle column used to be dropped silently.
-    bad.write_text("premise\thypothesis\tlabel\na\tb\t1\n")
-    with pytest.raises(ValueError, match=r"line 2: expected 2 .* got 3"):
-        read_labelled_tsv(bad)
 
 
 def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_path):

@@ -768,7 +768,9 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     with pytest.raises(ValueError, match="trained on text pairs"):
         model.predict([POSITIVE[0]], verbose=0)
     assert main(["predict", model_path, POSITIVE[0]]) == 1
-    assert "trained on text pairs and needs two texts" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trained on text pairs; give them in a file: --file F" in err
+    assert "user code" not in err  # No tf.data trace in the one-line error.
     # evaluate and predict --file take their columns from the run's config.yaml.
     assert main(["evaluate", model_path, str(pairs)]) == 0
     assert "accuracy" in capsys.readouterr().out
@@ -790,6 +792,14 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     assert main([*args, *set_args(single_overrides)]) == 0
     with pytest.raises(ValueError, match="trained on single texts"):
         load_classifier(str(single / "model.keras")).predict((["a"], ["b"]), verbose=0)
+    args = ["predict", str(single / "model.keras"), "--file", str(pairs)]
+    assert (
+        main([*args, "--text-column", "premise", "--text-pair-column", "hypothesis"])
+        == 1
+    )
+    assert "trained on single texts; drop --text-pair-column" in (
+        capsys.readouterr().err
+    )
 
 
 def _event_steps(log_dir, tag="loss"):

@@ -39,10 +39,10 @@ class ServingError(ValueError):
         details: str. The server's message.
     """
 
-    def __init__(self, code, details, target, method):
+    def __init__(self, code, details, target, method, hint=None):
         self.code = code
         self.details = details
-        hint = _HINTS.get(code, "")
+        hint = hint or _HINTS.get(code, "")
         super().__init__(
             f"{method} to {target} failed with {code.name}: {details}"
             + (f" ({hint})" if hint else "")
@@ -102,6 +102,25 @@ class ServingClient:
             self._channel
         )
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def wait_until_ready(self, seconds):
+        """Waits up to `seconds` for the server to accept connections.
+
+        TF Serving (and `albert-tf serve`) listen only once the model is
+        loaded, so a script that has just started one can wait here.
+
+        Raises:
+            ServingError: UNAVAILABLE if it is not reachable in time.
+        """
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=seconds)
+        except grpc.FutureTimeoutError:
+            raise ServingError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"not reachable within {seconds:g} s",
+                self.target,
+                "Connecting",
+            ) from None
 
     def close(self):
         if self._owns_channel:
@@ -171,9 +190,24 @@ class ServingClient:
         """
         parts = []
         for batch, batch_pairs in self._batches(texts, pairs):
-            response = self._call(
-                self._predictions.Predict, self.predict_request(batch, batch_pairs)
-            )
+            try:
+                response = self._call(
+                    self._predictions.Predict, self.predict_request(batch, batch_pairs)
+                )
+            except ServingError as e:
+                # Pairs go to `predict_pair`, which single-text exports lack.
+                no_pairs = e.code == grpc.StatusCode.FAILED_PRECONDITION and (
+                    f'"{sig.PREDICT_PAIR}"' in e.details
+                )
+                if pairs is None or not no_pairs:
+                    raise
+                raise ServingError(
+                    e.code,
+                    e.details,
+                    self.target,
+                    "PredictRequest",
+                    hint="the served model takes single texts; send them without pairs",
+                ) from None
             parts.append(
                 {
                     key: tf.make_ndarray(response.outputs[key])

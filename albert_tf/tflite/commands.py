@@ -3,7 +3,10 @@
 import logging
 import os
 
+import numpy as np
+
 from albert_tf.tflite.quantization_config import MODES
+from albert_tf.training.commands import add_column_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ def register(subparsers):
     parser.add_argument(
         "--calibration-data",
         default=None,
-        help="TSV (sentence<TAB>label, header row) of int8 calibration texts; "
+        help="Labelled file of int8 calibration texts (read like --verify); "
         "defaults to the --verify data.",
     )
     parser.add_argument(
@@ -65,8 +68,9 @@ def register(subparsers):
         "--verify",
         default=None,
         metavar="DATA",
-        help="Labelled TSV: compare with the float Keras model before writing; "
-        "fails (nothing written) if a gate fails.",
+        help="Labelled TSV/CSV/JSONL/TFRecord file (columns: the options below): "
+        "compare with the float Keras model before writing; fails (nothing "
+        "written) if a gate fails.",
     )
     parser.add_argument(
         "--max-accuracy-drop",
@@ -88,6 +92,7 @@ def register(subparsers):
         "markdown report (size, batch-1 latency, accuracy, agreement) "
         "on --verify data.",
     )
+    add_column_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -108,6 +113,26 @@ def _load(model, sequence_length):
         )
         return saved_model_source.SavedModelClassifier(newest, sequence_length)
     return load_classifier(model)
+
+
+def _read_labelled(path, args, classifier):
+    """Texts and class ids of a labelled file, read with the column options."""
+    from albert_tf.training.commands import COLUMN_HINT
+    from albert_tf.training.commands import data_config_from_args
+    from albert_tf.training.data_files import LabelVocabulary
+    from albert_tf.training.data_files import read_labelled_text
+
+    names = getattr(classifier, "label_names", None) or [
+        str(i) for i in range(classifier.num_classes)
+    ]
+    model_path = args.model if args.model.endswith(".keras") else None
+    data = read_labelled_text(
+        path,
+        data_config_from_args(args, model_path),
+        LabelVocabulary(names),
+        column_hint=COLUMN_HINT,
+    )
+    return data.texts, np.array(data.labels)
 
 
 def run(args):
@@ -136,16 +161,13 @@ def run(args):
             "--quantize none, float16 or dynamic, then check it in Python: "
             "TFLiteClassifier(path).predict(texts, preprocessor=..., pairs=...)."
         )
-    names = getattr(classifier, "label_names", None)
     texts = labels = None
     if args.verify:
-        texts, labels = verification.read_labelled_tsv(args.verify, names)
+        texts, labels = _read_labelled(args.verify, args, classifier)
     calibration = []
     if args.quantize == "int8" or args.report:
         if args.calibration_data:
-            calibration, _ = verification.read_labelled_tsv(
-                args.calibration_data, names
-            )
+            calibration, _ = _read_labelled(args.calibration_data, args, classifier)
         elif texts is not None:
             calibration = texts
         else:

@@ -5,10 +5,8 @@ quantized builds are gated on measured accuracy and prediction agreement,
 because BERT-family accuracy is known to collapse silently after conversion.
 """
 
-import csv
 import dataclasses
 import logging
-import os
 import time
 
 import numpy as np
@@ -57,49 +55,6 @@ class Verification:
                 f"(Keras {100 * self.keras_accuracy:.2f}%)"
             )
         return ", ".join(parts)
-
-
-def read_labelled_tsv(path, label_names=None):
-    """Reads `sentence<TAB>label` rows (GLUE TSV with a header row).
-
-    Args:
-        path: str. The TSV file.
-        label_names: list of str. Lets labels be given by name.
-
-    Returns:
-        `(texts, labels)`: list of str, numpy int array.
-    """
-    texts, labels = [], []
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Data file not found: '{path}'.")
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(rows, None)
-        if header is None:
-            raise ValueError(
-                f"{path}: empty file, expected a `sentence<TAB>label` header."
-            )
-        for line, row in enumerate(rows, start=2):
-            if len(row) != 2:
-                raise ValueError(
-                    f"{path}, line {line}: expected 2 tab-separated fields "
-                    f"(sentence, label), got {len(row)}."
-                )
-            text, label = row
-            if label_names and label in label_names:
-                labels.append(label_names.index(label))
-            else:
-                try:
-                    labels.append(int(label))
-                except ValueError:
-                    raise ValueError(
-                        f"{path}, line {line}: label {label!r} is neither a "
-                        f"class id nor one of {label_names}."
-                    ) from None
-            texts.append(text)
-    if not texts:
-        raise ValueError(f"{path}: no examples after the header.")
-    return texts, np.array(labels)
 
 
 def keras_logits(classifier, texts, batch_size=32):

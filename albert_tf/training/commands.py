@@ -36,7 +36,7 @@ def register(subparsers):
     )
     parser.add_argument("model", help="a .keras model (e.g. OUTPUT/model.keras)")
     parser.add_argument("data", help="labelled TSV/CSV/JSONL/TFRecord file")
-    _add_column_arguments(parser)
+    add_column_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="also write the report as JSON here")
     parser.add_argument("--plot", help="also write the confusion matrix PNG here")
@@ -59,7 +59,7 @@ def register(subparsers):
         help="texts to classify: one per line (- reads standard input), or a "
         "TSV/CSV/JSONL file read with --text-column",
     )
-    _add_column_arguments(parser)
+    add_column_arguments(parser)
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
     parser.add_argument(
         "--batch-size",
@@ -71,10 +71,19 @@ def register(subparsers):
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="gRPC deadline in seconds"
     )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --server: wait up to this long for a server that is still "
+        "starting (it listens once its model is loaded)",
+    )
     parser.set_defaults(func=run_predict)
 
 
-def _add_column_arguments(parser):
+def add_column_arguments(parser):
+    """The options that say how to read a labelled data file (also `tflite`)."""
     note = "; default: the training config.yaml beside the model, else "
     parser.add_argument("--text-column", help=f"column of the text{note}'sentence'")
     parser.add_argument(
@@ -117,7 +126,13 @@ def _training_columns(model_path):
     }
 
 
-def _data_config(args, model_path=None):
+# Ends the message about a column missing from a file read with these options.
+COLUMN_HINT = "name the columns with --text-column, --text-pair-column, --label-column"
+
+
+def data_config_from_args(args, model_path=None):
+    """A `DataConfig` from `add_column_arguments` options; unset columns come
+    from the `config.yaml` beside `model_path`, else the GLUE names."""
     from albert_tf.training.config import DataConfig
 
     trained = _training_columns(model_path)
@@ -214,8 +229,9 @@ def run_evaluate(args):
     label_names = _label_names(model)
     data = data_files.read_labelled_text(
         args.data,
-        _data_config(args, args.model),
+        data_config_from_args(args, args.model),
         data_files.LabelVocabulary(label_names),
+        column_hint=COLUMN_HINT,
     )
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
     logits, labels = predict_logits(inference_function(model), dataset)
@@ -266,7 +282,10 @@ def _read_texts(args, model_path):
         return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
     if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
         data = data_files.read_labelled_text(
-            args.file, _data_config(args, model_path), with_labels=False
+            args.file,
+            data_config_from_args(args, model_path),
+            with_labels=False,
+            column_hint=COLUMN_HINT,
         )
         if data.text_pairs is not None:
             return data.texts, data.text_pairs
@@ -359,6 +378,23 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
     return "\n".join(lines)
 
 
+def _check_pairs(model, model_path, have_pairs, from_file):
+    """Refuses single texts for a pair model and pairs for a single-text one."""
+    takes_pairs = getattr(model.preprocessor, "text_pairs", None)
+    if takes_pairs is None or bool(takes_pairs) == have_pairs:
+        return
+    if takes_pairs:
+        how = (
+            "name the second text's column with --text-pair-column"
+            if from_file
+            else "give them in a file: --file F --text-column A --text-pair-column B"
+        )
+        raise ValueError(f"{model_path} was trained on text pairs; {how}")
+    raise ValueError(
+        f"{model_path} was trained on single texts; drop --text-pair-column"
+    )
+
+
 def run_predict(args):
     inputs = list(args.inputs)
     model_path = None
@@ -385,10 +421,12 @@ def run_predict(args):
         with ServingClient(
             args.server, args.model_name, timeout=args.timeout, **options
         ) as client:
+            if args.wait:
+                client.wait_until_ready(args.wait)
             outputs = client.predict(texts, pairs=pairs)
     else:
-        outputs = _local_predictions(
-            _load(model_path), texts, pairs, args.batch_size or 64
-        )
+        model = _load(model_path)
+        _check_pairs(model, model_path, pairs is not None, bool(args.file))
+        outputs = _local_predictions(model, texts, pairs, args.batch_size or 64)
     sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
     return 0

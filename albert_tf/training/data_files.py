@@ -131,14 +131,10 @@ def _delimited_rows(path, delimiter, header):
             names = fields
             continue
         if names is not None and len(fields) != len(names):
-            yield (
-                number,
-                None,
-                (
-                    f"expected {len(names)} columns ({', '.join(names)}), got "
-                    f"{len(fields)}"
-                ),
+            message = (
+                f"expected {len(names)} columns ({', '.join(names)}), got {len(fields)}"
             )
+            yield number, None, message + _delimiter_hint(names)
             continue
         yield number, (dict(zip(names, fields, strict=True)) if names else fields), None
 
@@ -151,7 +147,7 @@ def _jsonl_rows(path):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            yield number, None, f"invalid JSON: {e.msg}"
+            yield number, None, f"invalid JSON: {e}"
             continue
         if not isinstance(row, dict):
             yield number, None, f"expected a JSON object, got {type(row).__name__}"
@@ -186,6 +182,17 @@ def _tfrecord_rows(path):
         yield number, row, None
 
 
+def _delimiter_hint(names):
+    """Says so when a one-column header looks split by another delimiter."""
+    other = [d for d in ";|,\t" if len(names) == 1 and d in names[0]]
+    if not other:
+        return ""
+    return (
+        f"; the header is one column: is the file separated by {other[0]!r}? "
+        "TSV files use tabs and CSV files commas (data.format / --data-format)"
+    )
+
+
 class ColumnError(BadRowError):
     """A row lacks a configured column: most likely the setting is wrong."""
 
@@ -199,7 +206,10 @@ def _field(row, column, what):
         return row[column]
     if column not in row:
         found = ", ".join(map(str, row)) or "none"
-        raise ColumnError(f"missing {what} column {column!r} (columns: {found})")
+        raise ColumnError(
+            f"missing {what} column {column!r} (columns: {found})"
+            + _delimiter_hint(list(map(str, row)))
+        )
     return row[column]
 
 
@@ -211,12 +221,26 @@ def _as_text(value, what):
             raise BadRowError(
                 f"undecodable {what} bytes (not UTF-8): {e.reason}"
             ) from None
-    if isinstance(value, list) or value is None:
+    if value is None:
+        raise BadRowError(f"missing {what} (null)")
+    if isinstance(value, list):
         raise BadRowError(f"{what} must be one value, got {value!r}")
     return str(value)
 
 
-def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=True):
+# What to do about a missing column, from a training config.
+CONFIG_COLUMN_HINT = (
+    "set data.text_column / data.label_column in the config or with --set"
+)
+
+
+def read_labelled_text(
+    path,
+    data_config,
+    label_vocabulary=None,
+    with_labels=True,
+    column_hint=CONFIG_COLUMN_HINT,
+):
     """Reads and checks one file.
 
     Args:
@@ -226,6 +250,8 @@ def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=Tru
         label_vocabulary: `LabelVocabulary`. If given, labels are returned as
             class ids and unknown labels are bad rows; otherwise raw strings.
         with_labels: bool. Whether the label column is required.
+        column_hint: str. How the caller's user names the columns; ends the
+            message about a missing column.
 
     Returns:
         `LabelledText`.
@@ -277,13 +303,18 @@ def read_labelled_text(path, data_config, label_vocabulary=None, with_labels=Tru
                     label = class_id
         except BadRowError as e:
             message = f"{path}:{unit} {number}: {e}"
-            if not data_config.skip_bad_rows:
+            # A column missing from a header is missing from every row.
+            everywhere = (
+                isinstance(e, ColumnError)
+                and fmt in ("tsv", "csv")
+                and data_config.header
+            )
+            if not data_config.skip_bad_rows or everywhere:
                 hint = "use --skip-bad-rows to skip bad rows"
                 if isinstance(e, ColumnError):
-                    hint = (
-                        "set the column with data.text_column / --text-column and "
-                        "friends, or use --skip-bad-rows to skip such rows"
-                    )
+                    hint = column_hint
+                    if not everywhere:
+                        hint += ", or use --skip-bad-rows to skip rows without it"
                 raise BadRowError(f"{message} ({hint})") from None
             skipped += 1
             if skipped <= 10:
