@@ -266,6 +266,8 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
                 str(report_path),
                 "--plot",
                 str(tmp_path / "cm.png"),
+                "--predictions",
+                str(tmp_path / "rows.jsonl"),
             ]
         )
         == 0
@@ -282,7 +284,19 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     for t, p in zip(labels, predicted, strict=True):
         matrix[t, p] += 1
     assert report["confusion_matrix"] == matrix.tolist()
+    assert report["label_names"] == ["negative", "positive"]
     assert report["accuracy"] == pytest.approx((predicted == labels).mean())
+    rows = [json.loads(r) for r in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    names = report["label_names"]
+    assert [(r["text"], r["label"]) for r in rows] == [
+        (t, names[y]) for t, y in zip(texts, labels, strict=True)
+    ]
+    assert [r["predicted"] for r in rows] == [names[p] for p in predicted]
+    assert [r["correct"] for r in rows] == list(predicted == labels)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+    assert [r["probability"] for r in rows] == pytest.approx(
+        probabilities.max(-1).tolist(), abs=1e-5
+    )
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     assert report["loss"] == pytest.approx(float(loss(labels, logits)), rel=1e-4)
     tp = matrix[1, 1]

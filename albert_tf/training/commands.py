@@ -40,6 +40,12 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="also write the report as JSON here")
     parser.add_argument("--plot", help="also write the confusion matrix PNG here")
+    parser.add_argument(
+        "--predictions",
+        metavar="PATH.jsonl",
+        help="also write one JSON line per row: text, gold label, predicted "
+        "label, its probability, correct",
+    )
     parser.set_defaults(func=run_evaluate)
 
     parser = subparsers.add_parser(
@@ -243,6 +249,9 @@ def run_evaluate(args):
     print(metrics_lib.format_report(report, label_names))
     if args.output:
         metrics_lib.write_json_atomic(args.output, report)
+    if args.predictions:
+        probabilities = logits if model.returns_probabilities else _softmax(logits)
+        _write_row_predictions(args.predictions, data, probabilities, label_names)
     if args.plot:
         metrics_lib.plot_confusion_matrix(
             report["confusion_matrix"],
@@ -251,6 +260,26 @@ def run_evaluate(args):
             title=f"Confusion matrix: {os.path.basename(args.data)}",
         )
     return 0
+
+
+def _write_row_predictions(path, data, probabilities, label_names):
+    """One JSON line per row of `data`, in file order (bad rows skipped)."""
+    from albert_tf.atomic_file import write_text
+
+    lines = []
+    for i, text in enumerate(data.texts):
+        predicted = int(probabilities[i].argmax())
+        pair = {} if data.text_pairs is None else {"text_pair": data.text_pairs[i]}
+        row = {
+            "text": text,
+            **pair,
+            "label": label_names[data.labels[i]],
+            "predicted": label_names[predicted],
+            "probability": float(probabilities[i, predicted]),
+            "correct": predicted == data.labels[i],
+        }
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    write_text(path, "".join(lines))
 
 
 def _split_lines(text):

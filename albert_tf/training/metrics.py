@@ -18,8 +18,9 @@ def classification_report(labels, predictions, label_names):
 
     Returns:
         A JSON-ready dict: `accuracy`, `macro_f1`, `num_examples`,
-        `per_class` (name -> precision, recall, f1, support) and
-        `confusion_matrix` (rows: true class, columns: predicted class).
+        `per_class` (name -> precision, recall, f1, support), `label_names`
+        and `confusion_matrix` (rows: true class, columns: predicted class,
+        both in `label_names` order).
     """
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
@@ -48,6 +49,7 @@ def classification_report(labels, predictions, label_names):
             }
             for i, name in enumerate(label_names)
         },
+        "label_names": list(label_names),
         "confusion_matrix": matrix.tolist(),
     }
 
