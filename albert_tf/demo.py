@@ -61,16 +61,17 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def _read(path):
+def _read(path, skip_bad_rows):
     """Texts and raw labels of a demo data file, checked row by row."""
     from albert_tf.training.config import DataConfig
     from albert_tf.training.data_files import read_labelled_text
 
     data = read_labelled_text(
         str(path),
-        DataConfig(),
+        DataConfig(skip_bad_rows=skip_bad_rows),
         column_hint="the demo reads `sentence` and `label` columns; for others, "
         "use `albert-tf train`, `evaluate` and `predict`",
+        skip_option="--set data.skip_bad_rows=true",
     )
     return data.texts, data.labels
 
@@ -187,6 +188,7 @@ def run_demo(
     import numpy as np
     import yaml
 
+    from albert_tf.models import class_names
     from albert_tf.models import load_classifier
     from albert_tf.serving.client import ServingClient
     from albert_tf.serving.dev_server import DevServer
@@ -196,6 +198,7 @@ def run_demo(
     from albert_tf.tflite import dynamic
     from albert_tf.training import load_config
     from albert_tf.training import train
+    from albert_tf.training.data_files import LabelVocabulary
 
     output = pathlib.Path(output).resolve()
     output.mkdir(parents=True, exist_ok=True)
@@ -204,9 +207,10 @@ def run_demo(
     for path in (train_path, dev_path):
         if not path.is_file():
             raise FileNotFoundError(f"Data file not found: '{path}'.")
-    train_texts, train_labels = _read(train_path)
-    dev_texts, dev_labels = _read(dev_path)
-    label_names = sorted(set(train_labels))
+    skip_bad_rows = bool((overrides or {}).get("data.skip_bad_rows"))
+    train_texts, train_labels = _read(train_path, skip_bad_rows)
+    dev_texts, dev_labels = _read(dev_path, skip_bad_rows)
+    label_names = LabelVocabulary.from_labels(train_labels).names
 
     _step(1, f"Training on {train_path.name} ({len(train_texts)} rows)")
     if vocabulary is None:
@@ -228,7 +232,7 @@ def run_demo(
 
     _step(2, f"Evaluating {model_path}")
     classifier = load_classifier(str(model_path))
-    names = classifier.label_names or [str(i) for i in range(classifier.num_classes)]
+    names = class_names(classifier)
     keras_logits = classifier.predict(dev_texts, batch_size=64, verbose=0)
     accuracy = float(
         np.mean(

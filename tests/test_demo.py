@@ -39,7 +39,7 @@ def test_demo_names_a_missing_data_file(tmp_path, capsys):
 
 
 def test_demo_refuses_column_settings_it_would_ignore(tmp_path, capsys):
-    # Its own evaluation reads `sentence<TAB>label`: pairs would be scored alone.
+    # Its own evaluation reads single texts: pairs would be scored alone.
     args = ["demo", "--output", str(tmp_path), "--set", "data.text_pair_column=b"]
     assert main(args) == 1
     assert "--set data.text_pair_column: the demo reads" in capsys.readouterr().err
@@ -54,3 +54,10 @@ def test_demo_checks_its_data_files_before_training(tmp_path, capsys):
     assert "own.csv:line 2: missing text column 'sentence'" in err
     assert "the demo reads `sentence` and `label` columns" in err
     assert not (tmp_path / "o" / "run").exists()
+    # A bad row points at the demo's own way of skipping it.
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\nfine\tpositive\nno label\n")
+    assert main(["demo", "--data", str(bad), "--output", str(tmp_path / "o")]) == 1
+    assert "line 3: expected 2 columns (sentence, label), got 1 (use --set " in (
+        capsys.readouterr().err
+    )

@@ -365,6 +365,23 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     args = ["tflite", str(model_path), str(tmp_path / "v.tflite"), "--verify"]
     assert main([*args, str(bad)]) == 1
     assert "bad.tsv:line 3: expected 2 columns" in capsys.readouterr().err
+    # A pair column would be dropped silently: the build takes single texts.
+    assert (
+        main(
+            [
+                *args,
+                str(own),
+                "--text-column",
+                "review",
+                "--text-pair-column",
+                "id",
+                "--label-column",
+                "sentiment",
+            ]
+        )
+        == 1
+    )
+    assert "drop --text-pair-column" in capsys.readouterr().err
     assert not (tmp_path / "v.tflite").exists()
     metadata = json.loads((tmp_path / "model.json").read_text())
     assert metadata["quantization"] == "dynamic"

@@ -288,7 +288,7 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     assert report["accuracy"] == pytest.approx((predicted == labels).mean())
     rows = [json.loads(r) for r in (tmp_path / "rows.jsonl").read_text().splitlines()]
     names = report["label_names"]
-    assert [(r["text"], r["label"]) for r in rows] == [
+    assert [(r["text"], r["gold"]) for r in rows] == [
         (t, names[y]) for t, y in zip(texts, labels, strict=True)
     ]
     assert [r["predicted"] for r in rows] == [names[p] for p in predicted]
@@ -318,6 +318,10 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     assert main([*args, "--output", str(report_path)]) == 0
     skipped = json.loads(report_path.read_text())
     assert skipped["skipped_rows"] == 2
+    # Per-row predictions name each kept row's line in the file.
+    assert main([*args, "--predictions", str(tmp_path / "rows.jsonl")]) == 0
+    rows = [json.loads(r) for r in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rows] == list(range(2, len(texts) + 2))
     assert skipped["confusion_matrix"] == report["confusion_matrix"]
 
     # Headerless files take column indices, and say so when given names.
@@ -719,6 +723,8 @@ def test_auto_strategy_choice(monkeypatch):
         make_strategy(xla_on_cpus)
     with pytest.raises(ValueError, match="Cannot use TPU 'local'"):
         make_strategy(StrategyConfig(name="tpu", tpu="local"))
+    with pytest.raises(ValueError, match="is a remote TPU node, whose host lacks"):
+        make_strategy(StrategyConfig(name="tpu", tpu="grpc://10.0.0.2:8470"))
     with pytest.raises(ValueError, match="Cannot use a local TPU \\(no --tpu"):
         make_strategy(StrategyConfig(name="tpu"))
     # A TPU name that does not resolve (GCE metadata lookup: a URLError).
@@ -783,7 +789,7 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
         model.predict([POSITIVE[0]], verbose=0)
     assert main(["predict", model_path, POSITIVE[0]]) == 1
     err = capsys.readouterr().err
-    assert "trained on text pairs; give them in a file: --file F" in err
+    assert "trained on text pairs; give them in a TSV/CSV/JSONL file: --file F" in err
     assert "user code" not in err  # No tf.data trace in the one-line error.
     # evaluate and predict --file take their columns from the run's config.yaml.
     assert main(["evaluate", model_path, str(pairs)]) == 0
@@ -807,6 +813,17 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     with pytest.raises(ValueError, match="trained on single texts"):
         load_classifier(str(single / "model.keras")).predict((["a"], ["b"]), verbose=0)
     args = ["predict", str(single / "model.keras"), "--file", str(pairs)]
+    assert (
+        main([*args, "--text-column", "premise", "--text-pair-column", "hypothesis"])
+        == 1
+    )
+    assert "trained on single texts; drop --text-pair-column" in (
+        capsys.readouterr().err
+    )
+    # evaluate says the same instead of a tf.data trace, both ways round.
+    sentiment_pairs = tmp_path / "sentiment_pairs.tsv"
+    sentiment_pairs.write_text("premise\thypothesis\tlabel\na\tb\tpositive\n")
+    args = ["evaluate", str(single / "model.keras"), str(sentiment_pairs)]
     assert (
         main([*args, "--text-column", "premise", "--text-pair-column", "hypothesis"])
         == 1

@@ -7,6 +7,7 @@ from albert_tf.models.albert.albert_text_classifier_preprocessor import (
 )
 from albert_tf.models.albert.albert_tokenizer import AlbertTokenizer
 from albert_tf.models.backbone import Backbone
+from albert_tf.models.loading import class_names
 from albert_tf.models.loading import load_classifier
 from albert_tf.models.preprocessor import Preprocessor
 from albert_tf.models.task import Task

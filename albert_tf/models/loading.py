@@ -7,6 +7,12 @@ import zipfile
 import keras
 
 
+def class_names(classifier):
+    """The classifier's label names, or `"0"`, `"1"`, ... when it has none."""
+    names = getattr(classifier, "label_names", None)
+    return list(names) if names else [str(i) for i in range(classifier.num_classes)]
+
+
 def load_classifier(source, compile=False):
     """Loads a text classifier from a `.keras` file or a preset directory.
 

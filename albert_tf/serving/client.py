@@ -104,17 +104,22 @@ class ServingClient:
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def wait_until_ready(self, seconds):
-        """Waits up to `seconds` for the server to accept connections.
+        """Waits for the server to accept connections.
 
         TF Serving (and `albert-tf serve`) listen only once the model is
         loaded, so a script that has just started one can wait here.
 
+        Args:
+            seconds: float. How long to wait at most.
+
         Raises:
             ServingError: UNAVAILABLE if it is not reachable in time.
         """
+        ready = grpc.channel_ready_future(self._channel)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=seconds)
+            ready.result(timeout=seconds)
         except grpc.FutureTimeoutError:
+            ready.cancel()
             raise ServingError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"not reachable within {seconds:g} s",

@@ -55,7 +55,8 @@ def register(subparsers):
     parser.add_argument(
         "--calibration-data",
         default=None,
-        help="Labelled file of int8 calibration texts (read like --verify); "
+        help="File of int8 calibration texts (read like --verify; labels "
+        "not needed); "
         "defaults to the --verify data.",
     )
     parser.add_argument(
@@ -115,24 +116,28 @@ def _load(model, sequence_length):
     return load_classifier(model)
 
 
-def _read_labelled(path, args, classifier):
-    """Texts and class ids of a labelled file, read with the column options."""
+def _read_labelled(path, args, classifier, with_labels=True):
+    """Texts and class ids of a file, read with the column options."""
+    from albert_tf.models import class_names
     from albert_tf.training.commands import COLUMN_HINT
     from albert_tf.training.commands import data_config_from_args
     from albert_tf.training.data_files import LabelVocabulary
     from albert_tf.training.data_files import read_labelled_text
 
-    names = getattr(classifier, "label_names", None) or [
-        str(i) for i in range(classifier.num_classes)
-    ]
     model_path = args.model if args.model.endswith(".keras") else None
     data = read_labelled_text(
         path,
         data_config_from_args(args, model_path),
-        LabelVocabulary(names),
+        LabelVocabulary(class_names(classifier)),
+        with_labels=with_labels,
         column_hint=COLUMN_HINT,
     )
-    return data.texts, np.array(data.labels)
+    if data.text_pairs is not None:
+        raise ValueError(
+            "This model takes single texts (TFLite text builds take no pairs); "
+            "drop --text-pair-column"
+        )
+    return data.texts, (np.array(data.labels) if with_labels else None)
 
 
 def run(args):
@@ -167,7 +172,9 @@ def run(args):
     calibration = []
     if args.quantize == "int8" or args.report:
         if args.calibration_data:
-            calibration, _ = _read_labelled(args.calibration_data, args, classifier)
+            calibration, _ = _read_labelled(
+                args.calibration_data, args, classifier, with_labels=False
+            )
         elif texts is not None:
             calibration = texts
         else:

@@ -43,7 +43,7 @@ def register(subparsers):
     parser.add_argument(
         "--predictions",
         metavar="PATH.jsonl",
-        help="also write one JSON line per row: text, gold label, predicted "
+        help="also write one JSON line per row: line, text, gold and predicted "
         "label, its probability, correct",
     )
     parser.set_defaults(func=run_evaluate)
@@ -137,8 +137,17 @@ COLUMN_HINT = "name the columns with --text-column, --text-pair-column, --label-
 
 
 def data_config_from_args(args, model_path=None):
-    """A `DataConfig` from `add_column_arguments` options; unset columns come
-    from the `config.yaml` beside `model_path`, else the GLUE names."""
+    """The `DataConfig` that `add_column_arguments` options describe.
+
+    Args:
+        args: parsed arguments. Columns left unset are filled in (on `args`,
+            so later messages show them) from the `config.yaml` beside
+            `model_path`, else with the GLUE names `sentence` and `label`.
+        model_path: str or `None`. A trained `.keras` file.
+
+    Returns:
+        `albert_tf.training.config.DataConfig`.
+    """
     from albert_tf.training.config import DataConfig
 
     trained = _training_columns(model_path)
@@ -221,7 +230,14 @@ def _load(path):
 
 
 def _label_names(model):
-    return model.label_names or [str(i) for i in range(model.num_classes)]
+    from albert_tf.models import class_names
+
+    return class_names(model)
+
+
+def _probabilities(model, outputs):
+    """Class probabilities from the model's outputs (logits, or already so)."""
+    return outputs if model.returns_probabilities else _softmax(outputs)
 
 
 def run_evaluate(args):
@@ -239,6 +255,7 @@ def run_evaluate(args):
         data_files.LabelVocabulary(label_names),
         column_hint=COLUMN_HINT,
     )
+    _check_pairs(model, args.model, data.text_pairs is not None, from_file=True)
     dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
     logits, labels = predict_logits(inference_function(model), dataset)
     report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
@@ -250,7 +267,7 @@ def run_evaluate(args):
     if args.output:
         metrics_lib.write_json_atomic(args.output, report)
     if args.predictions:
-        probabilities = logits if model.returns_probabilities else _softmax(logits)
+        probabilities = _probabilities(model, logits)
         _write_row_predictions(args.predictions, data, probabilities, label_names)
     if args.plot:
         metrics_lib.plot_confusion_matrix(
@@ -263,7 +280,8 @@ def run_evaluate(args):
 
 
 def _write_row_predictions(path, data, probabilities, label_names):
-    """One JSON line per row of `data`, in file order (bad rows skipped)."""
+    """One JSON line per row of `data`, in file order (bad rows skipped);
+    `line` is the row's line in the file (record number for TFRecord)."""
     from albert_tf.atomic_file import write_text
 
     lines = []
@@ -271,9 +289,10 @@ def _write_row_predictions(path, data, probabilities, label_names):
         predicted = int(probabilities[i].argmax())
         pair = {} if data.text_pairs is None else {"text_pair": data.text_pairs[i]}
         row = {
+            "line": data.line_numbers[i],
             "text": text,
             **pair,
-            "label": label_names[data.labels[i]],
+            "gold": label_names[data.labels[i]],
             "predicted": label_names[predicted],
             "probability": float(probabilities[i, predicted]),
             "correct": predicted == data.labels[i],
@@ -342,10 +361,7 @@ def _local_predictions(model, texts, pairs, batch_size):
     logits, _ = predict_logits(
         inference_function(model), eval_dataset(data, model.preprocessor, batch_size)
     )
-    if model.returns_probabilities:
-        probabilities = logits
-    else:
-        probabilities = _softmax(logits)
+    probabilities = _probabilities(model, logits)
     class_id = probabilities.argmax(-1)
     names = _label_names(model)
     return {
@@ -408,7 +424,10 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
 
 
 def _check_pairs(model, model_path, have_pairs, from_file):
-    """Refuses single texts for a pair model and pairs for a single-text one."""
+    """Refuses single texts for a pair model and pairs for a single-text one.
+
+    `from_file`: the texts come from a file read by columns (TSV/CSV/...).
+    """
     takes_pairs = getattr(model.preprocessor, "text_pairs", None)
     if takes_pairs is None or bool(takes_pairs) == have_pairs:
         return
@@ -416,7 +435,8 @@ def _check_pairs(model, model_path, have_pairs, from_file):
         how = (
             "name the second text's column with --text-pair-column"
             if from_file
-            else "give them in a file: --file F --text-column A --text-pair-column B"
+            else "give them in a TSV/CSV/JSONL file: --file F --text-column A "
+            "--text-pair-column B"
         )
         raise ValueError(f"{model_path} was trained on text pairs; {how}")
     raise ValueError(
@@ -436,6 +456,10 @@ def run_predict(args):
             f"'{inputs[0]}' is a model file, but with --server the server's model "
             "answers: give only texts, or drop --server to run the file locally"
         )
+    if args.wait and args.server is None:
+        raise ValueError("--wait is for --server (waiting for a server to start)")
+    if args.wait < 0:
+        raise ValueError(f"--wait must be 0 or more seconds; got {args.wait:g}")
     texts, pairs = inputs, None
     if args.file:
         if texts:
@@ -455,7 +479,10 @@ def run_predict(args):
             outputs = client.predict(texts, pairs=pairs)
     else:
         model = _load(model_path)
-        _check_pairs(model, model_path, pairs is not None, bool(args.file))
+        from albert_tf.training.data_files import FORMATS
+
+        columns = bool(args.file) and os.path.splitext(args.file)[1].lower() in FORMATS
+        _check_pairs(model, model_path, pairs is not None, from_file=columns)
         outputs = _local_predictions(model, texts, pairs, args.batch_size or 64)
     sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
     return 0

@@ -38,6 +38,8 @@ class LabelledText:
             `LabelVocabulary`), or `None` for unlabelled files.
         skipped: int. Number of bad rows skipped.
         path: str. The file.
+        line_numbers: list of int: each row's line in the file (record
+            number for TFRecord), or `None` for rows not read from a file.
     """
 
     texts: list
@@ -45,6 +47,7 @@ class LabelledText:
     labels: list | None
     skipped: int = 0
     path: str = ""
+    line_numbers: list | None = None
 
     def __len__(self):
         return len(self.texts)
@@ -147,7 +150,7 @@ def _jsonl_rows(path):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            yield number, None, f"invalid JSON: {e}"
+            yield number, None, f"invalid JSON at column {e.colno}: {e.msg}"
             continue
         if not isinstance(row, dict):
             yield number, None, f"expected a JSON object, got {type(row).__name__}"
@@ -183,13 +186,15 @@ def _tfrecord_rows(path):
 
 
 def _delimiter_hint(names):
-    """Says so when a one-column header looks split by another delimiter."""
-    other = [d for d in ";|,\t" if len(names) == 1 and d in names[0]]
+    """Says so when a file's only column looks split by another delimiter."""
+    if len(names) != 1:
+        return ""
+    other = [d for d in ";|,\t" if d in names[0]]
     if not other:
         return ""
     return (
-        f"; the header is one column: is the file separated by {other[0]!r}? "
-        "TSV files use tabs and CSV files commas (data.format / --data-format)"
+        f"; its only column is {names[0]!r}: is the file separated by "
+        f"{other[0]!r}? TSV files use tabs and CSV files commas"
     )
 
 
@@ -230,7 +235,8 @@ def _as_text(value, what):
 
 # What to do about a missing column, from a training config.
 CONFIG_COLUMN_HINT = (
-    "set data.text_column / data.label_column in the config or with --set"
+    "set data.text_column / data.text_pair_column / data.label_column in the "
+    "config or with --set"
 )
 
 
@@ -240,6 +246,7 @@ def read_labelled_text(
     label_vocabulary=None,
     with_labels=True,
     column_hint=CONFIG_COLUMN_HINT,
+    skip_option="--skip-bad-rows",
 ):
     """Reads and checks one file.
 
@@ -252,6 +259,7 @@ def read_labelled_text(
         with_labels: bool. Whether the label column is required.
         column_hint: str. How the caller's user names the columns; ends the
             message about a missing column.
+        skip_option: str. How the caller's user turns `skip_bad_rows` on.
 
     Returns:
         `LabelledText`.
@@ -274,7 +282,7 @@ def read_labelled_text(
         rows = _tfrecord_rows(path)
     unit = "record" if fmt == "tfrecord" else "line"
     pair_column = data_config.text_pair_column
-    texts, pairs, labels, skipped = [], [], [], 0
+    texts, pairs, labels, skipped, numbers = [], [], [], 0, []
     for number, row, error in rows:
         try:
             if error:
@@ -310,17 +318,18 @@ def read_labelled_text(
                 and data_config.header
             )
             if not data_config.skip_bad_rows or everywhere:
-                hint = "use --skip-bad-rows to skip bad rows"
+                hint = f"use {skip_option} to skip bad rows"
                 if isinstance(e, ColumnError):
                     hint = column_hint
                     if not everywhere:
-                        hint += ", or use --skip-bad-rows to skip rows without it"
+                        hint += f"; or use {skip_option} to skip rows without it"
                 raise BadRowError(f"{message} ({hint})") from None
             skipped += 1
             if skipped <= 10:
                 logger.warning("Skipping bad row: %s", message)
             continue
         texts.append(text)
+        numbers.append(number)
         if pair_column is not None:
             pairs.append(pair)
         if with_labels:
@@ -335,6 +344,7 @@ def read_labelled_text(
         labels=labels if with_labels else None,
         skipped=skipped,
         path=path,
+        line_numbers=numbers,
     )
 
 

@@ -67,6 +67,12 @@ def make_strategy(strategy_config):
             name,
         )
     if name == "tpu":
+        if (strategy_config.tpu or "").startswith("grpc://"):
+            raise ValueError(
+                f"config key 'strategy.tpu': {strategy_config.tpu!r} is a remote TPU "
+                "node, whose host lacks tf-text's ops for the input pipeline; run "
+                "`train` on a TPU VM with its name or `local`"
+            )
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
                 tpu=strategy_config.tpu or ""
@@ -200,10 +206,11 @@ def mixed_precision_policy(strategy_config, strategy):
     ):
         # XLA on GPUs turns merge_call off, and Keras's loss scaling then
         # fails to trace (keras#21366).
+        chosen = "" if isinstance(value, str) else " (true chose it for GPUs)"
         raise ValueError(
             "config keys 'strategy.mixed_precision' and 'strategy.jit_compile': "
-            "mixed_float16's loss scaling cannot run in an XLA-compiled "
-            f"{type(strategy).__name__} step; use mixed_bfloat16 (GPUs from "
-            "Ampere on) or jit_compile: false"
+            f"mixed_float16's{chosen} loss scaling cannot run in an XLA-compiled "
+            f"{type(strategy).__name__} step; set mixed_precision: mixed_bfloat16 "
+            "(GPUs from Ampere on) or jit_compile: false"
         )
     return policy

@@ -49,9 +49,13 @@ def _float32_copy(classifier):
 
 
 def _random_states(model):
-    """The model's seed-generator states (`variables` that are not `weights`)."""
+    """The model's seed-generator states (dropout's), as `tf.Variable`s."""
     weights = {id(w) for w in model.weights}
-    return [v.value for v in model.variables if id(v) not in weights]
+    return [
+        v.value
+        for v in model.variables
+        if id(v) not in weights and v.name == "seed_generator_state"
+    ]
 
 
 # Replica k's dropout seeds move by k * this prime: coprime to the 2**31 - 2
