@@ -211,6 +211,9 @@ index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 weights = trainer.model.get_weights()
 np.savez(os.path.join(sys.argv[3], f"weights-{index}.npz"), *weights)
 print("replicas", result["num_replicas"], "steps", result["steps"])
+from albert_tf.training.trainer import _random_states
+states = _random_states(trainer.model)
+print("seeds", json.dumps([int(s.values[0].numpy()[0]) for s in states]))
 """
 
 
@@ -267,6 +270,7 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
             "data.dev": None,
             "strategy.name": "multi_worker",
             "training.checkpoint_every_steps": 2,
+            "model.dropout": 0.1,
         },
     )
     output = tmp_path / "run"
@@ -284,6 +288,15 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
     assert len(chief.files) == len(worker.files) > 0
     for key in chief.files:
         np.testing.assert_array_equal(chief[key], worker[key])
+    # Each worker's replica draws its own dropout masks (global replica ids).
+    seeds = [
+        json.loads(line.split(" ", 1)[1])
+        for _, out, _ in results
+        for line in out.splitlines()
+        if line.startswith("seeds ")
+    ]
+    assert len(seeds) == 2 and len(seeds[0]) > 0
+    assert [b - a for a, b in zip(*seeds, strict=True)] == [1_000_003] * len(seeds[0])
     # Only the chief wrote outputs; its checkpoints are complete.
     assert sorted(os.listdir(output / "checkpoints")) == [
         "ckpt-00000002",
