@@ -111,6 +111,33 @@ def test_export_layout(export_base):
         load_classifier(str(version))
 
 
+def test_deployment_files_read_what_export_writes(export_base):
+    """docker-compose and k8s point TF Serving at the export's own files."""
+    import yaml
+
+    serving = pathlib.Path(__file__).resolve().parents[1] / "serving"
+    compose = yaml.safe_load((serving / "docker-compose.yml").read_text())
+    service = compose["services"]["albert"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in service["volumes"])
+    assert mounts == {"../export/albert": "/models/albert"}
+    flags = dict(arg.split("=", 1) for arg in service["command"])
+    for flag in ("--model_config_file", "--batching_parameters_file"):
+        # The container path maps back into the export base.
+        name = pathlib.PurePosixPath(flags[flag]).relative_to("/models/albert")
+        assert (export_base / name).is_file(), flag
+    # TF Serving pads with each tensor's first element: never for our ids.
+    batching = (export_base / sig.BATCHING_FILE).read_text()
+    assert "pad_variable_length_inputs: false" in batching
+    k8s = list(
+        yaml.safe_load_all((serving / "k8s" / "albert-serving.yaml").read_text())
+    )
+    container = k8s[0]["spec"]["template"]["spec"]["containers"][0]
+    args = dict(arg.split("=", 1) for arg in container["args"])
+    files = {pathlib.PurePosixPath(args[f]).name for f in flags if f.endswith("_file")}
+    assert files == {sig.MODELS_CONFIG_FILE, sig.BATCHING_FILE}
+    assert container["readinessProbe"]["httpGet"]["path"].endswith("/metadata")
+
+
 def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
     features = classifier.preprocessor(tf.constant(TEXTS[:2]))
     ids = {k: np.asarray(v).tolist() for k, v in features.items()}

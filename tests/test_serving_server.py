@@ -23,6 +23,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
 
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.batcher import Batcher
@@ -209,6 +210,23 @@ def test_classify_tf_examples_with_plain_stub(stub, expected):
         stub.Classify(request, timeout=TIMEOUT)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert sig.CLASSIFY_METHOD in info.value.details()
+    # An unknown signature is INVALID_ARGUMENT for Classify (FAILED_PRECONDITION
+    # for Predict): TF Serving's classifier.cc.
+    request.model_spec.signature_name = "nope"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Classify(request, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "No signature was found with the name: nope"
+    # Regress: a classifier has no regression signature.
+    regression = regression_pb2.RegressionRequest()
+    regression.model_spec.name = "albert"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Regress(regression, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == (
+        "Expected regression signature method_name to be "
+        "tensorflow/serving/regress. Was: tensorflow/serving/predict"
+    )
 
 
 def test_metadata_and_status_with_plain_stubs(stub, channel):
@@ -218,7 +236,11 @@ def test_metadata_and_status_with_plain_stubs(stub, channel):
     response = stub.GetModelMetadata(request, timeout=TIMEOUT)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
-    assert set(signature_map.signature_def) == set(sig.SIGNATURES)
+    # As TF Serving: every signature, the init op's too (whose output has no
+    # dtype; ServingClient.metadata leaves it out).
+    init_op = "__saved_model_init_op"
+    assert set(signature_map.signature_def) == {*sig.SIGNATURES, init_op}
+    assert signature_map.signature_def[init_op].outputs  # DT_INVALID inside.
     classify = signature_map.signature_def[sig.CLASSIFY]
     assert classify.method_name == sig.CLASSIFY_METHOD
     assert classify.inputs[sig.CLASSIFY_INPUTS].dtype == tf.string.as_datatype_enum
@@ -772,7 +794,7 @@ def test_rest_classify_and_metadata(server, expected):
         "signature_name": "",
     }
     signatures = reply["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == set(sig.SIGNATURES)
+    assert set(signatures) == {*sig.SIGNATURES, "__saved_model_init_op"}
     assert signatures[sig.CLASSIFY]["method_name"] == sig.CLASSIFY_METHOD
     assert rest_call(server, "/metadata", {})[0] == 400  # POST to a GET path.
 

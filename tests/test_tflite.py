@@ -386,7 +386,13 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     metadata = json.loads((tmp_path / "model.json").read_text())
     assert metadata["quantization"] == "dynamic"
     assert metadata["inputs"] == [
-        {"name": "text", "dtype": "string", "shape": [-1], "position": 0}
+        {
+            "name": "text",
+            "dtype": "string",
+            "shape": [-1],
+            "position": 0,
+            "tensor": "serving_default_text:0",
+        }
     ]
     assert metadata["verification"]["examples"] == len(TINY_CORPUS)
     assert metadata["min_runtime_version"]
@@ -473,6 +479,13 @@ def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_pat
     order = [d["index"] for d in interpreter.get_input_details()]
     for entry in metadata["inputs"]:
         assert order.index(details[entry["name"]]["index"]) == entry["position"]
+        # Java's getInputIndex(name) takes the tensor's own name.
+        tensor = interpreter.get_input_details()[entry["position"]]["name"]
+        assert tensor == entry["tensor"]
     assert sorted(e["position"] for e in metadata["inputs"]) == [0, 1, 2]
+    outputs = interpreter.get_output_details()
+    for entry in metadata["outputs"]:
+        assert outputs[entry["position"]]["name"] == entry["tensor"]
+    assert len({e["tensor"] for e in metadata["outputs"]}) == 2
     with pytest.raises(ValueError, match="longer than the model's max_sequence"):
         tflite.convert(classifier, input_kind="ids", sequence_length=10_000)

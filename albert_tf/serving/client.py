@@ -259,7 +259,8 @@ class ServingClient:
         Returns:
             A dict `{signature: {"method_name", "inputs", "outputs"}}`; inputs
             and outputs map each key to `(dtype name, shape list)`, `-1` for
-            unknown sizes.
+            unknown sizes. TF Serving's internal `__saved_model_init_op` is
+            left out.
         """
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         self._model_spec(request.model_spec)
@@ -284,6 +285,7 @@ class ServingClient:
                 "outputs": tensors(s.outputs),
             }
             for name, s in signature_map.signature_def.items()
+            if not name.startswith("__")  # Its output has no dtype (DT_INVALID).
         }
 
     def status(self):

@@ -144,6 +144,13 @@ class ModelServer:
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
+    def regress(self, request):
+        """Handles a `RegressionRequest`: refused as TF Serving refuses it, since
+        a classifier exports no regression signature."""
+        servable = self.servable(request.model_spec)
+        servable.signature(request.model_spec.signature_name, sig.REGRESS_METHOD)
+        raise RequestError("INTERNAL", "unreachable: no regression signature")
+
     def classify(self, request, servable=None):
         """Handles a `ClassificationRequest`; returns a `ClassificationResponse`."""
         servable = servable or self.servable(request.model_spec)
@@ -172,7 +179,7 @@ class ModelServer:
                 "['signature_def'].",
             )
         signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, signature_def in servable.signature_defs.items():
+        for name, signature_def in servable.all_signature_defs.items():
             signature_map.signature_def[name].CopyFrom(signature_def)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         _fill_spec(response.model_spec, self.model_name, servable.version)
@@ -254,6 +261,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     Predict = _grpc_method(ModelServer.predict)
     Classify = _grpc_method(ModelServer.classify)
+    Regress = _grpc_method(ModelServer.regress)
     GetModelMetadata = _grpc_method(ModelServer.metadata)
 
 

@@ -274,9 +274,10 @@ def batching_parameters_text(
         f"batch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
         f"num_batch_threads {{ value: {num_batch_threads} }}\n"
         f"max_enqueued_batches {{ value: {max_enqueued_batches} }}\n"
-        # Inputs are 1-D strings; `predict_ids` requests of different lengths
-        # need padding to be batched together.
-        "pad_variable_length_inputs: true\n"
+        # TF Serving would pad with each tensor's first element: a
+        # `padding_mask` of 1s would make padding count as text. Off, requests
+        # of different `predict_ids` lengths cannot share a batch.
+        "pad_variable_length_inputs: false\n"
     )
 
 

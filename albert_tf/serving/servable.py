@@ -42,9 +42,12 @@ class Servable:
         saved_model = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             saved_model.ParseFromString(f.read())
+        # GetModelMetadata lists them all, `__saved_model_init_op` included,
+        # as TF Serving does; requests can name only the others.
+        self.all_signature_defs = dict(saved_model.meta_graphs[0].signature_def)
         self.signature_defs = {
             name: s
-            for name, s in saved_model.meta_graphs[0].signature_def.items()
+            for name, s in self.all_signature_defs.items()
             if not name.startswith("__")
         }
         self._loaded = tf.saved_model.load(path)
@@ -57,17 +60,24 @@ class Servable:
     def signature(self, name, method_name=sig.PREDICT_METHOD):
         """Checks that `name` exists and has `method_name`; returns its specs."""
         name = name or sig.PREDICT
+        # TF Serving's statuses and wording (Predict vs Classify/Regress).
         if name not in self._functions:
-            # TF Serving's status and wording.
+            if method_name != sig.PREDICT_METHOD:
+                raise RequestError(
+                    "INVALID_ARGUMENT", f"No signature was found with the name: {name}"
+                )
             raise RequestError(
                 "FAILED_PRECONDITION", f'Serving signature key "{name}" not found.'
             )
         actual = self.signature_defs[name].method_name
-        if method_name == sig.CLASSIFY_METHOD and actual != method_name:
+        if method_name != sig.PREDICT_METHOD and actual != method_name:
+            kind = (
+                "regression" if method_name == sig.REGRESS_METHOD else "classification"
+            )
             raise RequestError(
                 "INVALID_ARGUMENT",
-                f"Expected classification signature method_name to be "
-                f"{sig.CLASSIFY_METHOD}. Was: {actual}",
+                f"Expected {kind} signature method_name to be "
+                f"{method_name}. Was: {actual}",
             )
         return self.input_specs[name]
 

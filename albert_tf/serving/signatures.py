@@ -14,6 +14,7 @@ SIGNATURES = (PREDICT, PREDICT_PAIR, CLASSIFY, PREDICT_IDS)
 # TF Serving dispatches Classify only to signatures with this method name.
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 
 # === Input keys ===
 TEXT = "text"

@@ -44,13 +44,13 @@ def build_metadata(classifier, quantization, input_kind, sequence_length, conten
     num_classes = classifier.num_classes
     positions = converter.signature_tensor_indices(content)
     for entry in inputs:
-        entry["position"] = positions["inputs"][entry["name"]]
+        entry.update(positions["inputs"][entry["name"]])
     outputs = [
         {
             "name": n,
             "dtype": "float32",
             "shape": [-1 if input_kind == "text" else 1, num_classes],
-            "position": positions["outputs"][n],
+            **positions["outputs"][n],
         }
         for n in converter.OUTPUTS
     ]

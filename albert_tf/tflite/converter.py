@@ -148,10 +148,14 @@ def custom_ops(model_content):
 
 
 def signature_tensor_indices(model_content):
-    """`{"inputs": {name: index}, "outputs": {...}}` of the `serving_default` signature.
+    """Where each `serving_default` input and output sits in the file.
 
     Apps that feed tensors by position (Java `runForMultipleInputsOutputs`,
-    Swift `copy(_:toInputAt:)`) need these: the order is not the signature's.
+    Swift `copy(_:toInputAt:)`) need the position: the order is not the
+    signature's; `Interpreter.getInputIndex(name)` needs the tensor's name.
+
+    Returns:
+        `{"inputs": {name: {"position": int, "tensor": str}}, "outputs": ...}`.
     """
     model = schema.Model.GetRootAsModel(model_content, 0)
     for i in range(model.SignatureDefsLength()):
@@ -160,10 +164,15 @@ def signature_tensor_indices(model_content):
             continue
         subgraph = model.Subgraphs(signature.SubgraphIndex())
 
-        def positions(tensors, count, listed):
+        def positions(tensors, count, listed, subgraph=subgraph):
             order = listed.tolist()
             return {
-                tensors(j).Name().decode("utf-8"): order.index(tensors(j).TensorIndex())
+                tensors(j).Name().decode("utf-8"): {
+                    "position": order.index(tensors(j).TensorIndex()),
+                    "tensor": subgraph.Tensors(tensors(j).TensorIndex())
+                    .Name()
+                    .decode("utf-8"),
+                }
                 for j in range(count)
             }
 
