@@ -86,6 +86,9 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         )
         assert converter.custom_ops(content) == expected_ops  # ids: builtins only.
         outputs[input_kind] = model.predict(texts, preprocessor=classifier.preprocessor)
+        # No texts: empty outputs of the same kind for both builds.
+        empty = model.predict([], preprocessor=classifier.preprocessor)
+        assert empty["logits"].shape == empty["probabilities"].shape == (0, 2)
         assert outputs[input_kind]["logits"].dtype == np.float32
         assert outputs[input_kind]["logits"].shape == (3, 2)
         np.testing.assert_allclose(

@@ -100,8 +100,13 @@ class TFLiteClassifier:
                 for i in range(len(texts))
             ]
         outputs = [self.run(**call) for call in calls]
-        if not outputs:
-            return {}
+        if not outputs:  # No texts, ids build: empty outputs, as a text build gives.
+            outputs = [
+                {
+                    key: np.zeros((0, *detail["shape"][1:]), detail["dtype"])
+                    for key, detail in self.runner.get_output_details().items()
+                }
+            ]
         outputs = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
         if self.label_names is not None:
             names = np.array(self.label_names, dtype=object)
