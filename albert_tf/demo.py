@@ -363,7 +363,7 @@ def format_summary(summary):
         f"  albert-tf serve --model-base-path {q(paths['export'])} "
         f"--model-name {MODEL_NAME} --port 8500",
         f"  albert-tf predict --server 127.0.0.1:8500 --model-name {MODEL_NAME} "
-        "'A warm, funny film.'",
+        "--wait 60 'A warm, funny film.'",
         f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic "
         f"--verify {q(paths['dev'])}",
         "On your own data (TSV, CSV or JSONL with sentence and label columns):",
