@@ -426,6 +426,10 @@ def test_messages_say_what_is_wrong_with_the_file(tmp_path):
         match=r"line 2: .*only column is 'sentence;label': is the file separated by",
     ):
         data_files.read_labelled_text(str(semicolons), DataConfig(), vocab)
+    # The same hint when a row then has more columns than the header.
+    semicolons.write_text("sentence;label\nfine,really;positive\n")
+    with pytest.raises(ValueError, match=r"expected 1 columns .*only column is 'sen"):
+        data_files.read_labelled_text(str(semicolons), DataConfig(), vocab)
     jsonl = tmp_path / "d.jsonl"
     jsonl.write_text('{"sentence": "a", "label": null}\n{"sentence": "b\n')
     with pytest.raises(ValueError, match=r"line 1: missing label \(null\)"):

@@ -61,3 +61,16 @@ def test_demo_checks_its_data_files_before_training(tmp_path, capsys):
     assert "line 3: expected 2 columns (sentence, label), got 1 (use --set " in (
         capsys.readouterr().err
     )
+    # With skipping on, the bad training row is skipped; the dev file is read next.
+    args = [
+        "demo",
+        "--data",
+        str(bad),
+        "--dev",
+        str(own),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert main([*args, "--set", "data.skip_bad_rows=true"]) == 1
+    assert "own.csv:line 2: missing text column 'sentence'" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "run").exists()

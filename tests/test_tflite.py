@@ -408,6 +408,9 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     assert out.read_bytes()[4:8] == b"TFL3"
 
     # A gate that cannot pass (accuracy must rise 100 points): nothing written.
+    # Calibration texts need no labels.
+    unlabelled = tmp_path / "unlabelled.tsv"
+    unlabelled.write_text("sentence\n" + "".join(f"{t}\n" for t in TINY_CORPUS))
     gated = tmp_path / "gated.tflite"
     code = main(
         [
@@ -417,7 +420,9 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
             "--input",
             "ids",
             "--quantize",
-            "dynamic",
+            "int8",
+            "--calibration-data",
+            str(unlabelled),
             "--verify",
             str(data),
             "--max-accuracy-drop",

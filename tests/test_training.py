@@ -308,9 +308,9 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
 
     # Bad rows are skipped and counted in the report; the rest is unchanged.
     bad = tmp_path / "bad.tsv"
+    header, first, rest = pathlib.Path(data).read_text().split("\n", 2)
     bad.write_text(
-        pathlib.Path(data).read_text() + "\tpositive\nfine\tneutral\n",
-        encoding="utf-8",
+        f"{header}\n{first}\n\tpositive\n{rest}fine\tneutral\n", encoding="utf-8"
     )
     assert main(["evaluate", str(output / "model.keras"), str(bad)]) == 1
     assert "empty text (use --skip-bad-rows" in capsys.readouterr().err
@@ -321,7 +321,7 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     # Per-row predictions name each kept row's line in the file.
     assert main([*args, "--predictions", str(tmp_path / "rows.jsonl")]) == 0
     rows = [json.loads(r) for r in (tmp_path / "rows.jsonl").read_text().splitlines()]
-    assert [r["line"] for r in rows] == list(range(2, len(texts) + 2))
+    assert [r["line"] for r in rows] == [2, *range(4, len(texts) + 3)]
     assert skipped["confusion_matrix"] == report["confusion_matrix"]
 
     # Headerless files take column indices, and say so when given names.
@@ -753,6 +753,12 @@ def test_mixed_precision_policy_refuses_what_cannot_run():
     assert mixed_precision_policy(fp16_xla, default) == "mixed_float16"
     bf16_xla = StrategyConfig(mixed_precision="mixed_bfloat16", jit_compile=True)
     assert mixed_precision_policy(bf16_xla, mirrored) == "mixed_bfloat16"
+    fp16 = StrategyConfig(mixed_precision="mixed_float16")  # No XLA: merge_call.
+    assert mixed_precision_policy(fp16, mirrored) == "mixed_float16"
+    workers = tf.distribute.MultiWorkerMirroredStrategy
+    multi_worker = workers.__new__(workers)  # Its type is all the check reads.
+    with pytest.raises(ValueError, match="XLA-compiled MultiWorkerMirroredStrategy"):
+        mixed_precision_policy(fp16_xla, multi_worker)
 
 
 def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
@@ -787,13 +793,20 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
 
     with pytest.raises(ValueError, match="trained on text pairs"):
         model.predict([POSITIVE[0]], verbose=0)
+    assert main(["predict", model_path, POSITIVE[0], "--wait", "5"]) == 1
+    assert "--wait is for --server" in capsys.readouterr().err
     assert main(["predict", model_path, POSITIVE[0]]) == 1
     err = capsys.readouterr().err
     assert "trained on text pairs; give them in a TSV/CSV/JSONL file: --file F" in err
     assert "user code" not in err  # No tf.data trace in the one-line error.
     # evaluate and predict --file take their columns from the run's config.yaml.
-    assert main(["evaluate", model_path, str(pairs)]) == 0
+    rows_path = tmp_path / "pair_rows.jsonl"
+    assert (
+        main(["evaluate", model_path, str(pairs), "--predictions", str(rows_path)]) == 0
+    )
     assert "accuracy" in capsys.readouterr().out
+    row = json.loads(rows_path.read_text().splitlines()[0])
+    assert (row["text"], row["text_pair"], row["gold"]) == rows[0]
     assert main(["predict", model_path, "--file", str(pairs), "--format", "jsonl"]) == 0
     first = json.loads(capsys.readouterr().out.splitlines()[0])
     assert (first["text"], first["text_pair"]) == rows[0][:2]
@@ -821,6 +834,16 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
         capsys.readouterr().err
     )
     # evaluate says the same instead of a tf.data trace, both ways round.
+    single_texts = tmp_path / "single_texts.tsv"
+    single_texts.write_text(f"premise\tlabel\n{POSITIVE[0]}\tsame\n")
+    alone = tmp_path / "alone"  # No config.yaml beside it to name the columns.
+    alone.mkdir()
+    shutil.copy(model_path, alone / "model.keras")
+    args = ["evaluate", str(alone / "model.keras"), str(single_texts)]
+    assert main([*args, "--text-column", "premise"]) == 1
+    assert "trained on text pairs; name the second text's column with" in (
+        capsys.readouterr().err
+    )
     sentiment_pairs = tmp_path / "sentiment_pairs.tsv"
     sentiment_pairs.write_text("premise\thypothesis\tlabel\na\tb\tpositive\n")
     args = ["evaluate", str(single / "model.keras"), str(sentiment_pairs)]

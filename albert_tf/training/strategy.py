@@ -160,6 +160,14 @@ def _tf_config_address():
         return "its task's address"
 
 
+def _strategy_name(strategy):
+    """The `tf.distribute` name users know (MultiWorkerMirroredStrategy's
+    class is `CollectiveAllReduceStrategy`)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
+
+
 def is_tpu(strategy):
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
@@ -210,7 +218,7 @@ def mixed_precision_policy(strategy_config, strategy):
         raise ValueError(
             "config keys 'strategy.mixed_precision' and 'strategy.jit_compile': "
             f"mixed_float16's{chosen} loss scaling cannot run in an XLA-compiled "
-            f"{type(strategy).__name__} step; set mixed_precision: mixed_bfloat16 "
+            f"{_strategy_name(strategy)} step; set mixed_precision: mixed_bfloat16 "
             "(GPUs from Ampere on) or jit_compile: false"
         )
     return policy
