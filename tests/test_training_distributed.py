@@ -49,6 +49,27 @@ for name, extra in [
 """
 
 
+def _run_script(script, overrides, output):
+    """Runs `script` with (overrides JSON, tiny config, output); its stdout."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            json.dumps(overrides),
+            str(TINY_CONFIG),
+            str(output),
+        ],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 def _weights(path):
     return load_classifier(path).get_weights()
 
@@ -77,25 +98,10 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
             "optimizer.weight_decay": 0.0,
         },
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            TRAIN_TWICE,
-            json.dumps(overrides),
-            str(TINY_CONFIG),
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = _run_script(TRAIN_TWICE, overrides, tmp_path)
     lines = dict(
         line.split(" ", 1)
-        for line in proc.stdout.splitlines()
+        for line in stdout.splitlines()
         if line.startswith(("one_device", "mirrored"))
     )
     replicas_one, history_one = lines["one_device"].split(" ", 1)
@@ -177,23 +183,8 @@ def test_mirrored_replicas_draw_their_own_dropout_and_resume_exactly(
             "strategy.static_shapes": True,
         },
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MIRRORED_DROPOUT,
-            json.dumps(overrides),
-            str(TINY_CONFIG),
-            str(tmp_path / "run"),
-        ],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    stdout = _run_script(MIRRORED_DROPOUT, overrides, tmp_path / "run")
+    out = dict(line.split(" ", 1) for line in stdout.splitlines() if " " in line)
     assert out["masks_differ"] == "True"
     assert out["trainer_replicas_apart"] == "True"
     assert out["resumed_from"] == "4"
