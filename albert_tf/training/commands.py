@@ -229,18 +229,13 @@ def _load(path):
     return model
 
 
-def _label_names(model):
-    from albert_tf.models import class_names
-
-    return class_names(model)
-
-
 def _probabilities(model, outputs):
     """Class probabilities from the model's outputs (logits, or already so)."""
     return outputs if model.returns_probabilities else _softmax(outputs)
 
 
 def run_evaluate(args):
+    from albert_tf.models import class_names
     from albert_tf.training import data_files
     from albert_tf.training import data_pipeline
     from albert_tf.training import metrics as metrics_lib
@@ -248,7 +243,7 @@ def run_evaluate(args):
     from albert_tf.training.trainer import predict_logits
 
     model = _load(args.model)
-    label_names = _label_names(model)
+    label_names = class_names(model)
     data = data_files.read_labelled_text(
         args.data,
         data_config_from_args(args, args.model),
@@ -322,22 +317,27 @@ def _plain_lines(lines, source, skip_blank):
     return [line for line in lines if line.strip()]
 
 
+def _read_by_columns(path):
+    """Whether `predict --file` reads `path` by columns (TSV/CSV/...), not by lines."""
+    from albert_tf.training.data_files import FORMATS
+
+    return os.path.splitext(path)[1].lower() in FORMATS
+
+
 def _read_texts(args, model_path):
     from albert_tf.training import data_files
 
     if args.file == "-":  # A pipe: one text per line.
         lines = _split_lines(sys.stdin.read())
         return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
-    if os.path.splitext(args.file)[1].lower() in data_files.FORMATS:
+    if _read_by_columns(args.file):
         data = data_files.read_labelled_text(
             args.file,
             data_config_from_args(args, model_path),
             with_labels=False,
             column_hint=COLUMN_HINT,
         )
-        if data.text_pairs is not None:
-            return data.texts, data.text_pairs
-        return data.texts, None
+        return data.texts, data.text_pairs
     if not os.path.isfile(args.file):
         raise FileNotFoundError(f"text file not found: '{args.file}'")
     with open(args.file, encoding="utf-8") as f:
@@ -352,6 +352,7 @@ def _softmax(logits):
 
 
 def _local_predictions(model, texts, pairs, batch_size):
+    from albert_tf.models import class_names
     from albert_tf.training.data_files import LabelledText
     from albert_tf.training.data_pipeline import eval_dataset
     from albert_tf.training.trainer import inference_function
@@ -363,7 +364,7 @@ def _local_predictions(model, texts, pairs, batch_size):
     )
     probabilities = _probabilities(model, logits)
     class_id = probabilities.argmax(-1)
-    names = _label_names(model)
+    names = class_names(model)
     return {
         "logits": logits,
         "probabilities": probabilities,
@@ -479,9 +480,7 @@ def run_predict(args):
             outputs = client.predict(texts, pairs=pairs)
     else:
         model = _load(model_path)
-        from albert_tf.training.data_files import FORMATS
-
-        columns = bool(args.file) and os.path.splitext(args.file)[1].lower() in FORMATS
+        columns = bool(args.file) and _read_by_columns(args.file)
         _check_pairs(model, model_path, pairs is not None, from_file=columns)
         outputs = _local_predictions(model, texts, pairs, args.batch_size or 64)
     sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
