@@ -74,7 +74,8 @@ def _weights(path):
     return load_classifier(path).get_weights()
 
 
-def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
+@pytest.mark.parametrize("precision", [False, "mixed_float16"])
+def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto, precision):
     """2 replicas x 2 rows == 1 device x 4 rows: same losses and weights.
 
     Adam is nearly blind to the gradient scale, so epsilon=1 makes updates
@@ -82,6 +83,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
     summing replicas twice or clipping per replica would both show.
     Tolerance: rtol 1e-4 / atol 1e-6 on weights after 6 steps; the replicas'
     gradient sum is reduced in a different order than one device's.
+    `mixed_float16` takes the LossScaleOptimizer's merge_call path.
     """
     overrides = tiny_overrides(
         tmp_path,
@@ -96,6 +98,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto):
             "optimizer.clipnorm": 0.01,
             "optimizer.warmup_steps": 0,
             "optimizer.weight_decay": 0.0,
+            "strategy.mixed_precision": precision,
         },
     )
     stdout = _run_script(TRAIN_TWICE, overrides, tmp_path)

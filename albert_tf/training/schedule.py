@@ -55,7 +55,21 @@ def warmup_steps_for(optimizer_config, total_steps):
     return int(round(optimizer_config.warmup_ratio * total_steps))
 
 
-def make_optimizer(optimizer_config, total_steps, loss_scale=False):
+class _SummedGradientsAdamW(keras.optimizers.AdamW):
+    """AdamW for gradients its caller already summed over replicas.
+
+    Keras all-reduces gradients inside `apply`; a caller that all-reduced them
+    itself (to clip the sum) would otherwise send every gradient over the
+    interconnect twice per step.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def make_optimizer(
+    optimizer_config, total_steps, loss_scale=False, summed_gradients=False
+):
     """Builds AdamW with the warmup/decay schedule from the config.
 
     Gradient clipping is done by the trainer after gradients are summed over
@@ -66,6 +80,9 @@ def make_optimizer(optimizer_config, total_steps, loss_scale=False):
         optimizer_config: `albert_tf.training.config.OptimizerConfig`.
         total_steps: int. Length of the run.
         loss_scale: bool. Wrap in `LossScaleOptimizer` (for `mixed_float16`).
+        summed_gradients: bool. The caller passes gradients already summed
+            over the strategy's replicas, so the optimizer skips its own
+            all-reduce. Leave False for `model.fit`.
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -75,12 +92,16 @@ def make_optimizer(optimizer_config, total_steps, loss_scale=False):
         total_steps,
         warmup_steps_for(optimizer_config, total_steps),
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer_class = (
+        _SummedGradientsAdamW if summed_gradients else keras.optimizers.AdamW
+    )
+    optimizer = optimizer_class(
         learning_rate=schedule,
         weight_decay=optimizer_config.weight_decay,
         beta_1=optimizer_config.beta_1,
         beta_2=optimizer_config.beta_2,
         epsilon=optimizer_config.epsilon,
+        name="adamw",
     )
     optimizer.exclude_from_weight_decay(
         var_names=["gamma", "beta", "bias", "layer_norm", "layernorm"]

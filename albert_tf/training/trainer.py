@@ -210,7 +210,6 @@ class Trainer:
 
     def _make_train_step(self, model, optimizer, strategy, global_batch_size):
         clipnorm = self.config.optimizer.clipnorm
-        num_replicas = strategy.num_replicas_in_sync
         variables = model.trainable_variables
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -238,8 +237,8 @@ class Trainer:
                 # clip each replica's part). Scaled gradients need a scaled norm.
                 scale = optimizer.dynamic_scale if loss_scaled else 1.0
                 grads, _ = tf.clip_by_global_norm(grads, clipnorm * scale)
-            # Keras sums gradients over replicas again inside `apply`.
-            grads = [g / num_replicas for g in grads]
+            # The optimizer was built with `summed_gradients=True`: no second
+            # all-reduce inside `apply`.
             optimizer.apply(grads, variables)
             predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
             correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
@@ -316,7 +315,10 @@ class Trainer:
             preprocessor.text_pairs = train_data.text_pairs is not None
             self.model = model
             optimizer = make_optimizer(
-                cfg.optimizer, total_steps, loss_scale=policy == "mixed_float16"
+                cfg.optimizer,
+                total_steps,
+                loss_scale=policy == "mixed_float16",
+                summed_gradients=True,
             )
             optimizer.build(model.trainable_variables)
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
