@@ -195,7 +195,8 @@ def test_mirrored_replicas_draw_their_own_dropout_and_resume_exactly(
 
 
 WORKER = """
-import json, os, sys
+import json, logging, os, sys
+logging.basicConfig(level=logging.INFO)
 import numpy as np
 from albert_tf.training import Trainer, load_config
 config = load_config(sys.argv[1], overrides=json.loads(sys.argv[2]))
@@ -274,9 +275,11 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
     moved = shutil.copy(overrides["data.train"], elsewhere / "train.tsv")
     mounted = {**overrides, "data.train": str(moved)}
     results = _run_workers([overrides, mounted], [output, output])
-    for code, out, err in results:
+    for index, (code, out, err) in enumerate(results):
         assert code == 0, err[-3000:]
         assert "replicas 2 steps 4" in out
+        # Says what it waits for: the constructor blocks until all have started.
+        assert f"Joining a cluster of 2 tasks as worker {index} at 127.0.0.1:" in err
     chief = np.load(output / "weights-0.npz")
     worker = np.load(output / "weights-1.npz")
     assert len(chief.files) == len(worker.files) > 0

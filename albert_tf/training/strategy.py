@@ -103,6 +103,14 @@ def make_strategy(strategy_config):
                 "collectives on CPU, so a multi-worker step cannot compile "
                 "without GPUs; set it to false"
             )
+        # The constructor blocks until every task has connected.
+        logger.info(
+            "Joining a cluster of %d tasks as %s at %s (from TF_CONFIG); waiting "
+            "until every task has started",
+            _tf_config_workers(),
+            _tf_config_task(),
+            _tf_config_address(),
+        )
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.OpError as e:  # Its gRPC server did not start.
@@ -149,6 +157,11 @@ def _tf_config():
 def _tf_config_workers():
     cluster = _tf_config().get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _tf_config_task():
+    task = _tf_config().get("task", {})
+    return f"{task.get('type', 'an unnamed task')} {task.get('index', '')}".strip()
 
 
 def _tf_config_address():
