@@ -95,9 +95,11 @@ def main(argv=None):
         # Bad input, or a path or port that cannot be used: one clear line.
         print(f"albert-tf {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"albert-tf {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # `TrainingTerminated` (SIGTERM) is one too, with its own status.
+        what = getattr(e, "what", "interrupted")
+        print(f"albert-tf {args.command}: {what}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
 
 
 if __name__ == "__main__":

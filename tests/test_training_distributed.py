@@ -352,15 +352,20 @@ def _start_until_first_checkpoint(output, overrides, stderr):
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
+    _wait_for_checkpoint(output, proc)
+    return proc
+
+
+def _wait_for_checkpoint(output, proc):
+    """Returns once `output` has a checkpoint, `proc` ended, or 120 s passed."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         checkpoints = output / "checkpoints"
         if checkpoints.is_dir() and any(
             n.startswith("ckpt-") for n in os.listdir(checkpoints)
         ):
-            break
+            return
         time.sleep(0.02)
-    return proc
 
 
 def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
@@ -453,6 +458,67 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, tiny_proto):
     # periodic checkpoint is lost.
     assert f"Interrupted at step {step}: saved a checkpoint" in stderr
     assert stderr.rstrip().endswith("albert-tf train: interrupted")
+
+
+def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint(
+    tmp_path, tiny_proto
+):
+    """Preemption (SIGTERM) of one worker: all stop after the same step, saved.
+
+    A worker that stopped alone would leave the others waiting forever in
+    the next step's all-reduce.
+    """
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 100000,
+            "training.checkpoint_every_steps": 10,
+            "data.dev": None,
+            "strategy.name": "multi_worker",
+        },
+    )
+    output = tmp_path / "run"
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    try:
+        for index in range(2):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps(
+                {
+                    "cluster": {"worker": workers},
+                    "task": {"type": "worker", "index": index},
+                }
+            )
+            procs.append(
+                subprocess.Popen(
+                    _train_command(output, overrides),
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        _wait_for_checkpoint(output, procs[0])
+        assert procs[1].poll() is None, "training ended before it could be stopped"
+        procs[1].send_signal(signal.SIGTERM)
+        errs = [p.communicate(timeout=60)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [130, 143], (
+        errs[0][-2000:] + errs[1][-2000:]
+    )
+    (chief_line,) = [x for x in errs[0].splitlines() if "another worker" in x]
+    (term_line,) = [x for x in errs[1].splitlines() if "Terminated at step" in x]
+    step = int(term_line.split("Terminated at step ")[1].split(":")[0])
+    assert f"Stopped at step {step} because" in chief_line
+    assert (output / "checkpoints" / f"ckpt-{step:08d}").is_dir()
+    assert errs[1].rstrip().endswith("albert-tf train: terminated")
+    assert "Traceback" not in errs[0] + errs[1]
 
 
 def test_a_run_shorter_than_one_epoch_leaves_no_tf_cache_warning(tmp_path, tiny_proto):

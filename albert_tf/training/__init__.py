@@ -12,6 +12,14 @@ from albert_tf.training.config import TrainConfig
 from albert_tf.training.config import load_config
 from albert_tf.training.schedule import WarmupLinearDecay
 from albert_tf.training.trainer import Trainer
+from albert_tf.training.trainer import TrainingTerminated
 from albert_tf.training.trainer import train
 
-__all__ = ["TrainConfig", "Trainer", "WarmupLinearDecay", "load_config", "train"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainingTerminated",
+    "WarmupLinearDecay",
+    "load_config",
+    "train",
+]

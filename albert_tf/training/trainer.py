@@ -213,7 +213,7 @@ class Trainer:
         variables = model.trainable_variables
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-        def replica_step(x, y):
+        def replica_step(x, y, stop):
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(x, training=True), tf.float32)
                 per_example = keras.losses.sparse_categorical_crossentropy(
@@ -242,18 +242,23 @@ class Trainer:
             optimizer.apply(grads, variables)
             predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
             correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
-            return loss, correct
+            return loss, correct, stop
 
         if self.config.strategy.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
 
         @tf.function
-        def train_step(iterator):
+        def train_step(iterator, stop):
+            """One step; `stop` (1.0 or 0.0) is this worker's stop request.
+
+            Returns the loss, the correct count and the stop requests summed
+            over every worker, so that all of them stop after the same step.
+            """
             x, y = next(iterator)
-            loss, correct = strategy.run(replica_step, args=(x, y))
-            return (
-                strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+            results = strategy.run(replica_step, args=(x, y, stop))
+            return tuple(
+                strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None)
+                for r in results
             )
 
         return train_step
@@ -478,10 +483,14 @@ class Trainer:
             if steady_start is not None:
                 eval_seconds += time.perf_counter() - eval_started
 
-        with _DeferredCtrlC() as ctrl_c:
+        with _DeferredStop() as stop:
             while current < total_steps:
-                loss, correct = train_step(iterator)
+                loss, correct, stops = train_step(
+                    iterator, tf.constant(1.0 if stop.signum else 0.0)
+                )
                 current = int(step.assign_add(1).numpy())
+                # A step that ends the run finishes it as usual.
+                stopping = float(stops) > 0 and current < total_steps
                 window_loss += float(loss)
                 window_correct += float(correct)
                 window_steps += 1
@@ -518,7 +527,7 @@ class Trainer:
                 if (
                     current % cfg.training.checkpoint_every_steps == 0
                     or current == total_steps
-                    or ctrl_c.pressed
+                    or stopping
                 ):
                     for writer in writers.values():
                         writer.flush()  # Logs as far as the checkpoint, at least.
@@ -531,9 +540,8 @@ class Trainer:
                             "total_steps": total_steps,
                         },
                     )
-                if ctrl_c.pressed:
-                    logger.info("Interrupted at step %d: saved a checkpoint", current)
-                    raise KeyboardInterrupt
+                if stopping:
+                    stop.raise_after_checkpoint(current)
         elapsed = time.perf_counter() - started
         steady_rate = None
         if steady_start is not None and current > steady_start[0]:
@@ -771,27 +779,60 @@ def _check_same_run(saved, current, directory):
         )
 
 
-class _DeferredCtrlC:
-    """Holds Ctrl-C until the current step ends, so it can be checkpointed.
+class TrainingTerminated(KeyboardInterrupt):
+    """`Trainer.train` stopped on SIGTERM, after checkpointing its last step.
 
-    A second Ctrl-C interrupts at once. Outside the main thread (where
-    signal handlers cannot be set) Ctrl-C behaves as usual.
+    A `KeyboardInterrupt`, as Ctrl-C's stop is, so code that handles one
+    handles both; the CLI exits with `exit_status` for it.
     """
 
+    what = "terminated"
+    exit_status = 128 + signal.SIGTERM
+
+
+class _DeferredStop:
+    """Holds Ctrl-C and SIGTERM until the current step ends, to checkpoint it.
+
+    Preemptible VMs and Kubernetes send SIGTERM before killing a process. A
+    second signal interrupts at once. Outside the main thread (where signal
+    handlers cannot be set) both behave as usual.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self):
-        self.pressed = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
+        if self.signum is not None:
+            raise _stop_exception(signum)
+        self.signum = signum
+
+    def raise_after_checkpoint(self, step):
+        if self.signum is None:
+            logger.info(
+                "Stopped at step %d because another worker was interrupted: "
+                "saved a checkpoint",
+                step,
+            )
+        else:
+            what = "Terminated" if self.signum == signal.SIGTERM else "Interrupted"
+            logger.info("%s at step %d: saved a checkpoint", what, step)
+        raise _stop_exception(self.signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self._SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+def _stop_exception(signum):
+    if signum == signal.SIGTERM:
+        return TrainingTerminated()
+    return KeyboardInterrupt()
