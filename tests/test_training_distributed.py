@@ -406,6 +406,9 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
         line for line in resumed.stderr.splitlines() if "Restored checkpoint" in line
     ]
     assert restored and f"at step {step_at_kill} of 150" in restored[0]
+    # metrics.json counts the killed run's time up to its checkpoint too.
+    report = json.loads((killed / "metrics.json").read_text())
+    assert report["total_wall_time_s"] > report["wall_time_s"] > 0
     # TensorBoard sees each step once: events past the checkpoint were dropped.
     from tests.test_training import _event_steps
 

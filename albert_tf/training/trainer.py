@@ -344,6 +344,7 @@ class Trainer:
         )
         history = {"train": [], "eval": []}
         best = None
+        earlier_wall_time = 0.0  # Of earlier runs, up to their last checkpoint.
         restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
@@ -354,6 +355,7 @@ class Trainer:
             restored_step, state = restored
             _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
+            earlier_wall_time = state.get("wall_time_s", 0.0)
             before = state.get("total_steps")
             if before is not None and before != total_steps:
                 logger.warning(
@@ -538,6 +540,9 @@ class Trainer:
                             "best": best,
                             "config": fingerprint,
                             "total_steps": total_steps,
+                            "wall_time_s": earlier_wall_time
+                            + time.perf_counter()
+                            - started,
                         },
                     )
                 if stopping:
@@ -566,6 +571,8 @@ class Trainer:
             "resumed_from_step": start_step if restored is not None else None,
             "steps_this_run": steps_run,
             "wall_time_s": elapsed,
+            # With the runs this one resumed (up to their last checkpoint).
+            "total_wall_time_s": earlier_wall_time + elapsed,
             "train_examples_per_s": steps_run * global_batch / elapsed
             if steps_run
             else None,
