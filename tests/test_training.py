@@ -526,7 +526,7 @@ def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
     step = trainer._make_train_step(
         model, optimizer, tf.distribute.get_strategy(), global_batch_size=len(texts)
     )
-    step(iter(tf.data.Dataset.from_tensors((x, y))), tf.constant(0.0))
+    step(iter(tf.data.Dataset.from_tensors((x, y))), tf.zeros(2))
     got = model.get_weights()
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

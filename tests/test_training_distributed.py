@@ -431,36 +431,45 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(tmp_path, tiny_proto):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, tiny_proto):
+@pytest.mark.parametrize(
+    "signum, status, what",
+    [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")],
+)
+def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(
+    tmp_path, tiny_proto, signum, status, what
+):
     overrides = tiny_overrides(
         tmp_path,
         tiny_proto,
         **{
             "training.steps": 100000,
             "training.checkpoint_every_steps": 10,
-            "data.dev": None,
+            # Every step evaluates, so the stopping step would too.
+            "training.eval_every_steps": 1,
         },
     )
     output = tmp_path / "run"
     proc = _start_until_first_checkpoint(output, overrides, subprocess.PIPE)
     try:
         assert proc.poll() is None, "training ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     stderr = stderr.decode()
-    assert proc.returncode == 130, stderr[-3000:]
+    assert proc.returncode == status, stderr[-3000:]
     assert "Traceback" not in stderr
     (line,) = [x for x in stderr.splitlines() if "rerun the same command" in x]
     step = int(line.rsplit(" ", 1)[1])
     assert (output / "checkpoints" / f"ckpt-{step:08d}").is_dir()
     # The step in progress finished and was saved: no work since the last
-    # periodic checkpoint is lost.
-    assert f"Interrupted at step {step}: saved a checkpoint" in stderr
-    assert stderr.rstrip().endswith("albert-tf train: interrupted")
+    # periodic checkpoint is lost. The dev evaluation waits for the rerun.
+    assert f"{what} at step {step}: saved a checkpoint" in stderr
+    assert f"Skipped the step-{step} dev evaluation" in stderr
+    assert f"Step {step} dev:" not in stderr
+    assert stderr.rstrip().endswith(f"albert-tf train: {what.lower()}")
 
 
 def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint(
@@ -483,9 +492,10 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint(
     )
     output = tmp_path / "run"
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    logs = [tmp_path / f"worker-{index}.log" for index in range(2)]
     procs = []
     try:
-        for index in range(2):
+        for index, log in enumerate(logs):
             env = subprocess_env()
             env["TF_CONFIG"] = json.dumps(
                 {
@@ -493,29 +503,34 @@ def test_sigterm_to_one_worker_stops_every_worker_at_one_checkpoint(
                     "task": {"type": "worker", "index": index},
                 }
             )
-            procs.append(
-                subprocess.Popen(
-                    _train_command(output, overrides),
-                    cwd=REPO,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
+            with log.open("w") as stderr:  # The child keeps its own copy.
+                procs.append(
+                    subprocess.Popen(
+                        _train_command(output, overrides),
+                        cwd=REPO,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
                 )
-            )
         _wait_for_checkpoint(output, procs[0])
         assert procs[1].poll() is None, "training ended before it could be stopped"
         procs[1].send_signal(signal.SIGTERM)
-        errs = [p.communicate(timeout=60)[1] for p in procs]
+        for p in procs:
+            p.wait(timeout=60)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert [p.returncode for p in procs] == [130, 143], (
+    errs = [log.read_text() for log in logs]
+    # Both were preempted, as far as a job controller can tell.
+    assert [p.returncode for p in procs] == [143, 143], (
         errs[0][-2000:] + errs[1][-2000:]
     )
-    (chief_line,) = [x for x in errs[0].splitlines() if "another worker" in x]
+    (chief_line,) = [
+        x for x in errs[0].splitlines() if "another worker got SIGTERM" in x
+    ]
     (term_line,) = [x for x in errs[1].splitlines() if "Terminated at step" in x]
     step = int(term_line.split("Terminated at step ")[1].split(":")[0])
     assert f"Stopped at step {step} because" in chief_line

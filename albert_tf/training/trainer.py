@@ -213,7 +213,7 @@ class Trainer:
         variables = model.trainable_variables
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-        def replica_step(x, y, stop):
+        def replica_step(x, y, stop_requests):
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(x, training=True), tf.float32)
                 per_example = keras.losses.sparse_categorical_crossentropy(
@@ -242,24 +242,24 @@ class Trainer:
             optimizer.apply(grads, variables)
             predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
             correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
-            return loss, correct, stop
+            # One vector, so one reduction a step; concat also gives each
+            # replica its own tensor (`regroup` would merge shared inputs).
+            return tf.concat([tf.stack([loss, correct]), stop_requests], axis=0)
 
         if self.config.strategy.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
 
         @tf.function
-        def train_step(iterator, stop):
-            """One step; `stop` (1.0 or 0.0) is this worker's stop request.
+        def train_step(iterator, stop_requests):
+            """One step; `stop_requests`: this worker's [Ctrl-C, SIGTERM] (0 or 1).
 
-            Returns the loss, the correct count and the stop requests summed
-            over every worker, so that all of them stop after the same step.
+            Returns [loss, correct count, Ctrl-C, SIGTERM], each summed over
+            every replica of every worker, so that all workers can stop after
+            the same step.
             """
             x, y = next(iterator)
-            results = strategy.run(replica_step, args=(x, y, stop))
-            return tuple(
-                strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None)
-                for r in results
-            )
+            results = strategy.run(replica_step, args=(x, y, stop_requests))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, results, axis=None)
 
         return train_step
 
@@ -344,7 +344,8 @@ class Trainer:
         )
         history = {"train": [], "eval": []}
         best = None
-        earlier_wall_time = 0.0  # Of earlier runs, up to their last checkpoint.
+        # Of earlier runs, up to their last checkpoint (None: not recorded).
+        earlier_wall_time = 0.0
         restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
@@ -355,7 +356,7 @@ class Trainer:
             restored_step, state = restored
             _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
-            earlier_wall_time = state.get("wall_time_s", 0.0)
+            earlier_wall_time = state.get("wall_time_s")
             before = state.get("total_steps")
             if before is not None and before != total_steps:
                 logger.warning(
@@ -377,7 +378,8 @@ class Trainer:
             )
         _seed_replicas_apart(strategy, random_states)
         start_step = int(step.numpy())
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if multi_worker:
             digest = fingerprint["data.train (sha256 of its contents)"]
             _check_workers_agree(strategy, cfg, digest, start_step, total_steps)
         if start_step >= total_steps and restored is not None:
@@ -388,9 +390,6 @@ class Trainer:
             )
             # Workers of one cluster must take the same path (collectives
             # follow), and only the chief writes these files.
-            multi_worker = isinstance(
-                strategy, tf.distribute.MultiWorkerMirroredStrategy
-            )
             if done and not multi_worker:
                 # Nothing to do: keep the finished run's reports as they are.
                 logger.info(
@@ -487,12 +486,18 @@ class Trainer:
 
         with _DeferredStop() as stop:
             while current < total_steps:
-                loss, correct, stops = train_step(
-                    iterator, tf.constant(1.0 if stop.signum else 0.0)
-                )
+                totals = train_step(iterator, stop.requests()).numpy()
+                loss, correct, interrupts, terminations = totals
                 current = int(step.assign_add(1).numpy())
-                # A step that ends the run finishes it as usual.
-                stopping = float(stops) > 0 and current < total_steps
+                # Workers stop together, on the step that carried a request;
+                # one process stops after the step a signal came in. A step
+                # that ends the run finishes it as usual.
+                requested = (
+                    interrupts + terminations > 0
+                    if multi_worker
+                    else stop.signum is not None
+                )
+                stopping = requested and current < total_steps
                 window_loss += float(loss)
                 window_correct += float(correct)
                 window_steps += 1
@@ -525,7 +530,10 @@ class Trainer:
                 if dev_dataset is not None and (
                     (eval_every and current % eval_every == 0) or current == total_steps
                 ):
-                    run_eval()
+                    if stopping:  # The checkpoint first: a grace period is short.
+                        logger.info("Skipped the step-%d dev evaluation", current)
+                    else:
+                        run_eval()
                 if (
                     current % cfg.training.checkpoint_every_steps == 0
                     or current == total_steps
@@ -540,13 +548,13 @@ class Trainer:
                             "best": best,
                             "config": fingerprint,
                             "total_steps": total_steps,
-                            "wall_time_s": earlier_wall_time
-                            + time.perf_counter()
-                            - started,
+                            "wall_time_s": _plus(
+                                earlier_wall_time, time.perf_counter() - started
+                            ),
                         },
                     )
                 if stopping:
-                    stop.raise_after_checkpoint(current)
+                    stop.raise_after_checkpoint(current, terminations > 0)
         elapsed = time.perf_counter() - started
         steady_rate = None
         if steady_start is not None and current > steady_start[0]:
@@ -572,7 +580,7 @@ class Trainer:
             "steps_this_run": steps_run,
             "wall_time_s": elapsed,
             # With the runs this one resumed (up to their last checkpoint).
-            "total_wall_time_s": earlier_wall_time + elapsed,
+            "total_wall_time_s": _plus(earlier_wall_time, elapsed),
             "train_examples_per_s": steps_run * global_batch / elapsed
             if steps_run
             else None,
@@ -801,7 +809,7 @@ class _DeferredStop:
     """Holds Ctrl-C and SIGTERM until the current step ends, to checkpoint it.
 
     Preemptible VMs and Kubernetes send SIGTERM before killing a process. A
-    second signal interrupts at once. Outside the main thread (where signal
+    second Ctrl-C interrupts at once. Outside the main thread (where signal
     handlers cannot be set) both behave as usual.
     """
 
@@ -812,21 +820,31 @@ class _DeferredStop:
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise _stop_exception(signum)
-        self.signum = signum
-
-    def raise_after_checkpoint(self, step):
         if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:  # A second Ctrl-C: at once.
+            raise KeyboardInterrupt
+        # A repeated SIGTERM (some entrypoints forward it twice) changes nothing.
+
+    def requests(self):
+        """This process's [Ctrl-C, SIGTERM] requests, for the train step."""
+        return tf.constant(
+            [self.signum == signal.SIGINT, self.signum == signal.SIGTERM], tf.float32
+        )
+
+    def raise_after_checkpoint(self, step, terminated_anywhere):
+        signum = self.signum
+        if signum is None:  # Another worker's signal.
+            signum = signal.SIGTERM if terminated_anywhere else signal.SIGINT
             logger.info(
-                "Stopped at step %d because another worker was interrupted: "
-                "saved a checkpoint",
+                "Stopped at step %d because another worker got %s: saved a checkpoint",
                 step,
+                "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C",
             )
         else:
-            what = "Terminated" if self.signum == signal.SIGTERM else "Interrupted"
+            what = "Terminated" if signum == signal.SIGTERM else "Interrupted"
             logger.info("%s at step %d: saved a checkpoint", what, step)
-        raise _stop_exception(self.signum)
+        raise TrainingTerminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -839,7 +857,5 @@ class _DeferredStop:
             signal.signal(signum, previous)
 
 
-def _stop_exception(signum):
-    if signum == signal.SIGTERM:
-        return TrainingTerminated()
-    return KeyboardInterrupt()
+def _plus(earlier, seconds):
+    return None if earlier is None else earlier + seconds
