@@ -346,6 +346,7 @@ class Trainer:
         best = None
         # Of earlier runs, up to their last checkpoint (None: not recorded).
         earlier_wall_time = 0.0
+        eval_pending = False  # A stop came before the restored step's eval.
         restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
@@ -357,6 +358,7 @@ class Trainer:
             _check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
             earlier_wall_time = state.get("wall_time_s")
+            eval_pending = state.get("eval_pending", False)
             before = state.get("total_steps")
             if before is not None and before != total_steps:
                 logger.warning(
@@ -484,6 +486,8 @@ class Trainer:
             if steady_start is not None:
                 eval_seconds += time.perf_counter() - eval_started
 
+        if eval_pending and dev_dataset is not None:
+            run_eval()
         with _DeferredStop() as stop:
             while current < total_steps:
                 totals = train_step(iterator, stop.requests()).numpy()
@@ -527,13 +531,16 @@ class Trainer:
                     window_loss, window_correct, window_steps = 0.0, 0.0, 0
                     if steady_start is None:  # After tracing/compilation.
                         steady_start = (current, time.perf_counter())
-                if dev_dataset is not None and (
+                eval_due = dev_dataset is not None and (
                     (eval_every and current % eval_every == 0) or current == total_steps
-                ):
-                    if stopping:  # The checkpoint first: a grace period is short.
-                        logger.info("Skipped the step-%d dev evaluation", current)
-                    else:
-                        run_eval()
+                )
+                if eval_due and stopping:  # Checkpoint first: grace periods are short.
+                    logger.info(
+                        "The step-%d dev evaluation will run when training resumes",
+                        current,
+                    )
+                elif eval_due:
+                    run_eval()
                 if (
                     current % cfg.training.checkpoint_every_steps == 0
                     or current == total_steps
@@ -551,6 +558,7 @@ class Trainer:
                             "wall_time_s": _plus(
                                 earlier_wall_time, time.perf_counter() - started
                             ),
+                            "eval_pending": bool(eval_due and stopping),
                         },
                     )
                 if stopping:
