@@ -204,6 +204,31 @@ def test_a_single_string_an_empty_list_or_missing_preprocessor_are_clear(
         bare.predict(["a text"])
 
 
+def test_labels_may_be_names_and_bad_labels_or_texts_are_named(classifier):
+    names = [classifier.label_names[i] for i in LABELS]
+    by_id = classifier.evaluate(TEXTS, LABELS, verbose=0)
+    np.testing.assert_allclose(classifier.evaluate(TEXTS, names, verbose=0), by_id)
+    np.testing.assert_allclose(
+        classifier.evaluate(TEXTS, np.array(names, dtype=bytes), verbose=0), by_id
+    )
+    for y, message in [
+        (["positive", "neutral", "positive", "negative"], "'neutral' .entry 1. is not"),
+        ([0, 1, 2, 0], "Label 2 .entry 2. is not a class id: this model has 2"),
+        ([0, 1], "Got 4 inputs but 2 labels"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            classifier.evaluate(TEXTS, y, verbose=0)
+    bare = AlbertTextClassifier(
+        classifier.backbone, num_classes=2, preprocessor=classifier.preprocessor
+    )
+    with pytest.raises(ValueError, match="has no `label_names`; pass class ids"):
+        bare.fit(TEXTS, names, verbose=0)
+    with pytest.raises(ValueError, match=r"entry 0 is dict \(for rows of dicts"):
+        classifier.predict([{"text": "a"}], verbose=0)
+    with pytest.raises(ValueError, match="entry 1 is NoneType"):
+        classifier.predict(["a", None], verbose=0)
+
+
 def test_label_names_are_validated(classifier):
     with pytest.raises(ValueError, match="one name per class"):
         AlbertTextClassifier(classifier.backbone, num_classes=3, label_names=["a"])

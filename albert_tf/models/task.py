@@ -18,6 +18,23 @@ def _as_tensor_like(x):
     return x
 
 
+def _check_texts(values):
+    """Names the first entry of a list of texts that is not a text."""
+    if not isinstance(values, list):
+        return
+    for index, value in enumerate(values):
+        if value is None or isinstance(value, dict):
+            hint = (
+                " (for rows of dicts, pass `[row['text'] for row in rows]`)"
+                if isinstance(value, dict)
+                else ""
+            )
+            raise ValueError(
+                f"Expected a list of texts, but entry {index} is "
+                f"{type(value).__name__}{hint}."
+            )
+
+
 def _has_strings(x):
     for value in tf.nest.flatten(x):
         if isinstance(value, (str, bytes)):
@@ -105,6 +122,11 @@ class Task(TaskPresetMixin, keras.Model):
                 )
             if any(isinstance(v, list) and not v for v in segments):
                 raise ValueError("Received an empty list: there is nothing to run.")
+            for v in segments:
+                _check_texts(v)
+            if y is not None and not isinstance(y, dict):
+                rows = next(iter(x.values())) if isinstance(x, dict) else segments[0]
+                y = self._label_ids(y, len(rows))
             if self.preprocessor is None and _has_strings(x):
                 raise ValueError(
                     "This model has no preprocessor, so it takes token ids (a "
@@ -121,6 +143,47 @@ class Task(TaskPresetMixin, keras.Model):
         if self.preprocessor is not None:
             ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _label_ids(self, y, num_rows):
+        """`y` as class ids: names are looked up in `label_names`, and ids
+        and lengths are checked (Keras's own errors name neither)."""
+        if np.ndim(y) == 0 or not hasattr(y, "__len__"):
+            return y
+        if len(y) != num_rows:
+            raise ValueError(
+                f"Got {num_rows} inputs but {len(y)} labels: expected one label "
+                "per input."
+            )
+        labels = np.asarray(y)
+        names = getattr(self, "label_names", None)
+        if labels.dtype.kind in "SUO":
+            if not names:
+                raise ValueError(
+                    "Labels are strings, but this model has no `label_names`; "
+                    "pass class ids (0, 1, ...), or build the model with "
+                    "`label_names=[...]`."
+                )
+            index = {name: i for i, name in enumerate(names)}
+            ids = []
+            for row, label in enumerate(labels.tolist()):
+                label = label.decode() if isinstance(label, bytes) else label
+                if label not in index:
+                    raise ValueError(
+                        f"Label {label!r} (entry {row}) is not one of this "
+                        f"model's label_names: {', '.join(names)}."
+                    )
+                ids.append(index[label])
+            return np.asarray(ids, np.int32)
+        num_classes = getattr(self, "num_classes", None)
+        if labels.dtype.kind in "iu" and labels.ndim == 1 and num_classes:
+            bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+            if bad.size:
+                raise ValueError(
+                    f"Label {labels[bad[0]]} (entry {bad[0]}) is not a class id: "
+                    f"this model has {num_classes} classes, ids 0 to "
+                    f"{num_classes - 1}."
+                )
+        return y
 
     def fit(
         self,
