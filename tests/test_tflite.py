@@ -266,6 +266,11 @@ def test_verify_gates(classifier):
     )
     assert (better.keras_accuracy, better.tflite_accuracy) == (0.0, 1.0)
     assert better.passed
+    # Label names count as their ids (they used to score 0% and pass).
+    names = [classifier.label_names[i] for i in predicted]
+    assert tflite.verify(classifier, model, texts, names).tflite_accuracy == 1.0
+    with pytest.raises(ValueError, match="'neutral' .entry 0. is not one of"):
+        tflite.verify(classifier, model, texts, ["neutral"] + names[1:])
     worse = tflite.verify(
         classifier,
         model,

@@ -18,6 +18,7 @@ from albert_tf.models import load_classifier
 from albert_tf.training import Trainer
 from albert_tf.training import WarmupLinearDecay
 from albert_tf.training import load_config
+from albert_tf.training import train
 from albert_tf.training.checkpoints import CheckpointManager
 from albert_tf.training.checkpoints import latest_checkpoint_step
 from albert_tf.training.metrics import classification_report
@@ -140,9 +141,11 @@ def trained(tmp_path_factory, tiny_proto):
             "optimizer.warmup_steps": 16,
         },
     )
-    config = load_config(TINY_CONFIG, overrides=overrides)
+    # A config given as a dict, as from a notebook (the overrides give its
+    # file paths).
+    config = yaml.safe_load(TINY_CONFIG.read_text())
     output = tmp / "run"
-    result = Trainer(config, output_dir=str(output)).train()
+    result = train(config, output_dir=str(output), overrides=overrides)
     return output, result, overrides["data.train"]
 
 

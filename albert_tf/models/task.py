@@ -45,6 +45,49 @@ def _has_strings(x):
     return False
 
 
+def label_ids(model, labels):
+    """`labels` as class ids: names are looked up in `model.label_names`.
+
+    Ids are checked against `model.num_classes` (Keras's own errors name
+    neither the label nor its row).
+
+    Raises:
+        ValueError: an unknown name or id, or names for a model without
+            `label_names`.
+    """
+    if np.ndim(labels) == 0 or not hasattr(labels, "__len__"):
+        return labels
+    array = np.asarray(labels)
+    names = getattr(model, "label_names", None)
+    if array.dtype.kind in "SUO":
+        if not names:
+            raise ValueError(
+                "Labels are strings, but this model has no `label_names`; "
+                "pass class ids (0, 1, ...), or build the model with "
+                "`label_names=[...]`."
+            )
+        index = {name: i for i, name in enumerate(names)}
+        ids = []
+        for row, label in enumerate(array.tolist()):
+            label = label.decode() if isinstance(label, bytes) else label
+            if label not in index:
+                raise ValueError(
+                    f"Label {label!r} (entry {row}) is not one of this "
+                    f"model's label_names: {', '.join(names)}."
+                )
+            ids.append(index[label])
+        return np.asarray(ids, np.int32)
+    num_classes = getattr(model, "num_classes", None)
+    if array.dtype.kind in "iu" and array.ndim == 1 and num_classes:
+        bad = np.flatnonzero((array < 0) | (array >= num_classes))
+        if bad.size:
+            raise ValueError(
+                f"Label {array[bad[0]]} (entry {bad[0]}) is not a class id: "
+                f"this model has {num_classes} classes, ids 0 to {num_classes - 1}."
+            )
+    return labels
+
+
 @albert_tf_export("albert_tf.models.Task")
 class Task(TaskPresetMixin, keras.Model):
     """Base class of task models: a backbone, a head and a preprocessor.
@@ -126,7 +169,12 @@ class Task(TaskPresetMixin, keras.Model):
                 _check_texts(v)
             if y is not None and not isinstance(y, dict):
                 rows = next(iter(x.values())) if isinstance(x, dict) else segments[0]
-                y = self._label_ids(y, len(rows))
+                if hasattr(y, "__len__") and len(y) != len(rows):
+                    raise ValueError(
+                        f"Got {len(rows)} inputs but {len(y)} labels: expected "
+                        "one label per input."
+                    )
+                y = label_ids(self, y)
             if self.preprocessor is None and _has_strings(x):
                 raise ValueError(
                     "This model has no preprocessor, so it takes token ids (a "
@@ -143,47 +191,6 @@ class Task(TaskPresetMixin, keras.Model):
         if self.preprocessor is not None:
             ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
-
-    def _label_ids(self, y, num_rows):
-        """`y` as class ids: names are looked up in `label_names`, and ids
-        and lengths are checked (Keras's own errors name neither)."""
-        if np.ndim(y) == 0 or not hasattr(y, "__len__"):
-            return y
-        if len(y) != num_rows:
-            raise ValueError(
-                f"Got {num_rows} inputs but {len(y)} labels: expected one label "
-                "per input."
-            )
-        labels = np.asarray(y)
-        names = getattr(self, "label_names", None)
-        if labels.dtype.kind in "SUO":
-            if not names:
-                raise ValueError(
-                    "Labels are strings, but this model has no `label_names`; "
-                    "pass class ids (0, 1, ...), or build the model with "
-                    "`label_names=[...]`."
-                )
-            index = {name: i for i, name in enumerate(names)}
-            ids = []
-            for row, label in enumerate(labels.tolist()):
-                label = label.decode() if isinstance(label, bytes) else label
-                if label not in index:
-                    raise ValueError(
-                        f"Label {label!r} (entry {row}) is not one of this "
-                        f"model's label_names: {', '.join(names)}."
-                    )
-                ids.append(index[label])
-            return np.asarray(ids, np.int32)
-        num_classes = getattr(self, "num_classes", None)
-        if labels.dtype.kind in "iu" and labels.ndim == 1 and num_classes:
-            bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-            if bad.size:
-                raise ValueError(
-                    f"Label {labels[bad[0]]} (entry {bad[0]}) is not a class id: "
-                    f"this model has {num_classes} classes, ids 0 to "
-                    f"{num_classes - 1}."
-                )
-        return y
 
     def fit(
         self,

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from albert_tf.models.task import label_ids
 from albert_tf.tflite.tflite_classifier import TFLiteClassifier
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def verify(
         classifier: the float `albert_tf.models.TextClassifier`.
         tflite_model: `TFLiteClassifier`, or a path/bytes of a `.tflite` file.
         texts: list of str.
-        labels: int array or `None`.
+        labels: class ids or label names (of `classifier.label_names`), or
+            `None`.
         quantized: bool. `False` for a float32 build: logits must then match
             within 1e-4. `True`: the accuracy/agreement gates apply.
         max_accuracy_drop: float. Allowed accuracy drop, in points.
@@ -103,7 +105,9 @@ def verify(
         agreement=float((keras_pred == tflite_pred).mean()),
     )
     if labels is not None:
-        labels = np.asarray(labels)
+        if len(labels) != len(texts):
+            raise ValueError(f"Got {len(texts)} texts but {len(labels)} labels.")
+        labels = np.asarray(label_ids(classifier, labels))
         result.keras_accuracy = float((keras_pred == labels).mean())
         result.tflite_accuracy = float((tflite_pred == labels).mean())
     if not quantized and diff > FLOAT32_TOLERANCE:

@@ -141,6 +141,11 @@ class Trainer:
     Rerunning with the same output directory resumes from the newest
     checkpoint there (step, optimizer state, data position, metric history).
 
+    After `train()`, `trainer.model` is the model as trained, at the last
+    step. `model.keras` in the output directory holds the best dev step's
+    (`training.best_metric`): load it with
+    `albert_tf.models.load_classifier(trainer.output_dir + "/model.keras")`.
+
     Args:
         config: `albert_tf.training.config.TrainConfig`.
         output_dir: str. Overrides `config.output_dir`.
@@ -161,7 +166,7 @@ class Trainer:
         self.output_dir = os.path.abspath(output_dir or config.output_dir or "")
         if not (output_dir or config.output_dir):
             raise ValueError("no output directory: set 'output_dir' or pass --output")
-        self.model = None  # The trained classifier, once `train()` ran.
+        self.model = None  # After `train()`: the last step's classifier.
         self.is_chief = True  # False on the other workers of a cluster.
 
     # === Setup ===
@@ -653,17 +658,20 @@ class Trainer:
 
 
 def train(config, output_dir=None, overrides=None):
-    """Trains from a config (a `TrainConfig` or a YAML path); see `Trainer`.
+    """Trains from a config (a `TrainConfig`, a YAML path or a dict); see `Trainer`.
 
     Args:
-        config: `TrainConfig`, or str path of a YAML config.
+        config: `TrainConfig`, str path of a YAML config, or a dict with a
+            config's keys (paths in it are relative to the working directory).
         output_dir: str. Overrides the config's `output_dir`.
-        overrides: dict of dotted key -> value, for a YAML path.
+        overrides: dict of dotted key -> value, for a YAML path or a dict.
 
     Returns:
         The `metrics.json` content as a dict.
     """
-    if not hasattr(config, "training"):
+    if isinstance(config, dict):
+        config = load_config(data=config, overrides=overrides)
+    elif not hasattr(config, "training"):
         config = load_config(config, overrides=overrides)
     return Trainer(config, output_dir=output_dir).train()
 
