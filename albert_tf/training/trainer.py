@@ -141,6 +141,11 @@ class Trainer:
     Rerunning with the same output directory resumes from the newest
     checkpoint there (step, optimizer state, data position, metric history).
 
+    `train()` seeds Python's, NumPy's and TensorFlow's global random
+    generators with the config's `seed` (`keras.utils.set_random_seed`), and
+    logs progress to the `albert_tf` logger: in a notebook,
+    `logging.getLogger("albert_tf").setLevel(logging.INFO)` shows it.
+
     After `train()`, `trainer.model` is the model as trained, at the last
     step. `model.keras` in the output directory holds the best dev step's
     (`training.best_metric`): load it with
@@ -567,7 +572,9 @@ class Trainer:
                         },
                     )
                 if stopping:
-                    stop.raise_after_checkpoint(current, terminations > 0)
+                    stop.raise_after_checkpoint(
+                        current, terminations > 0, manager.directory
+                    )
         elapsed = time.perf_counter() - started
         steady_rate = None
         if steady_start is not None and current > steady_start[0]:
@@ -848,7 +855,7 @@ class _DeferredStop:
             [self.signum == signal.SIGINT, self.signum == signal.SIGTERM], tf.float32
         )
 
-    def raise_after_checkpoint(self, step, terminated_anywhere):
+    def raise_after_checkpoint(self, step, terminated_anywhere, directory):
         signum = self.signum
         if signum is None:  # Another worker's signal.
             signum = signal.SIGTERM if terminated_anywhere else signal.SIGINT
@@ -860,7 +867,13 @@ class _DeferredStop:
         else:
             what = "Terminated" if signum == signal.SIGTERM else "Interrupted"
             logger.info("%s at step %d: saved a checkpoint", what, step)
-        raise TrainingTerminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        message = (
+            f"stopped after step {step}, checkpointed in {directory}; train again "
+            "with the same config and output directory to resume"
+        )
+        if signum == signal.SIGTERM:
+            raise TrainingTerminated(message)
+        raise KeyboardInterrupt(message)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
