@@ -34,6 +34,9 @@ from albert_tf.training.schedule import make_optimizer
 
 logger = logging.getLogger(__name__)
 
+# `train --skip-bad-rows` on the command line; the config key from Python.
+_SKIP_OPTION = "--skip-bad-rows (data.skip_bad_rows: true)"
+
 
 def _float32_copy(classifier):
     """The classifier (same weights and preprocessor) with float32 variables."""
@@ -181,7 +184,9 @@ class Trainer:
         vocabulary = None
         if cfg.label_names is not None:
             vocabulary = data_files.LabelVocabulary(cfg.label_names)
-        train = data_files.read_labelled_text(cfg.train, cfg, vocabulary)
+        train = data_files.read_labelled_text(
+            cfg.train, cfg, vocabulary, skip_option=_SKIP_OPTION
+        )
         if vocabulary is None:
             vocabulary = data_files.LabelVocabulary.from_labels(train.labels)
             train.labels = [vocabulary.lookup(label) for label in train.labels]
@@ -207,7 +212,9 @@ class Trainer:
             )
         dev = None
         if cfg.dev is not None:
-            dev = data_files.read_labelled_text(cfg.dev, cfg, vocabulary)
+            dev = data_files.read_labelled_text(
+                cfg.dev, cfg, vocabulary, skip_option=_SKIP_OPTION
+            )
         return train, dev, vocabulary
 
     def _total_steps(self, num_examples):
