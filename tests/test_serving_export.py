@@ -12,9 +12,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from albert_tf.models import load_classifier
+from albert_tf.serving import export_classifier
+from albert_tf.serving import preflight
 from albert_tf.serving import signatures as sig
-from albert_tf.serving.export import export_classifier
-from albert_tf.serving.preflight import preflight
 from albert_tf.serving.warmup import MAX_WARMUP_RECORDS
 from albert_tf.serving.warmup import read_warmup_file
 from tests.serving_models import LABEL_NAMES

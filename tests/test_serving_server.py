@@ -25,10 +25,10 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
+from albert_tf.serving import ServingClient
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.batcher import Batcher
 from albert_tf.serving.batcher import BatchingParameters
-from albert_tf.serving.client import ServingClient
 from albert_tf.serving.client import ServingError
 from albert_tf.serving.dev_server import DevServer
 from albert_tf.serving.dev_server import ModelServer

@@ -1,5 +1,31 @@
 """TF Serving: string-in SavedModel export, preflight, gRPC/REST clients, dev server.
 
-Heavy imports (TensorFlow, grpcio) happen in the submodules, so importing the
-client does not pull in the exporter.
+`export_classifier`, `preflight` and `ServingClient` are importable from here;
+each loads its own module on first use, so importing the client does not pull
+in the exporter.
+
+Example:
+```python
+from albert_tf.serving import ServingClient, export_classifier, preflight
+
+version_dir = export_classifier("runs/sst2/model.keras", "exports/albert")
+print(preflight(version_dir).format())
+ServingClient("localhost:8500").predict(["A warm, funny film."])
+```
 """
+
+import importlib
+
+_PUBLIC = {
+    "ServingClient": "albert_tf.serving.client",
+    "ServingError": "albert_tf.serving.client",
+    "export_classifier": "albert_tf.serving.export",
+    "preflight": "albert_tf.serving.preflight",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'albert_tf.serving' has no attribute {name!r}")
