@@ -1,5 +1,7 @@
 """albert-tf: ALBERT text classification on TensorFlow, from raw strings to logits."""
 
+import importlib
+
 import tensorflow_text  # noqa: F401  (registers the tf-text ops SavedModels need)
 
 from albert_tf import layers
@@ -7,3 +9,12 @@ from albert_tf import models
 from albert_tf import tokenizers
 
 __version__ = "0.1.0"
+
+# Loaded on first use (`albert_tf.training.train(...)` after `import albert_tf`).
+_SUBPACKAGES = ("presets", "serving", "tflite", "training")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"albert_tf.{name}")
+    raise AttributeError(f"module 'albert_tf' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """The `albert-tf` entry point itself."""
 
+import importlib
 import tomllib
 from importlib.metadata import version
 
@@ -20,3 +21,13 @@ def test_version_names_the_package_and_the_versions_exports_depend_on(capsys):
     assert line.startswith(f"albert-tf {albert_tf.__version__} (")
     for name in ("tensorflow", "tensorflow-text", "keras"):
         assert f"{name} {version(name)}" in line
+
+
+def test_subpackages_are_attributes_of_the_package():
+    # A fresh `import albert_tf` loads them on first attribute access.
+    for name in ("presets", "serving", "tflite", "training"):
+        module = albert_tf.__getattr__(name)
+        assert module is importlib.import_module(f"albert_tf.{name}")
+    assert albert_tf.training.train and albert_tf.serving.export_classifier
+    with pytest.raises(AttributeError, match="no attribute 'trainig'"):
+        albert_tf.trainig  # noqa: B018
