@@ -1,8 +1,8 @@
 """TF Serving: string-in SavedModel export, preflight, gRPC/REST clients, dev server.
 
 `export_classifier`, `preflight` and `ServingClient` are importable from here;
-each loads its own module on first use, so importing the client does not pull
-in the exporter.
+the exporter and the client load on first use, so importing the client does
+not pull in the exporter.
 
 Example:
 ```python
@@ -16,13 +16,16 @@ ServingClient("localhost:8500").predict(["A warm, funny film."])
 
 import importlib
 
+# Imported now: the function shares its module's name, and importing the
+# module later would otherwise leave the module as this attribute.
+from albert_tf.serving.preflight import preflight
+
 _PUBLIC = {
     "ServingClient": "albert_tf.serving.client",
     "ServingError": "albert_tf.serving.client",
     "export_classifier": "albert_tf.serving.export",
-    "preflight": "albert_tf.serving.preflight",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, "preflight"])
 
 
 def __getattr__(name):
