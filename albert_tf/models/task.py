@@ -45,18 +45,23 @@ def _has_strings(x):
     return False
 
 
-def label_ids(model, labels):
+def label_ids(model, labels, num_inputs=None):
     """`labels` as class ids: names are looked up in `model.label_names`.
 
     Ids are checked against `model.num_classes` (Keras's own errors name
-    neither the label nor its row).
+    neither the label nor its row), and the count against `num_inputs`.
 
     Raises:
-        ValueError: an unknown name or id, or names for a model without
-            `label_names`.
+        ValueError: an unknown name or id, names for a model without
+            `label_names`, or not one label per input.
     """
     if np.ndim(labels) == 0 or not hasattr(labels, "__len__"):
         return labels
+    if num_inputs is not None and len(labels) != num_inputs:
+        raise ValueError(
+            f"Got {num_inputs} inputs but {len(labels)} labels: expected one "
+            "label per input."
+        )
     array = np.asarray(labels)
     names = getattr(model, "label_names", None)
     if array.dtype.kind in "SUO":
@@ -169,12 +174,7 @@ class Task(TaskPresetMixin, keras.Model):
                 _check_texts(v)
             if y is not None and not isinstance(y, dict):
                 rows = next(iter(x.values())) if isinstance(x, dict) else segments[0]
-                if hasattr(y, "__len__") and len(y) != len(rows):
-                    raise ValueError(
-                        f"Got {len(rows)} inputs but {len(y)} labels: expected "
-                        "one label per input."
-                    )
-                y = label_ids(self, y)
+                y = label_ids(self, y, len(rows))
             if self.preprocessor is None and _has_strings(x):
                 raise ValueError(
                     "This model has no preprocessor, so it takes token ids (a "
