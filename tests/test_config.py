@@ -217,8 +217,8 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     good = _write(tmp_path, MINIMAL)
     assert main(["train", "--config", str(good), "--set", "training.stpes=5"]) == 1
     err = capsys.readouterr().err
-    assert f"{good} with --set training.stpes=5: unknown config key" in err
+    assert f"{good} with training.stpes=5: unknown config key" in err
     # Also a typo in the section name.
     assert main(["train", "--config", str(good), "--set", "traning.steps=5"]) == 1
     err = capsys.readouterr().err
-    assert f"{good} with --set traning.steps=5: unknown config key 'traning'" in err
+    assert f"{good} with traning.steps=5: unknown config key 'traning'" in err

@@ -433,6 +433,64 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     assert [r["text"] for r in rows] == texts
 
 
+def test_python_evaluate_and_predict_match_the_model_and_the_cli(
+    trained, tmp_path, capsys
+):
+    from albert_tf.cli import main
+    from albert_tf.training import evaluate
+    from albert_tf.training import predict
+
+    output, _, data = trained
+    model_path = str(output / "model.keras")
+    model = load_classifier(model_path)
+    texts = POSITIVE + NEGATIVE
+    ids = np.array([1] * 4 + [0] * 4)
+    logits = model.predict(texts, verbose=0)
+
+    outputs = predict(model_path, texts, batch_size=3)  # Batches of 3, 3, 2.
+    np.testing.assert_allclose(outputs["logits"], logits, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        outputs["probabilities"],
+        keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    assert outputs["class_id"].tolist() == logits.argmax(-1).tolist()
+    names = ["negative", "positive"]
+    assert outputs["label"].tolist() == [names[i] for i in logits.argmax(-1)]
+
+    report = evaluate(model, texts, [names[i] for i in ids])
+    assert report == evaluate(model, texts, ids)
+    predicted = logits.argmax(-1)
+    assert report["accuracy"] == pytest.approx((predicted == ids).mean())
+    assert report["confusion_matrix"] == [
+        [int(((ids == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)
+    ]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert report["loss"] == pytest.approx(float(loss(ids, logits)), rel=1e-4)
+    # The CLI prints and saves the same report for the same rows of a file.
+    assert (
+        main(["evaluate", model_path, data, "--output", str(tmp_path / "r.json")]) == 0
+    )
+    capsys.readouterr()
+    cli = json.loads((tmp_path / "r.json").read_text())
+    file_rows = evaluate(model, texts * 4, list(ids) * 4)
+    assert {k: v for k, v in cli.items() if k != "skipped_rows"} == file_rows
+
+    for call, message in [
+        (lambda: evaluate(model, texts, ["neutral"] * 8), r"'neutral' \(entry 0\)"),
+        (lambda: evaluate(model, texts, ids[:3]), "Got 8 inputs but 3 labels"),
+        (lambda: evaluate(model, [], []), "No texts to evaluate"),
+        (lambda: predict(model, [texts[0], None]), "entry 1 is NoneType"),
+        (lambda: predict(model, texts, pairs=texts), "trained on single texts"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert predict(model, [])["label"].shape == (0,)
+    one = predict(model, texts[0])  # One text, as ServingClient.predict takes.
+    np.testing.assert_allclose(one["logits"], logits[:1], rtol=1e-4, atol=1e-6)
+
+
 def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeypatch):
     """Each eval used to trace the model anew (seconds per eval on SST-2)."""
     from albert_tf.training import trainer as trainer_module
@@ -815,6 +873,12 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     assert (first["text"], first["text_pair"]) == rows[0][:2]
     expected = model.predict(([rows[0][0]], [rows[0][1]]), verbose=0)
     np.testing.assert_allclose(first["logits"], expected[0], rtol=1e-4, atol=1e-6)
+    from albert_tf.training import predict
+
+    python = predict(model, [rows[0][0]], pairs=[rows[0][1]])
+    np.testing.assert_allclose(python["logits"], expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="trained on text pairs: pass the second"):
+        predict(model, [rows[0][0]])
     # TFLite: the gate reads single texts, so a pair model is told what works.
     out = str(tmp_path / "pairs.tflite")
     args = ["tflite", model_path, out, "--input", "ids", "--verify", str(pairs)]
@@ -873,8 +937,8 @@ def _event_steps(log_dir, tag="loss"):
 
 
 def test_resume_drops_tensorboard_events_past_the_checkpoint(tmp_path):
+    from albert_tf.training.resume import drop_events_after
     from albert_tf.training.trainer import _scalar_summary
-    from albert_tf.training.trainer import drop_events_after
 
     log_dir = tmp_path / "logs" / "train"
     writer = tf.summary.create_file_writer(str(log_dir))

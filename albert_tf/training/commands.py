@@ -220,29 +220,13 @@ def run_train(args):
     return 0
 
 
-def _load(path):
-    from albert_tf.models import load_classifier
-
-    model = load_classifier(path)
-    if model.preprocessor is None:
-        raise ValueError(f"{path}: the model has no preprocessor; cannot take text")
-    return model
-
-
-def _probabilities(model, outputs):
-    """Class probabilities from the model's outputs (logits, or already so)."""
-    return outputs if model.returns_probabilities else _softmax(outputs)
-
-
 def run_evaluate(args):
     from albert_tf.models import class_names
     from albert_tf.training import data_files
-    from albert_tf.training import data_pipeline
+    from albert_tf.training import evaluation
     from albert_tf.training import metrics as metrics_lib
-    from albert_tf.training.trainer import inference_function
-    from albert_tf.training.trainer import predict_logits
 
-    model = _load(args.model)
+    model = evaluation.load_text_classifier(args.model)
     label_names = class_names(model)
     data = data_files.read_labelled_text(
         args.data,
@@ -251,18 +235,19 @@ def run_evaluate(args):
         column_hint=COLUMN_HINT,
     )
     _check_pairs(model, args.model, data.text_pairs is not None, from_file=True)
-    dataset = data_pipeline.eval_dataset(data, model.preprocessor, args.batch_size)
-    logits, labels = predict_logits(inference_function(model), dataset)
-    report = metrics_lib.classification_report(labels, logits.argmax(-1), label_names)
-    report["loss"] = metrics_lib.mean_cross_entropy(
-        logits, labels, from_logits=not model.returns_probabilities
+    outputs = evaluation.model_outputs(model, data, args.batch_size)
+    report = evaluation.report_from_outputs(
+        outputs,
+        data.labels,
+        label_names,
+        from_logits=not model.returns_probabilities,
     )
     report["skipped_rows"] = data.skipped
     print(metrics_lib.format_report(report, label_names))
     if args.output:
         metrics_lib.write_json_atomic(args.output, report)
     if args.predictions:
-        probabilities = _probabilities(model, logits)
+        probabilities = evaluation.probabilities(model, outputs)
         _write_row_predictions(args.predictions, data, probabilities, label_names)
     if args.plot:
         metrics_lib.plot_confusion_matrix(
@@ -343,34 +328,6 @@ def _read_texts(args, model_path):
     with open(args.file, encoding="utf-8") as f:
         lines = _split_lines(f.read())
     return _plain_lines(lines, args.file, args.skip_bad_rows), None
-
-
-def _softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def _local_predictions(model, texts, pairs, batch_size):
-    from albert_tf.models import class_names
-    from albert_tf.training.data_files import LabelledText
-    from albert_tf.training.data_pipeline import eval_dataset
-    from albert_tf.training.trainer import inference_function
-    from albert_tf.training.trainer import predict_logits
-
-    data = LabelledText(texts=texts, text_pairs=pairs, labels=None)
-    logits, _ = predict_logits(
-        inference_function(model), eval_dataset(data, model.preprocessor, batch_size)
-    )
-    probabilities = _probabilities(model, logits)
-    class_id = probabilities.argmax(-1)
-    names = class_names(model)
-    return {
-        "logits": logits,
-        "probabilities": probabilities,
-        "class_id": class_id,
-        "label": np.array([names[i] for i in class_id]),
-    }
 
 
 def format_predictions(texts, outputs, fmt="table", pairs=None):
@@ -479,9 +436,11 @@ def run_predict(args):
                 client.wait_until_ready(args.wait)
             outputs = client.predict(texts, pairs=pairs)
     else:
-        model = _load(model_path)
+        from albert_tf.training import evaluation
+
+        model = evaluation.load_text_classifier(model_path)
         columns = bool(args.file) and _read_by_columns(args.file)
         _check_pairs(model, model_path, pairs is not None, from_file=columns)
-        outputs = _local_predictions(model, texts, pairs, args.batch_size or 64)
+        outputs = evaluation.predict(model, texts, pairs, args.batch_size or 64)
     sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
     return 0

@@ -411,7 +411,7 @@ def _apply_override(data, dotted_key, value):
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ValueError(f"--set {dotted_key}: '{part}' is not a section")
+            raise ValueError(f"{dotted_key}: '{part}' is not a section")
         node = child
     node[parts[-1]] = value
 
@@ -467,11 +467,12 @@ def load_config(path=None, overrides=None, data=None):
         _default_text_flags(config.model)
         return validate(config)
     except (TypeError, ValueError) as e:
-        # A key that came from the command line is named as such.
+        # A key that came from an override (`--set`) is named as such, in
+        # words that read right from the command line and from Python.
         given = [k for k in overrides if _names_key(str(e), k)]
         if given:
-            where = f"{where[:-2]} with " if where else ""
-            where += f"--set {given[0]}={overrides[given[0]]}: "
+            where = f"{where[:-2]} with " if where else "override "
+            where += f"{given[0]}={overrides[given[0]]}: "
         raise ValueError(f"{where}{e}") from None
 
 

@@ -6,16 +6,12 @@ keras#20585 and keras#21069, and a custom loop gives exact control of
 gradient clipping across replicas and of resuming mid-epoch).
 """
 
-import hashlib
 import json
 import logging
 import os
-import signal
-import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 import yaml
 
@@ -26,11 +22,19 @@ from albert_tf.training import data_pipeline
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training import strategy as strategy_lib
 from albert_tf.training.checkpoints import CheckpointManager
-from albert_tf.training.config import PATH_KEYS
 from albert_tf.training.config import load_config
+from albert_tf.training.evaluation import inference_function
+from albert_tf.training.evaluation import predict_logits
+from albert_tf.training.evaluation import report_from_outputs
 from albert_tf.training.model_factory import build_classifier
 from albert_tf.training.model_factory import build_preprocessor
+from albert_tf.training.resume import check_same_run
+from albert_tf.training.resume import check_workers_agree
+from albert_tf.training.resume import drop_events_after
+from albert_tf.training.resume import file_digest
+from albert_tf.training.resume import resume_fingerprint
 from albert_tf.training.schedule import make_optimizer
+from albert_tf.training.stop_signals import DeferredStop
 
 logger = logging.getLogger(__name__)
 
@@ -90,42 +94,6 @@ def save_model_atomic(model, path):
     """`model.save(path)` through a temp file beside it, then a rename."""
     with atomic_path(path) as tmp:
         model.save(tmp)
-
-
-def inference_function(model):
-    """`model(x, training=False)` as float32 logits, traced once for many calls.
-
-    Batches are padded to their longest row, so shapes are relaxed: it traces
-    once or twice. Keep it for repeated evaluations (a new one traces again).
-    """
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return tf.cast(model(x, training=False), tf.float32)
-
-    return forward
-
-
-def predict_logits(forward, dataset):
-    """Logits (float32 numpy) and labels of a dataset of `x` or `(x, y)` batches.
-
-    Args:
-        forward: a function from `inference_function(model)`.
-        dataset: `tf.data.Dataset` of preprocessed batches.
-
-    Returns:
-        `(logits, labels)`; `labels` is `None` for a dataset of `x` only.
-    """
-    logits, labels = [], []
-    for batch in dataset:
-        if isinstance(batch, tuple):
-            x, y = batch
-            labels.append(y.numpy())
-        else:
-            x = batch
-        logits.append(forward(x).numpy())
-    logits = np.concatenate(logits)
-    return logits, (np.concatenate(labels) if labels else None)
 
 
 def _scalar_summary(name, value, step):
@@ -281,12 +249,7 @@ class Trainer:
         return train_step
 
     def _evaluate(self, forward, dataset, label_names):
-        logits, labels = predict_logits(forward, dataset)
-        report = metrics_lib.classification_report(
-            labels, logits.argmax(axis=-1), label_names
-        )
-        report["loss"] = metrics_lib.mean_cross_entropy(logits, labels)
-        return report
+        return report_from_outputs(*predict_logits(forward, dataset), label_names)
 
     # === The run ===
 
@@ -367,12 +330,10 @@ class Trainer:
         restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
-        fingerprint["data.train (sha256 of its contents)"] = _file_digest(
-            cfg.data.train
-        )
+        fingerprint["data.train (sha256 of its contents)"] = file_digest(cfg.data.train)
         if restored is not None:
             restored_step, state = restored
-            _check_same_run(state.get("config"), fingerprint, manager.directory)
+            check_same_run(state.get("config"), fingerprint, manager.directory)
             history, best = state["history"], state["best"]
             earlier_wall_time = state.get("wall_time_s")
             eval_pending = state.get("eval_pending", False)
@@ -400,7 +361,7 @@ class Trainer:
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         if multi_worker:
             digest = fingerprint["data.train (sha256 of its contents)"]
-            _check_workers_agree(strategy, cfg, digest, start_step, total_steps)
+            check_workers_agree(strategy, cfg, digest, start_step, total_steps)
         if start_step >= total_steps and restored is not None:
             metrics_path = os.path.join(self.output_dir, "metrics.json")
             done = all(
@@ -505,7 +466,7 @@ class Trainer:
 
         if eval_pending and dev_dataset is not None:
             run_eval()
-        with _DeferredStop() as stop:
+        with DeferredStop() as stop:
             while current < total_steps:
                 totals = train_step(iterator, stop.requests()).numpy()
                 loss, correct, interrupts, terminations = totals
@@ -688,209 +649,6 @@ def train(config, output_dir=None, overrides=None):
     elif not hasattr(config, "training"):
         config = load_config(config, overrides=overrides)
     return Trainer(config, output_dir=output_dir).train()
-
-
-# Settings a rerun may change and still continue the same run.
-RESUMABLE_CHANGES = (
-    "output_dir",
-    "data.skip_bad_rows",
-    "training.steps",
-    "training.epochs",
-    "training.eval_batch_size",
-    "training.log_every_steps",
-    "training.eval_every_steps",
-    "training.checkpoint_every_steps",
-    "training.keep_checkpoints",
-    "training.verbose",
-    "strategy.",  # Resuming on other hardware is fine.
-)
-
-
-def _flatten(config):
-    """A config's settings as `{dotted.key: value}`."""
-    flat = {}
-
-    def walk(prefix, value):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}{key}.", item)
-        else:
-            flat[prefix[:-1]] = value
-
-    walk("", config.to_dict())
-    return flat
-
-
-def resume_fingerprint(config):
-    """The config's settings that a resumed run must share, as dotted keys."""
-    flat = _flatten(config)
-    kept = {
-        k: v
-        for k, v in flat.items()
-        if not any(
-            k == c or (c.endswith(".") and k.startswith(c)) for c in RESUMABLE_CHANGES
-        )
-    }
-    return json.loads(json.dumps(kept))  # Tuples as lists, as state.json has them.
-
-
-def drop_events_after(log_dir, step):
-    """Removes TensorBoard events past `step`, which a resumed run logs again.
-
-    After a crash, the event files may hold steps past the last checkpoint;
-    without this, TensorBoard draws those steps twice.
-    """
-    from tensorflow.core.util import event_pb2
-
-    for root, _, names in os.walk(log_dir):
-        for name in names:
-            if "tfevents" not in name:
-                continue
-            path = os.path.join(root, name)
-            kept, dropped = [], 0
-            try:
-                for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-                    event = event_pb2.Event.FromString(record)
-                    if event.HasField("summary") and event.step > step:
-                        dropped += 1
-                    else:
-                        kept.append(record)
-            except tf.errors.DataLossError:  # A record cut short by the crash.
-                dropped += 1
-            if not dropped:
-                continue
-            tmp = os.path.join(root, f".tmp-{name}")  # Not read by TensorBoard.
-            with tf.io.TFRecordWriter(tmp) as writer:
-                for record in kept:
-                    writer.write(record)
-            os.replace(tmp, path)
-            logger.info(
-                "Dropped %d TensorBoard events past step %d from %s",
-                dropped,
-                step,
-                path,
-            )
-
-
-def _file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _check_workers_agree(strategy, config, data_digest, step, total_steps):
-    """Refuses a cluster whose workers would not train one model together.
-
-    Other settings (paths aside: machines mount data elsewhere), other data,
-    or another start step (a worker that resumed from its own, empty output
-    folder) would average gradients of different runs, or hang collectives.
-    """
-    shared = {
-        k: v
-        for k, v in _flatten(config).items()
-        if k not in PATH_KEYS and k != "training.verbose"
-    }
-    shared.update(data=data_digest, step=step, total_steps=total_steps)
-    digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).digest()
-    mine = tf.constant([int.from_bytes(digest[:4], "little"), step], tf.int64)
-    everyone = strategy.gather(strategy.run(lambda: mine[None]), axis=0).numpy()
-    if (everyone != everyone[0]).any():
-        raise ValueError(
-            "The workers disagree on the run: settings or data (hashes "
-            f"{sorted(set(everyone[:, 0].tolist()))}) or start step (steps "
-            f"{sorted(set(everyone[:, 1].tolist()))}). Give every worker the "
-            "same config, data and overrides, and one output folder on a "
-            "shared filesystem (only the chief writes checkpoints; the others "
-            "resume from them)."
-        )
-
-
-def _check_same_run(saved, current, directory):
-    if saved is None:  # Checkpoints from before fingerprints were kept.
-        return
-    # Keys the checkpoint's version did not record are not compared.
-    changed = [k for k in sorted(saved) if saved.get(k) != current.get(k)]
-    if changed:
-        shown = "; ".join(
-            f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:4]
-        )
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ValueError(
-            f"Cannot resume from {directory}: its run used other settings "
-            f"({shown}{more}). Pass another output directory, or delete "
-            f"{directory} to start over."
-        )
-
-
-class TrainingTerminated(KeyboardInterrupt):
-    """`Trainer.train` stopped on SIGTERM, after checkpointing its last step.
-
-    A `KeyboardInterrupt`, as Ctrl-C's stop is, so code that handles one
-    handles both; the CLI exits with `exit_status` for it.
-    """
-
-    what = "terminated"
-    exit_status = 128 + signal.SIGTERM
-
-
-class _DeferredStop:
-    """Holds Ctrl-C and SIGTERM until the current step ends, to checkpoint it.
-
-    Preemptible VMs and Kubernetes send SIGTERM before killing a process. A
-    second Ctrl-C interrupts at once. Outside the main thread (where signal
-    handlers cannot be set) both behave as usual.
-    """
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-        elif signum == signal.SIGINT:  # A second Ctrl-C: at once.
-            raise KeyboardInterrupt
-        # A repeated SIGTERM (some entrypoints forward it twice) changes nothing.
-
-    def requests(self):
-        """This process's [Ctrl-C, SIGTERM] requests, for the train step."""
-        return tf.constant(
-            [self.signum == signal.SIGINT, self.signum == signal.SIGTERM], tf.float32
-        )
-
-    def raise_after_checkpoint(self, step, terminated_anywhere, directory):
-        signum = self.signum
-        if signum is None:  # Another worker's signal.
-            signum = signal.SIGTERM if terminated_anywhere else signal.SIGINT
-            logger.info(
-                "Stopped at step %d because another worker got %s: saved a checkpoint",
-                step,
-                "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C",
-            )
-        else:
-            what = "Terminated" if signum == signal.SIGTERM else "Interrupted"
-            logger.info("%s at step %d: saved a checkpoint", what, step)
-        message = (
-            f"stopped after step {step}, checkpointed in {directory}; train again "
-            "with the same config and output directory to resume"
-        )
-        if signum == signal.SIGTERM:
-            raise TrainingTerminated(message)
-        raise KeyboardInterrupt(message)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in self._SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
 
 
 def _plus(earlier, seconds):

@@ -1,0 +1,217 @@
+"""Evaluating and using a trained classifier on texts: the Python side of
+`albert-tf evaluate` and `albert-tf predict MODEL`."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from albert_tf.training import metrics as metrics_lib
+from albert_tf.training.data_files import LabelledText
+
+
+def load_text_classifier(model):
+    """`model` itself, or the classifier saved at that path; it must take text."""
+    from albert_tf.models import load_classifier
+
+    if isinstance(model, (str, os.PathLike)):
+        path, model = model, load_classifier(model)
+    else:
+        path = "this model"
+    if getattr(model, "preprocessor", None) is None:
+        raise ValueError(f"{path}: the model has no preprocessor; cannot take text")
+    return model
+
+
+def inference_function(model):
+    """`model(x, training=False)` as float32 logits, traced once for many calls.
+
+    Batches are padded to their longest row, so shapes are relaxed: it traces
+    once or twice. Keep it for repeated evaluations (a new one traces again).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return tf.cast(model(x, training=False), tf.float32)
+
+    return forward
+
+
+def predict_logits(forward, dataset):
+    """Logits (float32 numpy) and labels of a dataset of `x` or `(x, y)` batches.
+
+    Args:
+        forward: a function from `inference_function(model)`.
+        dataset: `tf.data.Dataset` of preprocessed batches.
+
+    Returns:
+        `(logits, labels)`; `labels` is `None` for a dataset of `x` only.
+    """
+    logits, labels = [], []
+    for batch in dataset:
+        if isinstance(batch, tuple):
+            x, y = batch
+            labels.append(y.numpy())
+        else:
+            x = batch
+        logits.append(forward(x).numpy())
+    logits = np.concatenate(logits)
+    return logits, (np.concatenate(labels) if labels else None)
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def probabilities(model, outputs):
+    """Class probabilities from the model's outputs (logits, or already so)."""
+    return outputs if model.returns_probabilities else softmax(outputs)
+
+
+def model_outputs(model, data, batch_size):
+    """Float32 outputs for every row of a `LabelledText`, in order."""
+    from albert_tf.training.data_pipeline import eval_dataset
+
+    if not len(data):
+        return np.zeros((0, model.num_classes), np.float32)
+    unlabelled = LabelledText(texts=data.texts, text_pairs=data.text_pairs, labels=None)
+    outputs, _ = predict_logits(
+        inference_function(model),
+        eval_dataset(unlabelled, model.preprocessor, batch_size),
+    )
+    return outputs
+
+
+def _text_list(texts, name):
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    for index, value in enumerate(texts):
+        if isinstance(value, bytes):
+            texts[index] = value = value.decode("utf-8")
+        if not isinstance(value, str):
+            raise ValueError(
+                f"`{name}` must be texts, but entry {index} is {type(value).__name__}"
+            )
+    return texts
+
+
+def _labelled_text(model, texts, pairs):
+    takes_pairs = getattr(model.preprocessor, "text_pairs", None)
+    if takes_pairs and pairs is None:
+        raise ValueError(
+            "This model was trained on text pairs: pass the second texts as "
+            "`pairs=[...]`, one per text."
+        )
+    if takes_pairs is False and pairs is not None:
+        raise ValueError("This model was trained on single texts; drop `pairs`.")
+    texts = _text_list(texts, "texts")
+    if pairs is not None:
+        pairs = _text_list(pairs, "pairs")
+        if len(pairs) != len(texts):
+            raise ValueError(
+                f"Got {len(texts)} texts but {len(pairs)} pairs: expected one "
+                "second text per text."
+            )
+    return LabelledText(texts=texts, text_pairs=pairs, labels=None)
+
+
+def predict(model, texts, pairs=None, batch_size=64):
+    """Classifies texts (or sentence pairs) with a trained classifier.
+
+    The outputs have the keys and shapes of `ServingClient.predict` and
+    `TFLiteClassifier.predict`, so one piece of code reads all three.
+
+    Args:
+        model: an `albert_tf.models.TextClassifier` with a preprocessor, or
+            the path of one (`OUTPUT/model.keras`).
+        texts: str, or list of str.
+        pairs: list of str, the second text of each example, for models
+            trained on pairs; `None` otherwise.
+        batch_size: int. Texts per forward pass.
+
+    Returns:
+        dict of numpy arrays: `logits` and `probabilities` `[n, num_classes]`,
+        `class_id` `[n]` and `label` `[n]` (the class names).
+
+    Example:
+    ```python
+    from albert_tf.training import predict
+
+    predict("runs/tiny/model.keras", ["A warm, funny film."])["label"]
+    ```
+    """
+    from albert_tf.models import class_names
+
+    model = load_text_classifier(model)
+    logits = model_outputs(model, _labelled_text(model, texts, pairs), batch_size)
+    class_id = logits.argmax(-1)
+    names = class_names(model)
+    return {
+        "logits": logits,
+        "probabilities": probabilities(model, logits),
+        "class_id": class_id,
+        "label": np.array([names[i] for i in class_id], dtype=object),
+    }
+
+
+def report_from_outputs(outputs, labels, label_names, from_logits=True):
+    """The `evaluate` report of `outputs` (logits, or probabilities) against
+    class ids: `metrics.classification_report` plus the mean `loss`."""
+    labels = np.asarray(labels, np.int64)
+    report = metrics_lib.classification_report(
+        labels, np.asarray(outputs).argmax(-1), label_names
+    )
+    report["loss"] = (
+        metrics_lib.mean_cross_entropy(outputs, labels, from_logits=from_logits)
+        if len(labels)
+        else None
+    )
+    return report
+
+
+def evaluate(model, texts, labels, pairs=None, batch_size=64):
+    """Accuracy, per-class precision/recall/F1, confusion matrix and loss.
+
+    The report `albert-tf evaluate` prints, and `metrics.json` keeps for the
+    best dev step, for texts and labels held in Python.
+
+    Args:
+        model: an `albert_tf.models.TextClassifier` with a preprocessor, or
+            the path of one (`OUTPUT/model.keras`).
+        texts: list of str.
+        labels: class ids, or names from the model's `label_names`.
+        pairs: list of str, the second text of each example, for models
+            trained on pairs; `None` otherwise.
+        batch_size: int. Texts per forward pass.
+
+    Returns:
+        A JSON-ready dict: `accuracy`, `macro_f1`, `num_examples`, `loss`,
+        `per_class` (name -> precision, recall, f1, support), `label_names`
+        and `confusion_matrix` (rows: true class; columns: predicted).
+
+    Example:
+    ```python
+    from albert_tf.training import evaluate
+
+    report = evaluate("runs/tiny/model.keras", ["Great.", "Dull."],
+                      ["positive", "negative"])
+    report["accuracy"], report["per_class"]["negative"]["recall"]
+    ```
+    """
+    from albert_tf.models import class_names
+    from albert_tf.models.task import label_ids
+
+    model = load_text_classifier(model)
+    data = _labelled_text(model, texts, pairs)
+    if not len(data):
+        raise ValueError("No texts to evaluate.")
+    if isinstance(labels, (str, bytes)) or np.ndim(labels) == 0:
+        labels = [labels]
+    ids = label_ids(model, list(labels), num_inputs=len(data))
+    return report_from_outputs(
+        model_outputs(model, data, batch_size),
+        ids,
+        class_names(model),
+        from_logits=not model.returns_probabilities,
+    )
