@@ -211,6 +211,12 @@ def test_labels_may_be_names_and_bad_labels_or_texts_are_named(classifier):
     np.testing.assert_allclose(
         classifier.evaluate(TEXTS, np.array(names, dtype=bytes), verbose=0), by_id
     )
+    # Names in a tf.data.Dataset too (Keras failed on "Cast string to float").
+    named = tf.data.Dataset.from_tensor_slices((TEXTS, names)).batch(2)
+    np.testing.assert_allclose(classifier.evaluate(named, verbose=0), by_id)
+    unknown = tf.data.Dataset.from_tensor_slices((TEXTS, ["neutral"] * 4)).batch(2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not one of this mod"):
+        classifier.evaluate(unknown, verbose=0)
     for y, message in [
         (["positive", "neutral", "positive", "negative"], "'neutral' .entry 1. is not"),
         ([0, 1, 2, 0], "Label 2 .entry 2. is not a class id: this model has 2"),

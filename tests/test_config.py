@@ -4,6 +4,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from albert_tf.training.config import load_config
 from albert_tf.training.config import parse_overrides
@@ -201,6 +202,18 @@ def test_overrides_are_typed_and_paths_relative_to_cwd(monkeypatch, tmp_path):
         load_config(path, overrides=parse_overrides(["training.steps=many"]))
     with pytest.raises(ValueError, match="--set expects key=value"):
         parse_overrides(["training.steps"])
+    # From Python, a section as a mapping changes only the keys it names
+    # (it used to replace the whole section with defaults).
+    nested = load_config(
+        path,
+        overrides={"model": {"backbone": {"hidden_dim": 8}}, "data": {"dev": "d.tsv"}},
+    )
+    assert nested.model.backbone.num_layers == 2  # From the file, kept.
+    assert nested.model.backbone.hidden_dim == 8
+    assert nested.model.vocabulary == str(tmp_path / "vocab.spm")
+    assert nested.data.dev == str(elsewhere / "d.tsv")  # Relative to the CWD.
+    with pytest.raises(ValueError, match=r"^override training.stpes=5: unknown"):
+        load_config(data=yaml.safe_load(MINIMAL), overrides={"training": {"stpes": 5}})
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):

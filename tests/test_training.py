@@ -460,7 +460,6 @@ def test_python_evaluate_and_predict_match_the_model_and_the_cli(
     assert outputs["label"].tolist() == [names[i] for i in logits.argmax(-1)]
 
     report = evaluate(model, texts, [names[i] for i in ids])
-    assert report == evaluate(model, texts, ids)
     predicted = logits.argmax(-1)
     assert report["accuracy"] == pytest.approx((predicted == ids).mean())
     assert report["confusion_matrix"] == [
@@ -475,13 +474,25 @@ def test_python_evaluate_and_predict_match_the_model_and_the_cli(
     capsys.readouterr()
     cli = json.loads((tmp_path / "r.json").read_text())
     file_rows = evaluate(model, texts * 4, list(ids) * 4)
+    assert cli.pop("loss") == pytest.approx(file_rows.pop("loss"), rel=1e-6)
     assert {k: v for k, v in cli.items() if k != "skipped_rows"} == file_rows
 
+    # Labels as a column vector, floats, a tensor or a generator: the same.
+    for same in (ids[:, None], ids.astype(float), tf.constant(ids), iter(ids)):
+        again = evaluate(model, (text for text in texts), same)
+        assert again.pop("loss") == pytest.approx(report["loss"], rel=1e-6)
+        assert again == {k: v for k, v in report.items() if k != "loss"}
     for call, message in [
+        (lambda: evaluate(model, texts, np.eye(2)[ids]), r"shape \(8, 2\) \(for one-h"),
+        (lambda: evaluate(model, texts, ids + 0.5), r"Label 1.5 \(entry 0\) is not"),
+        (lambda: evaluate(model, texts, ids == 1), "Labels are booleans"),
+        (lambda: evaluate(model, texts, None), "No labels"),
         (lambda: evaluate(model, texts, ["neutral"] * 8), r"'neutral' \(entry 0\)"),
         (lambda: evaluate(model, texts, ids[:3]), "Got 8 inputs but 3 labels"),
         (lambda: evaluate(model, [], []), "No texts to evaluate"),
         (lambda: predict(model, [texts[0], None]), "entry 1 is NoneType"),
+        (lambda: predict(model, {"text": texts[0]}), "got dict"),
+        (lambda: predict(model, texts, batch_size=0), "got 0"),
         (lambda: predict(model, texts, pairs=texts), "trained on single texts"),
     ]:
         with pytest.raises(ValueError, match=message):
@@ -489,6 +500,8 @@ def test_python_evaluate_and_predict_match_the_model_and_the_cli(
     assert predict(model, [])["label"].shape == (0,)
     one = predict(model, texts[0])  # One text, as ServingClient.predict takes.
     np.testing.assert_allclose(one["logits"], logits[:1], rtol=1e-4, atol=1e-6)
+    tensor = predict(model, tf.constant(texts))
+    np.testing.assert_allclose(tensor["logits"], logits, rtol=1e-4, atol=1e-6)
 
 
 def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeypatch):

@@ -93,6 +93,43 @@ def label_ids(model, labels, num_inputs=None):
     return labels
 
 
+def class_ids(model, labels, num_inputs):
+    """One class id per input, as a 1-D int64 array, for scoring predictions.
+
+    Takes what `label_ids` takes, plus a column vector (`df[["label"]]`) and
+    whole-number floats; refuses what would be scored wrongly without an
+    error (one-hot rows, fractions, booleans).
+    """
+    if labels is None:
+        raise ValueError("No labels: expected one class id or name per input.")
+    if hasattr(labels, "numpy"):
+        labels = labels.numpy()
+    if not isinstance(labels, (str, bytes)) and not hasattr(labels, "__len__"):
+        labels = list(labels) if hasattr(labels, "__iter__") else [labels]
+    elif np.ndim(labels) == 0:
+        labels = [labels]
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"Expected one label per input; got labels of shape {array.shape} "
+            "(for one-hot rows, pass `labels.argmax(-1)`)."
+        )
+    if array.dtype.kind == "b":
+        raise ValueError("Labels are booleans; pass class ids (0, 1, ...) or names.")
+    if array.dtype.kind == "f":
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not whole.all():
+            bad = int(np.flatnonzero(~whole)[0])
+            raise ValueError(
+                f"Label {array[bad]} (entry {bad}) is not a class id (a whole "
+                "number) or a label name."
+            )
+        array = array.astype(np.int64)
+    return np.asarray(label_ids(model, array, num_inputs), np.int64)
+
+
 @albert_tf_export("albert_tf.models.Task")
 class Task(TaskPresetMixin, keras.Model):
     """Base class of task models: a backbone, a head and a preprocessor.
@@ -134,8 +171,20 @@ class Task(TaskPresetMixin, keras.Model):
             )
         return super().__call__(*args, **kwargs)
 
-    def _dataset(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False):
-        """Batched `tf.data` pipeline of (preprocessed) samples."""
+    def _dataset(
+        self,
+        x,
+        y=None,
+        sample_weight=None,
+        batch_size=None,
+        shuffle=False,
+        labelled=False,
+    ):
+        """Batched `tf.data` pipeline of (preprocessed) samples.
+
+        `labelled`: a dataset's second element is labels (`fit`/`evaluate`),
+        not the second texts of pairs.
+        """
         if isinstance(x, tf.data.Dataset):
             if y is not None or sample_weight is not None:
                 raise ValueError(
@@ -149,6 +198,15 @@ class Task(TaskPresetMixin, keras.Model):
                     "Batch it first, e.g. `dataset.batch(32)`."
                 )
             ds = x
+            spec = x.element_spec
+            if (
+                labelled
+                and isinstance(spec, tuple)
+                and len(spec) in (2, 3)
+                and isinstance(spec[1], tf.TensorSpec)
+                and spec[1].dtype == tf.string
+            ):
+                ds = ds.map(self._label_names_to_ids())
         else:
             segments = x if isinstance(x, tuple) else (x,)
             reject_list_of_pairs(segments[0])
@@ -192,6 +250,31 @@ class Task(TaskPresetMixin, keras.Model):
             ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def _label_names_to_ids(self):
+        """A `Dataset.map` function that looks label names up in `label_names`."""
+        names = getattr(self, "label_names", None)
+        if not names:
+            raise ValueError(
+                "The dataset's labels are strings, but this model has no "
+                "`label_names`; map them to class ids (0, 1, ...) first, or "
+                "build the model with `label_names=[...]`."
+            )
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(names)), tf.range(len(names), dtype=tf.int32)
+            ),
+            default_value=-1,
+        )
+        message = f"a label is not one of this model's label_names: {', '.join(names)}"
+
+        def lookup(x, y, *sample_weight):
+            ids = table.lookup(y)
+            check = tf.debugging.assert_non_negative(ids, message=message)
+            with tf.control_dependencies([check]):
+                return (x, tf.identity(ids), *sample_weight)
+
+        return lookup
+
     def fit(
         self,
         x=None,
@@ -203,22 +286,26 @@ class Task(TaskPresetMixin, keras.Model):
     ):
         # Raw arrays are shuffled here, before batching; datasets as given.
         shuffle = kwargs.pop("shuffle", True)
-        ds = self._dataset(x, y, sample_weight, batch_size, shuffle=shuffle)
+        ds = self._dataset(
+            x, y, sample_weight, batch_size, shuffle=shuffle, labelled=True
+        )
         if validation_data is not None:
             if not isinstance(validation_data, tf.data.Dataset):
                 validation_data = keras.utils.unpack_x_y_sample_weight(
                     tuple(validation_data)
                 )
-                validation_data = self._dataset(*validation_data, batch_size=batch_size)
+                validation_data = self._dataset(
+                    *validation_data, batch_size=batch_size, labelled=True
+                )
             else:
-                validation_data = self._dataset(validation_data)
+                validation_data = self._dataset(validation_data, labelled=True)
         return super().fit(ds, validation_data=validation_data, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         if kwargs.get("_use_cached_eval_dataset", False):
             return super().evaluate(x=x, y=y, **kwargs)
         return super().evaluate(
-            self._dataset(x, y, sample_weight, batch_size), **kwargs
+            self._dataset(x, y, sample_weight, batch_size, labelled=True), **kwargs
         )
 
     def predict(self, x=None, batch_size=None, **kwargs):

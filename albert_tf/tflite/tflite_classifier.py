@@ -63,8 +63,9 @@ class TFLiteClassifier:
                 trained on pairs (ids-in builds only).
 
         Returns:
-            dict of numpy arrays, e.g. `logits` `[len(texts), num_classes]`,
-            and `label` (str) when the label names are known.
+            dict of numpy arrays: `logits` and `probabilities`
+            `[len(texts), num_classes]`, `class_id` `[len(texts)]`, and
+            `label` (str) when the label names are known.
         """
         if isinstance(texts, (str, bytes)) or isinstance(texts, tuple):
             raise ValueError(
@@ -108,9 +109,11 @@ class TFLiteClassifier:
                 }
             ]
         outputs = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+        outputs["class_id"] = np.argmax(outputs["logits"], axis=-1)
         if self.label_names is not None:
-            names = np.array(self.label_names, dtype=object)
-            outputs["label"] = names[np.argmax(outputs["logits"], axis=-1)]
+            outputs["label"] = np.array(self.label_names, dtype=object)[
+                outputs["class_id"]
+            ]
         return outputs
 
 

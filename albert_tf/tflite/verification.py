@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from albert_tf.models.task import label_ids
+from albert_tf.models.task import class_ids
 from albert_tf.tflite.tflite_classifier import TFLiteClassifier
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def verify(
         agreement=float((keras_pred == tflite_pred).mean()),
     )
     if labels is not None:
-        labels = np.asarray(label_ids(classifier, labels, len(texts)))
+        labels = class_ids(classifier, labels, len(texts))
         result.keras_accuracy = float((keras_pred == labels).mean())
         result.tflite_accuracy = float((tflite_pred == labels).mean())
     if not quantized and diff > FLOAT32_TOLERANCE:

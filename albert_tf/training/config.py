@@ -416,6 +416,19 @@ def _apply_override(data, dotted_key, value):
     node[parts[-1]] = value
 
 
+def _dotted(overrides, prefix=""):
+    """`{"training": {"steps": 5}}` as `{"training.steps": 5}`: a section given
+    as a mapping changes the keys it names, not the whole section (no config
+    value is itself a mapping)."""
+    flat = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_config(path=None, overrides=None, data=None):
     """Loads, overrides and validates a training config.
 
@@ -423,7 +436,8 @@ def load_config(path=None, overrides=None, data=None):
         path: str. A YAML file; relative paths inside it are resolved relative
             to its directory.
         overrides: dict of dotted key -> value (e.g. from `--set`), applied
-            after loading; relative paths here stay relative to the CWD.
+            after loading; a mapping value updates that section's keys.
+            Relative paths here stay relative to the CWD.
         data: dict. A config given as a mapping instead of a file.
 
     Returns:
@@ -458,7 +472,7 @@ def load_config(path=None, overrides=None, data=None):
         raise ValueError(f"{path}: expected a mapping at the top level")
     data = copy.deepcopy(data)
     where = f"{path}: " if path else ""
-    overrides = dict(overrides or {})
+    overrides = _dotted(overrides or {})
     for key, value in overrides.items():
         _apply_override(data, key, value)
     try:

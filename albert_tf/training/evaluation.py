@@ -70,22 +70,45 @@ def probabilities(model, outputs):
     return outputs if model.returns_probabilities else softmax(outputs)
 
 
+# The last model's traced forward pass (one: the function holds its model).
+_last_forward = (None, None)
+
+
 def model_outputs(model, data, batch_size):
     """Float32 outputs for every row of a `LabelledText`, in order."""
     from albert_tf.training.data_pipeline import eval_dataset
 
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
     if not len(data):
         return np.zeros((0, model.num_classes), np.float32)
+    global _last_forward
+    if _last_forward[0] is not model:  # Traced once per model, not per call.
+        _last_forward = (model, inference_function(model))
     unlabelled = LabelledText(texts=data.texts, text_pairs=data.text_pairs, labels=None)
     outputs, _ = predict_logits(
-        inference_function(model),
+        _last_forward[1],
         eval_dataset(unlabelled, model.preprocessor, batch_size),
     )
     return outputs
 
 
 def _text_list(texts, name):
-    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    if texts is None or isinstance(texts, dict):
+        raise ValueError(
+            f"`{name}` must be a text or a list of texts; got {type(texts).__name__}"
+        )
+    if hasattr(texts, "numpy"):  # A string tensor.
+        texts = texts.numpy()
+    if isinstance(texts, (str, bytes)) or (
+        hasattr(texts, "__len__") and np.ndim(texts) == 0  # A scalar array.
+    ):
+        texts = [texts]
+    texts = list(texts)
     for index, value in enumerate(texts):
         if isinstance(value, bytes):
             texts[index] = value = value.decode("utf-8")
@@ -180,7 +203,8 @@ def evaluate(model, texts, labels, pairs=None, batch_size=64):
         model: an `albert_tf.models.TextClassifier` with a preprocessor, or
             the path of one (`OUTPUT/model.keras`).
         texts: list of str.
-        labels: class ids, or names from the model's `label_names`.
+        labels: class ids, or names from the model's `label_names`, one per
+            text (a list, array, column vector or tensor).
         pairs: list of str, the second text of each example, for models
             trained on pairs; `None` otherwise.
         batch_size: int. Texts per forward pass.
@@ -200,15 +224,13 @@ def evaluate(model, texts, labels, pairs=None, batch_size=64):
     ```
     """
     from albert_tf.models import class_names
-    from albert_tf.models.task import label_ids
+    from albert_tf.models.task import class_ids
 
     model = load_text_classifier(model)
     data = _labelled_text(model, texts, pairs)
     if not len(data):
         raise ValueError("No texts to evaluate.")
-    if isinstance(labels, (str, bytes)) or np.ndim(labels) == 0:
-        labels = [labels]
-    ids = label_ids(model, list(labels), num_inputs=len(data))
+    ids = class_ids(model, labels, num_inputs=len(data))
     return report_from_outputs(
         model_outputs(model, data, batch_size),
         ids,

@@ -251,6 +251,40 @@ class Trainer:
     def _evaluate(self, forward, dataset, label_names):
         return report_from_outputs(*predict_logits(forward, dataset), label_names)
 
+    def _restore(self, manager, fingerprint, total_steps):
+        """Restores the newest checkpoint into the run's objects, if there is one.
+
+        Returns:
+            `None` for a fresh run, else the checkpoint's run state: `history`,
+            `best`, `total_steps`, `wall_time_s` (of the earlier runs; absent
+            in old checkpoints) and `eval_pending`.
+        """
+        restored = manager.restore_latest()
+        if restored is None:
+            return None
+        step, state = restored
+        check_same_run(state.get("config"), fingerprint, manager.directory)
+        before = state.get("total_steps")
+        if before is not None and before != total_steps:
+            logger.warning(
+                "The run's length changed from %d to %d steps: the learning-rate "
+                "schedule (warmup, linear decay to 0) now spans %d steps, so "
+                "from step %d on it follows the new schedule.",
+                before,
+                total_steps,
+                total_steps,
+                step,
+            )
+        if self.is_chief:
+            drop_events_after(os.path.join(self.output_dir, "logs"), step)
+        logger.info(
+            "Restored checkpoint at step %d of %d from %s; resuming",
+            step,
+            total_steps,
+            manager.directory,
+        )
+        return state
+
     # === The run ===
 
     def train(self):
@@ -322,47 +356,24 @@ class Trainer:
             keep=cfg.training.keep_checkpoints,
             is_chief=chief,
         )
-        history = {"train": [], "eval": []}
-        best = None
-        # Of earlier runs, up to their last checkpoint (None: not recorded).
-        earlier_wall_time = 0.0
-        eval_pending = False  # A stop came before the restored step's eval.
-        restored = manager.restore_latest()
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
         fingerprint["data.train (sha256 of its contents)"] = file_digest(cfg.data.train)
-        if restored is not None:
-            restored_step, state = restored
-            check_same_run(state.get("config"), fingerprint, manager.directory)
-            history, best = state["history"], state["best"]
-            earlier_wall_time = state.get("wall_time_s")
-            eval_pending = state.get("eval_pending", False)
-            before = state.get("total_steps")
-            if before is not None and before != total_steps:
-                logger.warning(
-                    "The run's length changed from %d to %d steps: the learning-rate "
-                    "schedule (warmup, linear decay to 0) now spans %d steps, so "
-                    "from step %d on it follows the new schedule.",
-                    before,
-                    total_steps,
-                    total_steps,
-                    restored_step,
-                )
-            if chief:
-                drop_events_after(os.path.join(self.output_dir, "logs"), restored_step)
-            logger.info(
-                "Restored checkpoint at step %d of %d from %s; resuming",
-                restored_step,
-                total_steps,
-                manager.directory,
-            )
+        state = self._restore(manager, fingerprint, total_steps)
+        resumed = state is not None
+        state = state or {}
+        history = state.get("history", {"train": [], "eval": []})
+        best = state.get("best")
+        # Of earlier runs, up to their last checkpoint (None: not recorded).
+        earlier_wall_time = state.get("wall_time_s") if resumed else 0.0
+        eval_pending = state.get("eval_pending", False)  # Stopped before its eval.
         _seed_replicas_apart(strategy, random_states)
         start_step = int(step.numpy())
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         if multi_worker:
             digest = fingerprint["data.train (sha256 of its contents)"]
             check_workers_agree(strategy, cfg, digest, start_step, total_steps)
-        if start_step >= total_steps and restored is not None:
+        if start_step >= total_steps and resumed:
             metrics_path = os.path.join(self.output_dir, "metrics.json")
             done = all(
                 os.path.isfile(os.path.join(self.output_dir, name))
@@ -564,7 +575,7 @@ class Trainer:
         result = {
             "steps": current,
             "total_steps": total_steps,
-            "resumed_from_step": start_step if restored is not None else None,
+            "resumed_from_step": start_step if resumed else None,
             "steps_this_run": steps_run,
             "wall_time_s": elapsed,
             # With the runs this one resumed (up to their last checkpoint).
