@@ -17,6 +17,7 @@ from albert_tf.serving import preflight
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.warmup import MAX_WARMUP_RECORDS
 from albert_tf.serving.warmup import read_warmup_file
+from albert_tf.training import predict
 from tests.serving_models import LABEL_NAMES
 from tests.serving_models import PAIRS
 from tests.serving_models import TEXTS
@@ -196,7 +197,11 @@ def test_softmax_classifier_exports_its_probabilities(tiny_proto, tmp_path):
         **{sig.TEXT: tf.constant(TEXTS)}
     )
     expected = classifier.predict(TEXTS, verbose=0)  # Already probabilities.
-    np.testing.assert_allclose(outputs[sig.LOGITS], expected, atol=1e-5, rtol=0)
+    # Logits are log-probabilities, as TFLite builds and `predict()` give them.
+    np.testing.assert_allclose(outputs[sig.LOGITS], np.log(expected), atol=1e-5)
+    local = predict(classifier, TEXTS)
+    for key in (sig.LOGITS, sig.PROBABILITIES):
+        np.testing.assert_allclose(local[key], outputs[key], atol=1e-5)
     np.testing.assert_allclose(outputs[sig.PROBABILITIES], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(outputs[sig.PROBABILITIES].numpy().sum(-1), 1.0, 1e-5)
 

@@ -95,12 +95,13 @@ class _ServingFunctions:
         raw = self.classifier(features, training=False)
         raw = tf.cast(raw, tf.float32)
         if self._outputs_are_probabilities:
-            probabilities = raw
+            # A softmax head: its log-probabilities are logits (as in TFLite).
+            probabilities, logits = raw, tf.math.log(raw)
         else:
-            probabilities = tf.nn.softmax(raw, axis=-1)
+            probabilities, logits = tf.nn.softmax(raw, axis=-1), raw
         class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)
         return {
-            sig.LOGITS: raw,
+            sig.LOGITS: logits,
             sig.PROBABILITIES: probabilities,
             sig.CLASS_ID: class_id,
             sig.LABEL: tf.gather(self._labels, class_id),

@@ -142,8 +142,9 @@ def _labelled_text(model, texts, pairs):
 def predict(model, texts, pairs=None, batch_size=64):
     """Classifies texts (or sentence pairs) with a trained classifier.
 
-    The outputs have the keys and shapes of `ServingClient.predict` and
-    `TFLiteClassifier.predict`, so one piece of code reads all three.
+    The outputs have the keys, shapes and meaning of `ServingClient.predict`
+    and `TFLiteClassifier.predict`, so one piece of code reads all three
+    (for a softmax head, `logits` are its log-probabilities).
 
     Args:
         model: an `albert_tf.models.TextClassifier` with a preprocessor, or
@@ -167,12 +168,17 @@ def predict(model, texts, pairs=None, batch_size=64):
     from albert_tf.models import class_names
 
     model = load_text_classifier(model)
-    logits = model_outputs(model, _labelled_text(model, texts, pairs), batch_size)
-    class_id = logits.argmax(-1)
+    outputs = model_outputs(model, _labelled_text(model, texts, pairs), batch_size)
+    class_id = outputs.argmax(-1)
     names = class_names(model)
+    if model.returns_probabilities:  # A softmax head: log-probabilities are logits.
+        with np.errstate(divide="ignore"):
+            logits = np.log(outputs)
+    else:
+        logits = outputs
     return {
         "logits": logits,
-        "probabilities": probabilities(model, logits),
+        "probabilities": probabilities(model, outputs),
         "class_id": class_id,
         "label": np.array([names[i] for i in class_id], dtype=object),
     }
