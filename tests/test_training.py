@@ -500,8 +500,11 @@ def test_python_evaluate_and_predict_match_the_model_and_the_cli(
     assert predict(model, [])["label"].shape == (0,)
     one = predict(model, texts[0])  # One text, as ServingClient.predict takes.
     np.testing.assert_allclose(one["logits"], logits[:1], rtol=1e-4, atol=1e-6)
-    tensor = predict(model, tf.constant(texts))
-    np.testing.assert_allclose(tensor["logits"], logits, rtol=1e-4, atol=1e-6)
+    for same in (tf.constant(texts), np.array(texts)[:, None]):  # Also a column.
+        again = predict(model, same)
+        np.testing.assert_allclose(again["logits"], logits, rtol=1e-4, atol=1e-6)
+    one_d = predict(model, np.array(texts[0]))  # A 0-d string array.
+    np.testing.assert_allclose(one_d["logits"], logits[:1], rtol=1e-4, atol=1e-6)
 
 
 def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeypatch):

@@ -1,7 +1,9 @@
 """Evaluating and using a trained classifier on texts: the Python side of
 `albert-tf evaluate` and `albert-tf predict MODEL`."""
 
+import operator
 import os
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -70,29 +72,33 @@ def probabilities(model, outputs):
     return outputs if model.returns_probabilities else softmax(outputs)
 
 
-# The last model's traced forward pass (one: the function holds its model).
-_last_forward = (None, None)
+# Each model's traced forward pass, kept while the model lives: the function
+# holds a weak proxy, so the cache does not keep the model alive.
+_forward_functions = weakref.WeakKeyDictionary()
+
+
+def _forward(model):
+    forward = _forward_functions.get(model)
+    if forward is None:
+        forward = _forward_functions[model] = inference_function(weakref.proxy(model))
+    return forward
 
 
 def model_outputs(model, data, batch_size):
     """Float32 outputs for every row of a `LabelledText`, in order."""
     from albert_tf.training.data_pipeline import eval_dataset
 
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
+    try:
+        batch_size = operator.index(batch_size)  # Ints, numpy ints; not 2.5.
+    except TypeError:
+        batch_size = None
+    if batch_size is None or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
     if not len(data):
         return np.zeros((0, model.num_classes), np.float32)
-    global _last_forward
-    if _last_forward[0] is not model:  # Traced once per model, not per call.
-        _last_forward = (model, inference_function(model))
     unlabelled = LabelledText(texts=data.texts, text_pairs=data.text_pairs, labels=None)
     outputs, _ = predict_logits(
-        _last_forward[1],
-        eval_dataset(unlabelled, model.preprocessor, batch_size),
+        _forward(model), eval_dataset(unlabelled, model.preprocessor, batch_size)
     )
     return outputs
 
@@ -104,10 +110,21 @@ def _text_list(texts, name):
         )
     if hasattr(texts, "numpy"):  # A string tensor.
         texts = texts.numpy()
-    if isinstance(texts, (str, bytes)) or (
-        hasattr(texts, "__len__") and np.ndim(texts) == 0  # A scalar array.
-    ):
+    if isinstance(texts, (str, bytes)):
         texts = [texts]
+    elif hasattr(texts, "shape"):  # Arrays, tensors, DataFrames, Series.
+        array = np.asarray(texts, dtype=object)
+        if array.ndim == 2 and array.shape[1] == 1:  # One column.
+            array = array[:, 0]
+        if array.ndim > 1:
+            raise ValueError(
+                f"`{name}` must be one text per example; got shape {array.shape}"
+            )
+        texts = array.reshape(-1).tolist()
+    elif not hasattr(texts, "__iter__"):
+        raise ValueError(
+            f"`{name}` must be a text or a list of texts; got {type(texts).__name__}"
+        )
     texts = list(texts)
     for index, value in enumerate(texts):
         if isinstance(value, bytes):
