@@ -55,6 +55,22 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Options may come between positional arguments, e.g.
+    `predict MODEL --format jsonl TEXT` (argparse would reject TEXT)."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing:  # `parse_known_intermixed_args` calls back in here.
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="albert-tf",
@@ -64,7 +80,9 @@ def build_parser():
     parser.add_argument(
         "--version", action=_VersionAction, help="show the versions and exit"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_IntermixedParser
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

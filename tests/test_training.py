@@ -365,7 +365,8 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     output, _, _ = trained
     model_path = str(output / "model.keras")
     texts = [POSITIVE[0], NEGATIVE[1]]
-    assert main(["predict", model_path, *texts, "--format", "jsonl"]) == 0
+    # Options may come between the model and the texts.
+    assert main(["predict", model_path, "--format", "jsonl", *texts]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     model = load_classifier(model_path)
     logits = model.predict(texts, verbose=0)
