@@ -242,6 +242,23 @@ def test_bad_rows_are_skipped_and_counted(tmp_path, caplog):
     assert "skipped 5 bad rows" in caplog.text
 
 
+def test_csv_quoted_tsv_is_read_as_it_is_with_a_warning(tmp_path, caplog):
+    """pandas' to_csv(sep="\t") quotes fields holding quotes; TSV (GLUE) does not."""
+    path = tmp_path / "quoted.tsv"
+    rows = [["sentence", "label"], ['he said "hi"', "positive"], ["fine", "negative"]]
+    with open(path, "w", newline="") as f:
+        csv.writer(f, delimiter="\t").writerows(rows)
+    vocab = data_files.LabelVocabulary(["negative", "positive"])
+    data = data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert data.texts == ['"he said ""hi"""', "fine"]  # As GLUE files are read.
+    assert 'line 2: a field looks CSV-quoted ("he said ""hi""")' in caplog.text
+    assert caplog.text.count("CSV-quoted") == 1
+    caplog.clear()
+    path.write_text('sentence\tlabel\n"quoted" text\tpositive\n')  # GLUE-like.
+    data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert "CSV-quoted" not in caplog.text
+
+
 def test_jsonl_and_text_pairs(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(

@@ -87,10 +87,27 @@ def _decoded_lines(path):
             yield number, text.rstrip("\r\n"), None
 
 
+def _looks_csv_quoted(field):
+    """`"a ""b"" c"`: how csv writers (pandas `to_csv(sep="\\t")`) quote a field."""
+    return len(field) > 2 and field[0] == field[-1] == '"' and '""' in field[1:-1]
+
+
 def _tsv_records(path):
+    warned = False
     for number, line, error in _decoded_lines(path):
-        # GLUE TSVs are unquoted.
-        yield number, (None if error else line.split("\t")), error
+        # GLUE TSVs are unquoted: fields are taken as they are.
+        fields = None if error else line.split("\t")
+        if fields and not warned and any(map(_looks_csv_quoted, fields)):
+            warned = True
+            logger.warning(
+                "%s: line %d: a field looks CSV-quoted (%s); TSV fields are read "
+                "as they are, quotes included. For a file written with quoting "
+                "(e.g. pandas to_csv(sep='\\t')), write a .csv instead.",
+                path,
+                number,
+                next(filter(_looks_csv_quoted, fields))[:40],
+            )
+        yield number, fields, error
 
 
 def _csv_records(path):
