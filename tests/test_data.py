@@ -254,9 +254,13 @@ def test_csv_quoted_tsv_is_read_as_it_is_with_a_warning(tmp_path, caplog):
     assert 'line 2: a field looks CSV-quoted ("he said ""hi""")' in caplog.text
     assert caplog.text.count("CSV-quoted") == 1
     caplog.clear()
-    path.write_text('sentence\tlabel\n"quoted" text\tpositive\n')  # GLUE-like.
+    glue_like = 'sentence\tlabel\n"quoted" text\tpositive\n"all quoted"\tnegative\n'
+    path.write_text(glue_like)
     data_files.read_labelled_text(str(path), DataConfig(), vocab)
     assert "CSV-quoted" not in caplog.text
+    path.write_text('sentence\tlabel\n"a ""b"""\tpositive\n"c ""d"""\tnegative\n')
+    data_files.read_labelled_text(str(path), DataConfig(), vocab)
+    assert caplog.text.count("CSV-quoted") == 1  # Once per file.
 
 
 def test_jsonl_and_text_pairs(tmp_path):

@@ -182,6 +182,7 @@ def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
     # The model ends in a softmax: probabilities as they are, logits their log.
     np.testing.assert_allclose(got["probabilities"], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got["logits"], np.log(expected), atol=1e-4, rtol=0)
+    assert got["class_id"].tolist() == expected.argmax(-1).tolist()
 
 
 def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):
@@ -269,6 +270,9 @@ def test_verify_gates(classifier):
     # Label names count as their ids (they used to score 0% and pass).
     names = [classifier.label_names[i] for i in predicted]
     assert tflite.verify(classifier, model, texts, names).tflite_accuracy == 1.0
+    # A column vector of ids too (it broadcast to an n x n comparison).
+    column = tflite.verify(classifier, model, texts, predicted[:, None])
+    assert column.tflite_accuracy == 1.0
     with pytest.raises(ValueError, match="'neutral' .entry 0. is not one of"):
         tflite.verify(classifier, model, texts, ["neutral"] + names[1:])
     worse = tflite.verify(

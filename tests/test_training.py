@@ -494,6 +494,7 @@ def test_python_evaluate_and_predict_match_the_model_and_the_cli(
         (lambda: predict(model, [texts[0], None]), "entry 1 is NoneType"),
         (lambda: predict(model, {"text": texts[0]}), "got dict"),
         (lambda: predict(model, texts, batch_size=0), "got 0"),
+        (lambda: predict(model, texts, batch_size=2.5), ">= 1; got 2.5"),
         (lambda: predict(model, texts, pairs=texts), "trained on single texts"),
     ]:
         with pytest.raises(ValueError, match=message):

@@ -89,11 +89,12 @@ def model_outputs(model, data, batch_size):
     from albert_tf.training.data_pipeline import eval_dataset
 
     try:
-        batch_size = operator.index(batch_size)  # Ints, numpy ints; not 2.5.
+        size = operator.index(batch_size)  # Ints, numpy ints; not 2.5.
     except TypeError:
-        batch_size = None
-    if batch_size is None or batch_size < 1:
+        size = 0
+    if size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
+    batch_size = size
     if not len(data):
         return np.zeros((0, model.num_classes), np.float32)
     unlabelled = LabelledText(texts=data.texts, text_pairs=data.text_pairs, labels=None)
