@@ -204,6 +204,19 @@ def test_softmax_classifier_exports_its_probabilities(tiny_proto, tmp_path):
         np.testing.assert_allclose(local[key], outputs[key], atol=1e-5)
     np.testing.assert_allclose(outputs[sig.PROBABILITIES], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(outputs[sig.PROBABILITIES].numpy().sum(-1), 1.0, 1e-5)
+    # A probability that underflows to 0 gives a floored logit, not -inf
+    # (which JSON cannot hold).
+    classifier.output_dense.kernel.assign(classifier.output_dense.kernel * 1e4)
+    assert (classifier.predict(TEXTS, verbose=0) == 0).any()
+    path = export_classifier(classifier, tmp_path / "floored", run_preflight=False)
+    served = (
+        tf.saved_model.load(path)
+        .signatures[sig.PREDICT](**{sig.TEXT: tf.constant(TEXTS)})[sig.LOGITS]
+        .numpy()
+    )
+    local = predict(classifier, TEXTS)["logits"]
+    assert np.isfinite(served).all() and np.isfinite(local).all()
+    np.testing.assert_allclose(local, served, atol=1e-4)
 
 
 def test_empty_batches_get_empty_outputs(export_base):

@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
 from tensorflow.core.protobuf import saved_model_pb2
@@ -95,8 +96,10 @@ class _ServingFunctions:
         raw = self.classifier(features, training=False)
         raw = tf.cast(raw, tf.float32)
         if self._outputs_are_probabilities:
-            # A softmax head: its log-probabilities are logits (as in TFLite).
-            probabilities, logits = raw, tf.math.log(raw)
+            # A softmax head: its log-probabilities are logits (as in TFLite),
+            # floored so that an underflowed 0 gives no -inf.
+            probabilities = raw
+            logits = tf.math.log(tf.maximum(raw, np.finfo(np.float32).tiny))
         else:
             probabilities, logits = tf.nn.softmax(raw, axis=-1), raw
         class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)

@@ -65,8 +65,10 @@ def _outputs(classifier, inputs):
     outputs = classifier(inputs, training=False)
     activation = getattr(classifier, "activation", None)
     if getattr(activation, "__name__", "") == "softmax":
-        # The model already ends in a softmax: report log-probabilities as logits.
-        return {"logits": tf.math.log(outputs), "probabilities": outputs}
+        # The model already ends in a softmax: report log-probabilities as
+        # logits, floored so that an underflowed 0 gives no -inf.
+        logits = tf.math.log(tf.maximum(outputs, np.finfo(np.float32).tiny))
+        return {"logits": logits, "probabilities": outputs}
     return {"logits": outputs, "probabilities": tf.nn.softmax(outputs, axis=-1)}
 
 

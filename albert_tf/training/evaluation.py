@@ -190,8 +190,7 @@ def predict(model, texts, pairs=None, batch_size=64):
     class_id = outputs.argmax(-1)
     names = class_names(model)
     if model.returns_probabilities:  # A softmax head: log-probabilities are logits.
-        with np.errstate(divide="ignore"):
-            logits = np.log(outputs)
+        logits = np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
     else:
         logits = outputs
     return {
