@@ -2,11 +2,13 @@
 
 import importlib
 
-import tensorflow_text  # noqa: F401  (registers the tf-text ops SavedModels need)
+from albert_tf.native_logs import import_tensorflow_quietly
 
-from albert_tf import layers
-from albert_tf import models
-from albert_tf import tokenizers
+import_tensorflow_quietly()  # Also registers the tf-text ops SavedModels need.
+
+from albert_tf import layers  # noqa: E402  (after TensorFlow is imported quietly)
+from albert_tf import models  # noqa: E402  (after TensorFlow is imported quietly)
+from albert_tf import tokenizers  # noqa: E402  (after TensorFlow is imported quietly)
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,10 @@
 """The `albert-tf` entry point itself."""
 
 import importlib
+import os
+import re
+import subprocess
+import sys
 import tomllib
 from importlib.metadata import version
 
@@ -8,6 +12,7 @@ import pytest
 
 import albert_tf
 from albert_tf.cli import main
+from albert_tf.native_logs import without_import_chatter
 from tests.training_helpers import REPO
 
 
@@ -31,3 +36,57 @@ def test_subpackages_are_attributes_of_the_package():
     assert albert_tf.training.train and albert_tf.serving.export_classifier
     with pytest.raises(AttributeError, match="no attribute 'trainig'"):
         albert_tf.trainig  # noqa: B018
+
+
+# Runs `import albert_tf` in a fresh process, after `prelude`.
+def _import_stderr(prelude=""):
+    code = f"{prelude}\nimport albert_tf\nprint('imported')"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported"
+    return result.stderr
+
+
+def test_import_drops_tensorflows_native_info_lines():
+    # TensorFlow prints oneDNN/CUDA/CPU-feature INFO lines at import.
+    stderr = _import_stderr()
+    assert "oneDNN custom operations" not in stderr
+    assert "absl::InitializeLog" not in stderr
+    assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
+
+
+def test_import_passes_on_other_native_output():
+    # A warning and an error written to fd 2 while TensorFlow loads.
+    prelude = (
+        "import os, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow_text':\n"
+        "            os.write(2, b'W0000 00:00:1.5  7 x.cc:1] a warning\\n')\n"
+        "            os.write(2, b'E0000 00:00:1.5  7 x.cc:2] an error\\n')\n"
+        "            os.write(2, b'I0000 00:00:1.5  7 x.cc:3] chatter\\n')\n"
+        "sys.meta_path.insert(0, Hook())"
+    )
+    stderr = _import_stderr(prelude)
+    assert "x.cc:1] a warning" in stderr
+    assert "x.cc:2] an error" in stderr
+    assert "chatter" not in stderr
+
+
+def test_chatter_filter_keeps_lines_that_only_look_alike():
+    text = (
+        "I0000 00:00:1795710659.166648   31540 port.cc:153] oneDNN on\n"
+        "To enable the following instructions: AVX2 FMA, in other operations\n"
+        "I0 is not a log line\n"
+        "UserWarning: To enable the following instructions, see docs\n"
+    )
+    assert without_import_chatter(text) == (
+        "I0 is not a log line\nUserWarning: To enable the following instructions, "
+        "see docs\n"
+    )
