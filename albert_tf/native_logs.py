@@ -34,7 +34,12 @@ def import_tensorflow_quietly():
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # No fd 2 (a daemon): nothing to keep quiet.
+        import tensorflow_text  # noqa: F401
+
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
