@@ -4,7 +4,7 @@ Before absl logging is set up, TensorFlow's C++ code writes INFO lines
 (oneDNN, CUDA stubs, CPU features) straight to file descriptor 2, whatever
 `TF_CPP_MIN_LOG_LEVEL` says, and prints them twice. They would open every
 `albert-tf` command's output. Only those lines are dropped: warnings and errors
-printed during the import are passed on.
+printed during the import are passed on. `TF_CPP_MIN_LOG_LEVEL=0` keeps them all.
 """
 
 import os
@@ -35,8 +35,10 @@ def import_tensorflow_quietly():
         return
     sys.stderr.flush()
     try:
+        if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":  # INFO asked for.
+            raise OSError
         saved = os.dup(2)
-    except OSError:  # No fd 2 (a daemon): nothing to keep quiet.
+    except OSError:  # Or no fd 2 (a daemon): nothing to keep quiet.
         import tensorflow_text  # noqa: F401
 
         return
