@@ -62,7 +62,7 @@ def test_import_drops_tensorflows_native_info_lines():
     assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
     # Asked for, they stay.
     stderr = _import_stderr(TF_CPP_MIN_LOG_LEVEL="0")
-    assert re.search(r"^I\d{4} .*port.cc.*oneDNN", stderr, flags=re.MULTILINE)
+    assert re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE)
 
 
 def test_import_passes_on_other_native_output():
