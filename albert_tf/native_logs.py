@@ -31,14 +31,16 @@ def without_import_chatter(text):
 def import_tensorflow_quietly():
     """Imports `tensorflow` and `tensorflow_text` (once per process) with file
     descriptor 2 captured, then writes back all but the INFO lines."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    try:
-        if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":  # INFO asked for.
-            raise OSError
-        saved = os.dup(2)
-    except OSError:  # Or no fd 2 (a daemon): nothing to keep quiet.
+    # Already imported, or INFO asked for: nothing to keep quiet.
+    quiet = "tensorflow" not in sys.modules
+    quiet = quiet and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+    if quiet:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # No fd 2 (a daemon).
+            quiet = False
+    if not quiet:
         import tensorflow_text  # noqa: F401
 
         return

@@ -83,6 +83,16 @@ def test_import_passes_on_other_native_output():
     assert "chatter" not in stderr
 
 
+def test_import_after_tensorflow_still_registers_the_tf_text_ops():
+    prelude = "import sys, tensorflow\nassert 'tensorflow_text' not in sys.modules"
+    code = f"{prelude}\nimport albert_tf\nprint('tensorflow_text' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 def test_chatter_filter_keeps_lines_that_only_look_alike():
     text = (
         "I0000 00:00:1795710659.166648   31540 port.cc:153] oneDNN on\n"
