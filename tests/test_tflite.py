@@ -132,10 +132,14 @@ def test_bad_text_inputs_have_defined_results(classifier):
     cls_id = classifier.preprocessor.tokenizer.cls_token_id
     sep_id = classifier.preprocessor.tokenizer.sep_token_id
 
-    # A bare string is not a list of 1-character texts; pairs are refused.
-    for texts in ("a warm film", ("a warm film", "dull")):
-        with pytest.raises(ValueError, match="take a list of single texts"):
-            model.predict(texts)
+    # A bare string is one text, not a list of 1-character texts.
+    one = model.predict("a warm film")
+    assert one["logits"].shape == (1, classifier.num_classes)
+    np.testing.assert_array_equal(
+        one["logits"], model.predict(["a warm film"])["logits"]
+    )
+    with pytest.raises(ValueError, match="received a tuple"):
+        model.predict(("a warm film", "dull"))
 
     # Empty string: just [CLS] [SEP], as the Keras preprocessor does.
     empty = ids(text=np.array([""], dtype=object))

@@ -55,7 +55,7 @@ class TFLiteClassifier:
         """Outputs for a list of texts, concatenated over batches.
 
         Args:
-            texts: list of str (or bytes).
+            texts: str or bytes, or a list of them.
             preprocessor: the Keras preprocessor, needed for ids-in builds,
                 which take one example at a time.
             batch_size: int. Texts per call of a text-in build.
@@ -67,12 +67,13 @@ class TFLiteClassifier:
             `[len(texts), num_classes]`, `class_id` `[len(texts)]`, and
             `label` (str) when the label names are known.
         """
-        if isinstance(texts, (str, bytes)) or isinstance(texts, tuple):
+        if isinstance(texts, tuple):
             raise ValueError(
-                "TFLite builds take a list of single texts (no pairs); received "
-                f"a {type(texts).__name__}. Pass e.g. `predict([text])`."
+                "TFLite builds take a text or a list of single texts; received a "
+                "tuple. Pass the second texts of pairs as `pairs=`."
             )
-        texts = list(texts)
+        # One text is one row, as in `ServingClient.predict` and `predict`.
+        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
         if any(isinstance(text, (tuple, list)) for text in texts):
             raise ValueError(
                 "Received a list of pairs; pass the second texts as `pairs=` "
