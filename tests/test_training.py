@@ -194,6 +194,40 @@ def test_resuming_another_configs_checkpoints_is_a_clear_error(
         trainer.train()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    ["data cut short", "empty index", "state.json cut short", "emptied"],
+)
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
+    trained, tmp_path, caplog, damage
+):
+    output, _, _ = trained
+    checkpoints = tmp_path / "run" / "checkpoints"
+    shutil.copytree(output / "checkpoints", checkpoints)
+    newest, before = sorted(checkpoints.iterdir(), reverse=True)[:2]
+    if damage == "data cut short":
+        os.truncate(newest / "ckpt.data-00000-of-00001", 100)
+    elif damage == "empty index":
+        os.truncate(newest / "ckpt.index", 0)
+    elif damage == "state.json cut short":
+        os.truncate(newest / "state.json", 10)
+    else:
+        shutil.rmtree(newest)
+        newest.mkdir()
+    saved = load_config(output / "config.yaml")
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        metrics = Trainer(saved, tmp_path / "run").train()
+    assert f"Checkpoint {newest} is damaged" in caplog.text
+    step = int(before.name.split("-")[1])
+    assert f"Restored checkpoint at step {step} of 160" in caplog.text
+    assert metrics["steps"] == 160
+    # With every checkpoint damaged, the error names them.
+    for path in checkpoints.iterdir():
+        os.truncate(path / "state.json", 0)
+    with pytest.raises(ValueError, match=r"every checkpoint in .* is damaged \(ckpt-"):
+        Trainer(saved, tmp_path / "run").train()
+
+
 def test_one_class_is_refused_and_classes_without_rows_warn(
     tmp_path, tiny_proto, caplog
 ):

@@ -79,18 +79,46 @@ class CheckpointManager:
         return final
 
     def restore_latest(self):
-        """Restores the newest checkpoint.
+        """Restores the newest readable checkpoint.
+
+        A damaged one (files cut short by a crash or a full disk) is skipped
+        with a warning, for the one before it.
 
         Returns:
             `(step, state)`, or `None` when there is no checkpoint.
         """
         steps = self.steps()
-        if not steps:
-            return None
-        path = self.path(steps[-1])
-        prefix = os.path.join(path, "ckpt")
+        damaged = []
+        for step in reversed(steps):
+            path = self.path(step)
+            try:
+                return step, self._restore(path)
+            except _Damaged as e:
+                damaged.append(path)
+                logger.warning(
+                    "Checkpoint %s is damaged (%s); trying the one before it.", path, e
+                )
+        if damaged:
+            raise ValueError(
+                f"Cannot resume: every checkpoint in {self.directory} is damaged "
+                f"({', '.join(os.path.basename(p) for p in damaged)}). Delete "
+                f"{self.directory} to start over."
+            )
+        return None
+
+    def _restore(self, path):
         try:
-            saved = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
+            with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as e:  # ValueError: bad JSON.
+            raise _Damaged(f"state.json: {e}") from None
+        prefix = os.path.join(path, "ckpt")
+        try:  # An index that cannot be listed is damaged, whatever the model.
+            listed = tf.train.list_variables(prefix)
+        except (tf.errors.OpError, IndexError) as e:
+            raise _Damaged(f"ckpt.index: {str(e)[:200]}") from None
+        try:
+            saved = {name.split("/")[0] for name, _ in listed}
             missing = [n for n in self.optional if n in self.objects and n not in saved]
             checkpoint = self.checkpoint
             if missing:
@@ -104,6 +132,8 @@ class CheckpointManager:
                 checkpoint = tf.train.Checkpoint(**kept)
             status = checkpoint.read(prefix)
             status.assert_existing_objects_matched()
+        except _DAMAGED_ERRORS as e:
+            raise _Damaged(f"{type(e).__name__}: {str(e)[:200]}") from None
         except (ValueError, AssertionError, tf.errors.OpError) as e:
             raise ValueError(
                 f"Cannot resume from {path}: it does not fit this model, so it "
@@ -111,9 +141,21 @@ class CheckpointManager:
                 f"output directory, or delete {self.directory} to start over. "
                 f"({type(e).__name__}: {str(e)[:300]})"
             ) from None
-        with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
-            state = json.load(f)
-        return steps[-1], state
+        return state
+
+
+class _Damaged(Exception):
+    """A checkpoint's files cannot be read (cut short, missing)."""
+
+
+# Unreadable files, as opposed to a checkpoint of another model. A data file
+# cut short raises IndexError ("Read less bytes than requested").
+_DAMAGED_ERRORS = (
+    IndexError,
+    tf.errors.DataLossError,
+    tf.errors.NotFoundError,
+    tf.errors.OutOfRangeError,
+)
 
 
 def latest_checkpoint_step(directory):
