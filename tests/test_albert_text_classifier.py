@@ -1,6 +1,7 @@
 """AlbertTextClassifier: fit/predict/evaluate on strings, dicts and tf.data."""
 
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -285,6 +286,24 @@ def test_keras_file_round_trip_with_vocabulary(classifier, tmp_path):
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match="truncated.keras' is not a readable"):
         load_classifier(str(truncated))
+    # A zip whose members are damaged (a CRC error, a cut-short member).
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    for name, damage in [
+        ("model.weights.h5", lambda b: b[:100] + bytes(len(b) - 100)),
+        ("config.json", lambda b: b[: len(b) // 2]),
+    ]:
+        damaged = tmp_path / "damaged.keras"
+        with zipfile.ZipFile(damaged, "w") as target:
+            for member, data in members.items():
+                target.writestr(member, damage(data) if member == name else data)
+        with pytest.raises(ValueError, match=r"Cannot load '.*damaged.keras': "):
+            load_classifier(str(damaged))
+    flipped = bytearray(path.read_bytes())  # The middle is in the weights.
+    flipped[len(flipped) // 2] ^= 0xFF
+    damaged.write_bytes(flipped)
+    with pytest.raises(ValueError, match=r"damaged.keras': Bad CRC-32"):
+        load_classifier(str(damaged))
     # Folders that hold a model in another form get a pointer to it.
     with pytest.raises(FileNotFoundError, match=r"holds a trained model: pass '.*"):
         load_classifier(str(tmp_path))

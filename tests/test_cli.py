@@ -9,6 +9,7 @@ import tomllib
 from importlib.metadata import version
 
 import pytest
+import tensorflow as tf
 
 import albert_tf
 from albert_tf.cli import main
@@ -103,4 +104,19 @@ def test_chatter_filter_keeps_lines_that_only_look_alike():
     assert without_import_chatter(text) == (
         "I0 is not a log line\nUserWarning: To enable the following instructions, "
         "see docs\n"
+    )
+
+
+def test_a_tensorflow_error_is_one_line(monkeypatch, capsys):
+    # What a full disk raises while TensorFlow writes a checkpoint or export.
+    def full_disk(args):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "/out/ckpt_temp/part-0; No space left on device"
+        )
+
+    monkeypatch.setattr("albert_tf.serving.commands._inspect", full_disk)
+    assert main(["inspect", "somewhere"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "albert-tf inspect: error: /out/ckpt_temp/part-0; No space left on device"
     )

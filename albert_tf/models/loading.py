@@ -34,13 +34,20 @@ def load_classifier(source, compile=False):
                 f"'{source}' is not a readable `.keras` file: it is not a zip "
                 "archive (truncated, or not a Keras model)."
             )
-        if compile:
-            return keras.saving.load_model(source, compile=True)
-        with warnings.catch_warnings():
-            # The model compiles itself with a fresh optimizer; not restoring
-            # the saved optimizer state is the point of `compile=False`.
-            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            return keras.saving.load_model(source, compile=False)
+        try:
+            if compile:
+                return keras.saving.load_model(source, compile=True)
+            with warnings.catch_warnings():
+                # The model compiles itself with a fresh optimizer; not restoring
+                # the saved optimizer state is the point of `compile=False`.
+                warnings.filterwarnings(
+                    "ignore", "Skipping variable loading for optimizer"
+                )
+                return keras.saving.load_model(source, compile=False)
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            # A zip with damaged members: a CRC error, a cut-short weights
+            # file or config.json, none of which names the model file.
+            raise ValueError(f"Cannot load '{source}': {e}") from e
     from albert_tf.models.text_classifier import TextClassifier
 
     return TextClassifier.from_preset(source)
