@@ -313,6 +313,8 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
     out = capsys.readouterr().out
     assert str(export_base / "2") in out and "SentencepieceOp" in out
     assert f"Signature '{sig.CLASSIFY}' ({sig.CLASSIFY_METHOD})" in out
+    length = classifier.preprocessor.sequence_length
+    assert f"  sequence_length: {length} (pad predict_ids requests to it)" in out
 
     assert (
         cli.main(["export", str(model_path), str(export_base), "--version", "2"]) == 1

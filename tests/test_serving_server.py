@@ -4,6 +4,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -911,6 +912,16 @@ def test_serve_command_answers_and_stops_on_sigterm(export_base, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # --enable-batching takes the export's own batching_parameters.txt.
+    base = shutil.copytree(export_base, tmp_path / "albert")
+    parameters = base / "batching_parameters.txt"
+    text, count = re.subn(
+        r"max_batch_size \{ value: \d+ \}",
+        "max_batch_size { value: 4 }",
+        parameters.read_text(),
+    )
+    assert count == 1, text
+    parameters.write_text(text)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -918,14 +929,12 @@ def test_serve_command_answers_and_stops_on_sigterm(export_base, tmp_path):
             "albert_tf.cli",
             "serve",
             "--model-base-path",
-            str(export_base),
+            str(base),
             "--model-name",
             "albert",
             "--port",
             str(port),
             "--enable-batching",
-            "--max-batch-size",
-            "4",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -940,6 +949,7 @@ def test_serve_command_answers_and_stops_on_sigterm(export_base, tmp_path):
             if line.startswith("Serving 'albert'") or time.monotonic() > deadline:
                 break
         assert lines and lines[-1].startswith("Serving 'albert'"), "".join(lines[-20:])
+        assert f"Batching parameters from {parameters}" in "".join(lines)
         with ServingClient(f"127.0.0.1:{port}", "albert") as client:
             assert client.predict(TEXTS[:2])[sig.LOGITS].shape == (2, 3)
             with pytest.raises(ServingError, match="maximum batch size 4"):

@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import socket
 
+import filelock
 import keras
 import numpy as np
 import pytest
@@ -228,6 +229,20 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
         Trainer(saved, tmp_path / "run").train()
 
 
+def test_a_second_run_into_the_same_output_is_refused(trained, tmp_path):
+    output, _, _ = trained
+    shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")
+    saved = load_config(output / "config.yaml")
+    # Another run (a restarted job whose first is still stopping) holds it.
+    with filelock.FileLock(tmp_path / "run" / ".train.lock", timeout=0):
+        with pytest.raises(ValueError, match=r"Another training run is writing to"):
+            Trainer(saved, tmp_path / "run").train()
+        assert not (tmp_path / "run" / "metrics.json").exists()
+    # Once it ends, the same command goes on, and `train` lets go of the lock.
+    assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
+    assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
+
+
 def test_one_class_is_refused_and_classes_without_rows_warn(
     tmp_path, tiny_proto, caplog
 ):
@@ -258,7 +273,8 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
         ValueError, match=r"other settings \(optimizer.learning_rate: .* -> 0.5\)"
     ):
         Trainer(other, tmp_path / "run").train()
-    assert os.listdir(tmp_path / "run") == ["checkpoints"]  # Nothing written.
+    # Nothing written but the lock.
+    assert sorted(os.listdir(tmp_path / "run")) == [".train.lock", "checkpoints"]
     # The same file name with other rows is another run too.
     data = pathlib.Path(shutil.copy(load_config(saved).data.train, tmp_path))
     short = load_config(saved, overrides={"data.train": str(data), "training.steps": 2})

@@ -63,7 +63,12 @@ def register(subparsers):
         default="127.0.0.1",
         help="Address to bind (default 127.0.0.1; 0.0.0.0 for all).",
     )
-    parser.add_argument("--enable-batching", action="store_true")
+    parser.add_argument(
+        "--enable-batching",
+        action="store_true",
+        help="batch concurrent requests, with the export's batching_parameters.txt "
+        "when it has one",
+    )
     parser.add_argument(
         "--batching-parameters-file",
         help="TF Serving batching parameters (implies batching).",
@@ -108,8 +113,10 @@ def _export(args):
 
 
 def _inspect(args):
+    import json
     import os
 
+    from albert_tf.serving import signatures as sig
     from albert_tf.serving.model_manager import version_folders
     from albert_tf.serving.preflight import preflight
 
@@ -119,19 +126,36 @@ def _inspect(args):
         if versions:
             path = versions[max(versions)]
     print(preflight(path).format())
+    recorded = os.path.join(path, "assets.extra", sig.PREPROCESSING_FILE)
+    if os.path.isfile(recorded):
+        with open(recorded, encoding="utf-8") as f:
+            settings = json.load(f)
+        print(f"Preprocessing (assets.extra/{sig.PREPROCESSING_FILE}):")
+        for key, value in settings.items():
+            note = (
+                " (pad predict_ids requests to it)" if key == "sequence_length" else ""
+            )
+            print(f"  {key}: {json.dumps(value)}{note}")
     return 0
 
 
 def _serve(args):
+    import os
     import signal
     import threading
 
+    from albert_tf.serving import signatures as sig
     from albert_tf.serving.batcher import BatchingParameters
     from albert_tf.serving.dev_server import DevServer
 
     batching = BatchingParameters()
-    if args.batching_parameters_file:
-        batching = BatchingParameters.from_file(args.batching_parameters_file)
+    parameters_file = args.batching_parameters_file
+    beside = os.path.join(args.model_base_path, sig.BATCHING_FILE)
+    if args.enable_batching and not parameters_file and os.path.isfile(beside):
+        parameters_file = beside  # What `export --max-batch-size` wrote.
+    if parameters_file:
+        batching = BatchingParameters.from_file(parameters_file)
+        logger.info("Batching parameters from %s", parameters_file)
     if args.max_batch_size:
         batching.max_batch_size = args.max_batch_size
     server = DevServer(

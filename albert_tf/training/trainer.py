@@ -6,11 +6,13 @@ keras#20585 and keras#21069, and a custom loop gives exact control of
 gradient clipping across replicas and of resuming mid-epoch).
 """
 
+import contextlib
 import json
 import logging
 import os
 import time
 
+import filelock
 import keras
 import tensorflow as tf
 import yaml
@@ -37,6 +39,8 @@ from albert_tf.training.schedule import make_optimizer
 from albert_tf.training.stop_signals import DeferredStop
 
 logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".train.lock"
 
 # `train --skip-bad-rows` on the command line; the config key from Python.
 _SKIP_OPTION = "--skip-bad-rows (data.skip_bad_rows: true)"
@@ -290,9 +294,28 @@ class Trainer:
     def train(self):
         """Runs (or resumes) training; writes the outputs.
 
+        One run at a time writes to an output directory: a second one started
+        meanwhile (a restarted job whose first is still stopping) is refused.
+
         Returns:
             The `metrics.json` content as a dict.
         """
+        with contextlib.ExitStack() as self._held:
+            return self._train()
+
+    def _lock_output_dir(self):
+        """Holds `OUTPUT/.train.lock` until `train` returns (or the process ends)."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        path = os.path.join(self.output_dir, LOCK_FILE)
+        try:
+            self._held.enter_context(filelock.FileLock(path, timeout=0))
+        except filelock.Timeout:
+            raise ValueError(
+                f"Another training run is writing to {self.output_dir} (it holds "
+                f"{path}). Wait for it to end, or pass another output directory."
+            ) from None
+
+    def _train(self):
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         strategy = strategy_lib.make_strategy(cfg.strategy)
@@ -343,6 +366,8 @@ class Trainer:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
         # --- Resume from the newest checkpoint, if any ---
+        if chief:  # Only the chief writes to the output directory.
+            self._lock_output_dir()
         objects = {"model": model, "optimizer": optimizer, "step": step}
         # Dropout's random state is not among the model's checkpointed
         # weights; without it a resumed run draws other masks.
