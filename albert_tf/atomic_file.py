@@ -58,8 +58,23 @@ def _temp_file_beside(path):
 
 def write_bytes(path, data):
     """Writes `data` to `path` whole, or leaves `path` as it was."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+    write_all([(path, data)])
+
+
+def write_all(files):
+    """Writes each `(path, data)` of `files` whole, or none of them.
+
+    All are written to temp files first, then renamed in the order given, so
+    a crash or a full disk never leaves a new file beside an old one.
+    """
+    with contextlib.ExitStack() as renames:
+        for path, data in reversed(files):  # Contexts exit (rename) in reverse.
+            tmp = renames.enter_context(atomic_path(path))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            except OSError as e:  # E.g. a full disk: name the target.
+                raise type(e)(e.errno, f"Cannot write '{path}': {e.strerror}") from None
 
 
 def write_text(path, text):

@@ -7,6 +7,7 @@ import pytest
 
 from albert_tf.atomic_file import atomic_path
 from albert_tf.atomic_file import ensure_writable
+from albert_tf.atomic_file import write_all
 from albert_tf.atomic_file import write_text
 
 
@@ -53,3 +54,20 @@ def test_ensure_writable_creates_folders_and_leaves_no_file(tmp_path):
     path = tmp_path / "a" / "b" / "model.tflite"
     ensure_writable(path)
     assert os.listdir(path.parent) == []
+
+
+def test_write_all_writes_every_file_or_none(tmp_path):
+    old = {tmp_path / "model.json": b"old json", tmp_path / "model.tflite": b"old"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    (tmp_path / "a_file").write_bytes(b"")
+    unwritable = tmp_path / "a_file" / "labels.txt"  # Its folder is a file.
+    new = [(path, b"new " + path.name.encode()) for path in old]
+    with pytest.raises(OSError, match="labels.txt"):
+        write_all(new + [(unwritable, b"labels")])
+    assert {p: p.read_bytes() for p in old} == old  # Nothing replaced.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a_file", "model.json", "model.tflite"]
+    )  # No temp files left.
+    write_all(new)
+    assert [p.read_bytes() for p, _ in new] == [data for _, data in new]

@@ -5,7 +5,7 @@ import json
 import logging
 import os
 
-from albert_tf.atomic_file import write_bytes
+from albert_tf.atomic_file import write_all
 from albert_tf.tflite import converter
 from albert_tf.tflite.quantization_config import QuantizationConfig
 
@@ -133,14 +133,15 @@ def write_build(
     metadata["verification"] = None if verification is None else verification.as_dict()
     labels_path, metadata_path = sidecar_paths(path)
     names = metadata["label_names"] or [str(i) for i in range(metadata["num_classes"])]
-    # Sidecars first: an app that sees the .tflite file also finds them.
+    files = [(labels_path, ("\n".join(names) + "\n").encode("utf-8"))]
     if input_kind == "ids":
         vocabulary = vocabulary_path(path)
-        write_bytes(vocabulary, classifier.preprocessor.tokenizer.proto)
+        files.append((vocabulary, classifier.preprocessor.tokenizer.proto))
         metadata["vocabulary_file"] = os.path.basename(vocabulary)
-    write_bytes(labels_path, ("\n".join(names) + "\n").encode("utf-8"))
-    write_bytes(metadata_path, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
-    write_bytes(path, content)
+    files.append((metadata_path, (json.dumps(metadata, indent=2) + "\n").encode()))
+    # All written before any is renamed, the .tflite file last: an app that
+    # sees it finds its sidecars, and a failed rebuild leaves the old set.
+    write_all(files + [(path, content)])
     logger.info(
         "Wrote %s (%d bytes), %s, %s.", path, len(content), labels_path, metadata_path
     )
