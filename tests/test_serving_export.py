@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -342,6 +343,19 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
         sig.BATCHING_FILE,
         sig.MODELS_CONFIG_FILE,
     ]
+    monkeypatch.undo()
+
+    # Another export takes version 3 while this one writes: this one is 4.
+    save = export_module.tf.saved_model.save
+
+    def racing_save(obj, path, signatures=None):
+        save(obj, path, signatures=signatures)
+        shutil.copytree(export_base / "2", export_base / "3")
+
+    monkeypatch.setattr(export_module.tf.saved_model, "save", racing_save)
+    assert export_classifier(classifier, export_base) == str(export_base / "4")
+    assert (export_base / "4" / "assets.extra" / sig.WARMUP_FILE).is_file()
+    assert not [name for name in os.listdir(export_base) if name.startswith(".tmp")]
 
 
 def test_reexport_keeps_edited_server_files(tmp_path, caplog):

@@ -393,7 +393,8 @@ def export_classifier(
         )
     os.makedirs(export_base, exist_ok=True)
     existing = version_folders(export_base, ready_only=False)
-    if version is None:
+    next_free = version is None
+    if next_free:
         version = max(existing, default=0) + 1
     version = int(version)
     if version < 1:
@@ -451,7 +452,23 @@ def export_classifier(
                 ", ".join(report.non_core_ops) or "none",
             )
             logger.debug("%s", report.format())
-        os.rename(tmp, final)
+        while True:
+            try:
+                os.rename(tmp, final)
+                break
+            except OSError:
+                if not (next_free and os.path.exists(final)):
+                    raise
+                # Another export took this version meanwhile: take the next.
+                taken = version
+                version = max(version_folders(export_base, ready_only=False)) + 1
+                final = os.path.join(export_base, str(version))
+                logger.warning(
+                    "Version %d was written by another export meanwhile; this "
+                    "one is version %d.",
+                    taken,
+                    version,
+                )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
