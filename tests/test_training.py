@@ -19,6 +19,7 @@ from albert_tf.models import load_classifier
 from albert_tf.training import Trainer
 from albert_tf.training import WarmupLinearDecay
 from albert_tf.training import load_config
+from albert_tf.training import metrics as metrics_lib
 from albert_tf.training import train
 from albert_tf.training.checkpoints import CheckpointManager
 from albert_tf.training.checkpoints import latest_checkpoint_step
@@ -241,6 +242,27 @@ def test_a_second_run_into_the_same_output_is_refused(trained, tmp_path):
     # Once it ends, the same command goes on, and `train` lets go of the lock.
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
+
+
+def test_a_crash_while_writing_the_reports_redoes_them_on_rerun(
+    trained, tmp_path, monkeypatch
+):
+    output, _, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(output / "checkpoints", run / "checkpoints")
+    saved = load_config(output / "config.yaml")
+
+    def full_disk(*args, **kwargs):
+        raise OSError("simulated: no space left on device")
+
+    monkeypatch.setattr(metrics_lib, "plot_confusion_matrix", full_disk)
+    with pytest.raises(OSError, match="no space left"):
+        Trainer(saved, run).train()
+    assert not (run / "metrics.json").exists()  # Not marked finished.
+    monkeypatch.undo()
+    Trainer(saved, run).train()
+    for name in ("curves.png", "confusion_matrix.png", "metrics.json"):
+        assert (run / name).stat().st_size > 0
 
 
 def test_one_class_is_refused_and_classes_without_rows_warn(

@@ -640,12 +640,10 @@ class Trainer:
         }
 
     def _write_reports(self, result):
-        """`metrics.json`, loss/accuracy curves and the dev confusion matrix."""
+        """Loss/accuracy curves, the dev confusion matrix, then `metrics.json`,
+        which marks the run finished (a crash before it redoes them all)."""
         history, best = result["history"], result["best"]
         label_names = result["label_names"]
-        metrics_lib.write_json_atomic(
-            os.path.join(self.output_dir, "metrics.json"), result
-        )
         metrics_lib.plot_curves(history, os.path.join(self.output_dir, "curves.png"))
         if best is not None:
             metrics_lib.plot_confusion_matrix(
@@ -654,6 +652,9 @@ class Trainer:
                 os.path.join(self.output_dir, "confusion_matrix.png"),
                 title=f"Dev confusion matrix (step {best['step']})",
             )
+        metrics_lib.write_json_atomic(
+            os.path.join(self.output_dir, "metrics.json"), result
+        )
 
     def _write_config(self):
         text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
