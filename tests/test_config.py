@@ -226,8 +226,15 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     assert "unknown config key 'data.colour'" in err[-1]
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
     assert "config file not found" in capsys.readouterr().err
-    # A typo on the command line is named as such, not as the file's.
+    assert main(["train", "--config", str(tmp_path)]) == 1
+    assert "is a folder; pass a YAML file" in capsys.readouterr().err
     good = _write(tmp_path, MINIMAL)
+    # An output folder under a file fails before any work.
+    (tmp_path / "a_file").write_text("")
+    output = tmp_path / "a_file" / "run"
+    assert main(["train", "--config", str(good), "--output", str(output)]) == 1
+    assert f"'{tmp_path / 'a_file'}' is a file, not a folder" in capsys.readouterr().err
+    # A typo on the command line is named as such, not as the file's.
     assert main(["train", "--config", str(good), "--set", "training.stpes=5"]) == 1
     err = capsys.readouterr().err
     assert f"{good} with training.stpes=5: unknown config key" in err

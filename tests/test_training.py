@@ -398,6 +398,12 @@ def test_evaluate_cli_matches_model_predict(trained, tmp_path, capsys):
     rows = [json.loads(r) for r in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rows] == [2, *range(4, len(texts) + 3)]
     assert skipped["confusion_matrix"] == report["confusion_matrix"]
+    capsys.readouterr()
+    # An unwritable destination fails before the evaluation, not after it.
+    unwritable = tmp_path / "rows.jsonl" / "rows.jsonl"  # Under a file.
+    assert main([*args, "--predictions", str(unwritable)]) == 1
+    out, err = capsys.readouterr()
+    assert "accuracy" not in out and f"Cannot write '{unwritable}'" in err
 
     # Headerless files take column indices, and say so when given names.
     headerless = tmp_path / "headerless.tsv"

@@ -35,7 +35,7 @@ def register(subparsers):
         choices=MODES,
         default="none",
         help="none (float32), float16 (weights), dynamic (int8 weights) or int8 "
-        "(full-integer encoder, calibrated on real texts). Default: none.",
+        "(full-integer encoder, calibrated on real texts).",
     )
     parser.add_argument(
         "--input",

@@ -52,7 +52,8 @@ def register(subparsers):
         "predict",
         help="classify texts with a local model or a TF Serving server",
         usage="albert-tf predict MODEL [TEXT ...] [--file F] [--format table|jsonl]\n"
-        "       albert-tf predict --server HOST:PORT --model-name NAME [TEXT ...]",
+        "       albert-tf predict --server HOST:PORT --model-name NAME [TEXT ...] "
+        "[--file F] [--wait S] [--timeout S]",
     )
     parser.add_argument(
         "inputs",
@@ -63,7 +64,7 @@ def register(subparsers):
     parser.add_argument(
         "--file",
         help="texts to classify: one per line (- reads standard input), or a "
-        "TSV/CSV/JSONL file read with --text-column",
+        "TSV/CSV/JSONL/TFRecord file read with --text-column",
     )
     add_column_arguments(parser)
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
@@ -221,11 +222,15 @@ def run_train(args):
 
 
 def run_evaluate(args):
+    from albert_tf.atomic_file import ensure_writable
     from albert_tf.models import class_names
     from albert_tf.training import data_files
     from albert_tf.training import evaluation
     from albert_tf.training import metrics as metrics_lib
 
+    for path in (args.output, args.predictions, args.plot):
+        if path:  # Before the evaluation, not after it.
+            ensure_writable(path)
     model = evaluation.load_text_classifier(args.model)
     label_names = class_names(model)
     data = data_files.read_labelled_text(

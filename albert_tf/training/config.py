@@ -458,6 +458,8 @@ def load_config(path=None, overrides=None, data=None):
     base_dir = os.getcwd()
     if path is not None:
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"config '{path}' is a folder; pass a YAML file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file not found: '{path}'")
         with open(path, encoding="utf-8") as f:

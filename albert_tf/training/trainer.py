@@ -317,6 +317,7 @@ class Trainer:
 
     def _train(self):
         cfg = self.config
+        _check_output_dir(self.output_dir)  # Now, not after loading the data.
         keras.utils.set_random_seed(cfg.seed)
         strategy = strategy_lib.make_strategy(cfg.strategy)
         chief = self.is_chief = strategy_lib.is_chief(strategy)
@@ -667,6 +668,17 @@ class Trainer:
             model = _float32_copy(model)
         save_model_atomic(model, path)
         logger.info("Saved model %s", path)
+
+
+def _check_output_dir(path):
+    """Fails, naming it, if a file stands where the output folder goes."""
+    ancestor = os.path.abspath(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(
+            f"Cannot write outputs to '{path}': '{ancestor}' is a file, not a folder."
+        )
 
 
 def train(config, output_dir=None, overrides=None):
