@@ -2,7 +2,10 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
+
+TEMP_PREFIX = ".tmp-"  # Hidden: servers and globs skip it.
 
 
 @contextlib.contextmanager
@@ -25,10 +28,39 @@ def atomic_path(path):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        fsync(tmp)  # On disk before the rename, or a power cut may empty it.
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_temp_leftovers(folder):
+    """Deletes the `.tmp-*` files and folders that killed writers left in
+    `folder`. Only for a folder no other process writes to meanwhile."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith(TEMP_PREFIX):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+def fsync(path):
+    """Flushes a file's (or a folder's entries') data to disk, where the OS can."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # E.g. folders on Windows.
+        pass
+    finally:
+        os.close(fd)
 
 
 def ensure_writable(path):
@@ -48,7 +80,7 @@ def _temp_file_beside(path):
         os.makedirs(directory, exist_ok=True)
         # The suffix keeps the extension, which Keras and matplotlib read.
         fd, tmp = tempfile.mkstemp(
-            prefix=".tmp-", suffix=os.path.basename(path), dir=directory
+            prefix=TEMP_PREFIX, suffix=os.path.basename(path), dir=directory
         )
     except OSError as e:  # Name the target, not the temp file.
         raise type(e)(e.errno, f"Cannot write '{path}': {e.strerror}") from None

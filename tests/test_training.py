@@ -234,13 +234,20 @@ def test_a_second_run_into_the_same_output_is_refused(trained, tmp_path):
     output, _, _ = trained
     shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")
     saved = load_config(output / "config.yaml")
+    leftover = tmp_path / "run" / "checkpoints" / ".tmp-ckpt-200-x"
+    leftover.mkdir()  # What the other run may be writing.
+    half_model = tmp_path / "run" / ".tmp-x1model.keras"
+    half_model.write_bytes(b"PK")
     # Another run (a restarted job whose first is still stopping) holds it.
     with filelock.FileLock(tmp_path / "run" / ".train.lock", timeout=0):
         with pytest.raises(ValueError, match=r"Another training run is writing to"):
             Trainer(saved, tmp_path / "run").train()
         assert not (tmp_path / "run" / "metrics.json").exists()
+        assert leftover.exists()
     # Once it ends, the same command goes on, and `train` lets go of the lock.
+    # What a killed run left half-written is then deleted.
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
+    assert not leftover.exists() and not half_model.exists()
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
 
 

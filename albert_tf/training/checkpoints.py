@@ -16,6 +16,8 @@ import tempfile
 
 import tensorflow as tf
 
+from albert_tf.atomic_file import fsync
+
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
@@ -67,9 +69,12 @@ class CheckpointManager:
             if not self.is_chief:
                 return None
             final = self.path(step)
+            for name in os.listdir(tmp):  # On disk before the rename.
+                fsync(os.path.join(tmp, name))
             if os.path.exists(final):
                 shutil.rmtree(final)
             os.rename(tmp, final)
+            fsync(self.directory)
         finally:
             if os.path.exists(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import yaml
 
 from albert_tf.atomic_file import atomic_path
+from albert_tf.atomic_file import remove_temp_leftovers
 from albert_tf.atomic_file import write_text
 from albert_tf.training import data_files
 from albert_tf.training import data_pipeline
@@ -382,6 +383,9 @@ class Trainer:
             keep=cfg.training.keep_checkpoints,
             is_chief=chief,
         )
+        if chief:  # Holding the lock: temp files here are from killed runs.
+            remove_temp_leftovers(self.output_dir)
+            remove_temp_leftovers(manager.directory)
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
         fingerprint["data.train (sha256 of its contents)"] = file_digest(cfg.data.train)
