@@ -356,6 +356,17 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
     assert export_classifier(classifier, export_base) == str(export_base / "4")
     assert (export_base / "4" / "assets.extra" / sig.WARMUP_FILE).is_file()
     assert not [name for name in os.listdir(export_base) if name.startswith(".tmp")]
+    monkeypatch.undo()
+
+    # Killed at the version's rename: its server files are already there.
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(export_module.os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_classifier(classifier, fresh)
+    assert sorted(os.listdir(fresh)) == [sig.BATCHING_FILE, sig.MODELS_CONFIG_FILE]
 
 
 def test_reexport_keeps_edited_server_files(tmp_path, caplog):

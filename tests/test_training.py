@@ -107,6 +107,7 @@ def test_checkpoint_manager_keeps_only_the_newest(tmp_path, caplog):
         "ckpt-00001000",
     ]
     assert manager.steps() == [15, 100, 1000]
+    assert {p.stat().st_mode & 0o777 for p in directory.iterdir()} == {0o755}
     assert latest_checkpoint_step(str(directory)) == 1000
     value.assign(-1.0)
     assert manager.restore_latest() == (1000, {"step": 1000})

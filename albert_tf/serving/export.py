@@ -452,6 +452,16 @@ def export_classifier(
                 ", ".join(report.non_core_ops) or "none",
             )
             logger.debug("%s", report.format())
+        # Before the version appears: a crash right after its rename would
+        # leave a servable version without them.
+        _write_server_files(
+            export_base,
+            model_name,
+            {
+                "max_batch_size": max_batch_size,
+                "batch_timeout_micros": batch_timeout_micros,
+            },
+        )
         while True:
             try:
                 os.rename(tmp, final)
@@ -472,13 +482,5 @@ def export_classifier(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_server_files(
-        export_base,
-        model_name,
-        {
-            "max_batch_size": max_batch_size,
-            "batch_timeout_micros": batch_timeout_micros,
-        },
-    )
     logger.info("Exported '%s' version %d to %s", model_name, version, final)
     return final

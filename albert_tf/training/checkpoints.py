@@ -62,6 +62,7 @@ class CheckpointManager:
         if parent:
             os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".tmp-ckpt-{step}-", dir=parent)
+        os.chmod(tmp, 0o755)  # Not mkdtemp's 0700, as the other outputs.
         try:
             self.checkpoint.write(os.path.join(tmp, "ckpt"))
             with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
