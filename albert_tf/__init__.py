@@ -6,9 +6,10 @@ from albert_tf.native_logs import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # Also registers the tf-text ops SavedModels need.
 
-from albert_tf import layers  # noqa: E402  (after TensorFlow is imported quietly)
-from albert_tf import models  # noqa: E402  (after TensorFlow is imported quietly)
-from albert_tf import tokenizers  # noqa: E402  (after TensorFlow is imported quietly)
+# After TensorFlow is imported quietly.
+from albert_tf import layers  # noqa: E402
+from albert_tf import models  # noqa: E402
+from albert_tf import tokenizers  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -35,18 +35,29 @@ def atomic_path(path):
             os.remove(tmp)
 
 
-def remove_temp_leftovers(folder):
+def remove_temp_leftovers(folder, names=None):
     """Deletes the `.tmp-*` files and folders that killed writers left in
-    `folder`. Only for a folder no other process writes to meanwhile."""
+    `folder` (only temp files of `names`, if given). Only while no other
+    process writes them."""
     if not os.path.isdir(folder):
         return
     for name in os.listdir(folder):
-        if name.startswith(TEMP_PREFIX):
+        if name.startswith(TEMP_PREFIX) and (
+            names is None or name.endswith(tuple(names))
+        ):
             path = os.path.join(folder, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.remove(path)
+
+
+def open_folder_mode():
+    """What `mkdir` would give a folder (0777 less the umask), for folders
+    made by `mkdtemp` (private 0700) that others must read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def fsync(path):

@@ -107,7 +107,7 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from tensorflow import errors as tf_errors
+    import tensorflow as tf
 
     try:
         return args.func(args) or 0
@@ -115,7 +115,7 @@ def main(argv=None):
         # Bad input, or a path or port that cannot be used: one clear line.
         print(f"albert-tf {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except tf_errors.OpError as e:  # E.g. a full disk while TF writes a file.
+    except tf.errors.OpError as e:  # E.g. a full disk while TF writes a file.
         print(f"albert-tf {args.command}: error: {e.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:

@@ -4,7 +4,8 @@ Before absl logging is set up, TensorFlow's C++ code writes INFO lines
 (oneDNN, CUDA stubs, CPU features) straight to file descriptor 2, whatever
 `TF_CPP_MIN_LOG_LEVEL` says, and prints them twice. They would open every
 `albert-tf` command's output. Only those lines are dropped: warnings and errors
-printed during the import are passed on. `TF_CPP_MIN_LOG_LEVEL=0` keeps them all.
+printed during the import are passed on, after it. `TF_CPP_MIN_LOG_LEVEL=0` keeps
+everything as TensorFlow prints it (to see why an import crashes the process).
 """
 
 import os
@@ -31,20 +32,26 @@ def without_import_chatter(text):
 def import_tensorflow_quietly():
     """Imports `tensorflow` and `tensorflow_text` (once per process) with file
     descriptor 2 captured, then writes back all but the INFO lines."""
-    # Already imported, or INFO asked for: nothing to keep quiet.
-    quiet = "tensorflow" not in sys.modules
+    # Already imported, INFO asked for, or no stderr (a daemon, pythonw).
+    quiet = "tensorflow" not in sys.modules and sys.stderr is not None
     quiet = quiet and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
     if quiet:
         sys.stderr.flush()
         try:
+            captured = tempfile.TemporaryFile()
+        except OSError:  # No writable temp folder.
+            quiet = False
+    if quiet:
+        try:
             saved = os.dup(2)
-        except OSError:  # No fd 2 (a daemon).
+        except OSError:  # fd 2 closed.
+            captured.close()
             quiet = False
     if not quiet:
         import tensorflow_text  # noqa: F401
 
         return
-    with tempfile.TemporaryFile() as captured:
+    with captured:
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow  # noqa: F401

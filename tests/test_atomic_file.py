@@ -71,3 +71,17 @@ def test_write_all_writes_every_file_or_none(tmp_path):
     )  # No temp files left.
     write_all(new)
     assert [p.read_bytes() for p, _ in new] == [data for _, data in new]
+
+
+def test_write_all_renames_in_the_order_given(tmp_path, monkeypatch):
+    renamed = []
+    replace = os.replace
+
+    def recording_replace(src, dst):
+        renamed.append(os.path.basename(dst))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    names = ["m.json", "m.labels.txt", "m.tflite"]  # The model last.
+    write_all([(tmp_path / name, b"x") for name in names])
+    assert renamed == names

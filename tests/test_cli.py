@@ -84,6 +84,17 @@ def test_import_passes_on_other_native_output():
     assert "chatter" not in stderr
 
 
+def test_import_works_with_stderr_closed():
+    code = "import albert_tf; print('imported')"
+    result = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -c \"{code}\" 2>&-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "imported"
+
+
 def test_import_after_tensorflow_still_registers_the_tf_text_ops():
     prelude = "import sys, tensorflow\nassert 'tensorflow_text' not in sys.modules"
     code = f"{prelude}\nimport albert_tf\nprint('tensorflow_text' in sys.modules)"

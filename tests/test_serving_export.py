@@ -316,6 +316,7 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
     assert f"Signature '{sig.CLASSIFY}' ({sig.CLASSIFY_METHOD})" in out
     length = classifier.preprocessor.sequence_length
     assert f"  sequence_length: {length} (pad predict_ids requests to it)" in out
+    assert "\n  lowercase: true\n" in out
 
     assert (
         cli.main(["export", str(model_path), str(export_base), "--version", "2"]) == 1
@@ -354,6 +355,21 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
 
     monkeypatch.setattr(export_module.tf.saved_model, "save", racing_save)
     assert export_classifier(classifier, export_base) == str(export_base / "4")
+    monkeypatch.undo()
+    # A version asked for is not moved: that is an error.
+    with pytest.raises(FileExistsError, match="Version folder already exists"):
+        export_classifier(classifier, export_base, version=3)
+    (export_base / "5").write_text("")  # A plain file takes the next number.
+    assert export_classifier(classifier, export_base) == str(export_base / "6")
+
+    def racing_save_to_8(obj, path, signatures=None):
+        save(obj, path, signatures=signatures)
+        shutil.copytree(export_base / "2", export_base / "8")
+
+    monkeypatch.setattr(export_module.tf.saved_model, "save", racing_save_to_8)
+    with pytest.raises(OSError):  # Taken meanwhile, and asked for: not moved.
+        export_classifier(classifier, export_base, version=8)
+    assert not (export_base / "9").exists()
     assert (export_base / "4" / "assets.extra" / sig.WARMUP_FILE).is_file()
     assert not [name for name in os.listdir(export_base) if name.startswith(".tmp")]
     monkeypatch.undo()

@@ -115,6 +115,11 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         reference = classifier.predict((texts, pairs), verbose=0)
         np.testing.assert_allclose(got["logits"], reference, atol=1e-4, rtol=0)
         assert np.abs(got["logits"] - logits["ids"]).max() > 1e-3
+        # One pair given as two bare strings is one row.
+        one = model.predict(
+            texts[0], preprocessor=classifier.preprocessor, pairs=pairs[0]
+        )
+        np.testing.assert_allclose(one["logits"], got["logits"][:1], atol=1e-5, rtol=0)
         with pytest.raises(ValueError, match="pass the second texts as `pairs=`"):
             model.predict([(texts[0], pairs[0])], preprocessor=classifier.preprocessor)
         text_build = tflite.TFLiteClassifier(tflite.convert(classifier, config))

@@ -199,7 +199,13 @@ def test_resuming_another_configs_checkpoints_is_a_clear_error(
 
 @pytest.mark.parametrize(
     "damage",
-    ["data cut short", "empty index", "state.json cut short", "emptied"],
+    [
+        "data cut short",
+        "data missing",
+        "empty index",
+        "state.json cut short",
+        "emptied",
+    ],
 )
 def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
     trained, tmp_path, caplog, damage
@@ -210,6 +216,8 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
     newest, before = sorted(checkpoints.iterdir(), reverse=True)[:2]
     if damage == "data cut short":
         os.truncate(newest / "ckpt.data-00000-of-00001", 100)
+    elif damage == "data missing":
+        os.remove(newest / "ckpt.data-00000-of-00001")
     elif damage == "empty index":
         os.truncate(newest / "ckpt.index", 0)
     elif damage == "state.json cut short":
@@ -224,8 +232,12 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
     step = int(before.name.split("-")[1])
     assert f"Restored checkpoint at step {step} of 160" in caplog.text
     assert metrics["steps"] == 160
+    # Moved aside, kept for a look, and out of the way of pruning: the
+    # checkpoints the resumed run saved are complete.
+    assert (checkpoints / f".damaged-{newest.name}").is_dir()
+    assert latest_checkpoint_step(str(checkpoints)) == 160
     # With every checkpoint damaged, the error names them.
-    for path in checkpoints.iterdir():
+    for path in checkpoints.glob("ckpt-*"):
         os.truncate(path / "state.json", 0)
     with pytest.raises(ValueError, match=r"every checkpoint in .* is damaged \(ckpt-"):
         Trainer(saved, tmp_path / "run").train()
@@ -249,6 +261,7 @@ def test_a_second_run_into_the_same_output_is_refused(trained, tmp_path):
     # What a killed run left half-written is then deleted.
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
     assert not leftover.exists() and not half_model.exists()
+    assert (tmp_path / "run" / ".train.lock").exists()  # Not a leftover.
     assert Trainer(saved, tmp_path / "run").train()["steps"] == 160
 
 

@@ -130,6 +130,8 @@ def _inspect(args):
     if os.path.isfile(recorded):
         with open(recorded, encoding="utf-8") as f:
             settings = json.load(f)
+        if not isinstance(settings, dict):
+            raise ValueError(f"{recorded}: expected a JSON object of settings")
         print(f"Preprocessing (assets.extra/{sig.PREPROCESSING_FILE}):")
         for key, value in settings.items():
             note = (

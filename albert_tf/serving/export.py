@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
 from tensorflow.core.protobuf import saved_model_pb2
 
+from albert_tf.atomic_file import open_folder_mode
 from albert_tf.atomic_file import write_text
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.model_manager import version_folders
@@ -396,6 +397,8 @@ def export_classifier(
     next_free = version is None
     if next_free:
         version = max(existing, default=0) + 1
+        while os.path.exists(os.path.join(export_base, str(version))):
+            version += 1  # A plain file of that name, say.
     version = int(version)
     if version < 1:
         raise ValueError(f"`version` must be a positive integer. Received: {version}")
@@ -410,7 +413,7 @@ def export_classifier(
     functions = _ServingFunctions(classifier)
     # Hidden temp name: TF Serving and our server only load integer names.
     tmp = tempfile.mkdtemp(dir=export_base, prefix=f".tmp-{version}-")
-    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide it from a server user.
+    os.chmod(tmp, open_folder_mode())  # 0700 would hide it from a server user.
     try:
         tf.saved_model.save(
             functions.trackable(), tmp, signatures=functions.concrete_functions()
@@ -471,7 +474,10 @@ def export_classifier(
                     raise
                 # Another export took this version meanwhile: take the next.
                 taken = version
-                version = max(version_folders(export_base, ready_only=False)) + 1
+                newest = version_folders(export_base, ready_only=False)
+                version = max([version, *newest]) + 1
+                while os.path.exists(os.path.join(export_base, str(version))):
+                    version += 1  # A plain file of that name, say.
                 final = os.path.join(export_base, str(version))
                 logger.warning(
                     "Version %d was written by another export meanwhile; this "

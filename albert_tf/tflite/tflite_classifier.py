@@ -74,6 +74,8 @@ class TFLiteClassifier:
             )
         # One text is one row, as in `ServingClient.predict` and `predict`.
         texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        if isinstance(pairs, (str, bytes)):
+            pairs = [pairs]
         if any(isinstance(text, (tuple, list)) for text in texts):
             raise ValueError(
                 "Received a list of pairs; pass the second texts as `pairs=` "

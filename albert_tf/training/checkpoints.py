@@ -17,6 +17,7 @@ import tempfile
 import tensorflow as tf
 
 from albert_tf.atomic_file import fsync
+from albert_tf.atomic_file import open_folder_mode
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class CheckpointManager:
         if parent:
             os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".tmp-ckpt-{step}-", dir=parent)
-        os.chmod(tmp, 0o755)  # Not mkdtemp's 0700, as the other outputs.
+        os.chmod(tmp, open_folder_mode())
         try:
             self.checkpoint.write(os.path.join(tmp, "ckpt"))
             with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
@@ -101,8 +102,17 @@ class CheckpointManager:
                 return step, self._restore(path)
             except _Damaged as e:
                 damaged.append(path)
+                aside = os.path.join(
+                    self.directory, f".damaged-{os.path.basename(path)}"
+                )
+                if self.is_chief:  # Out of the way of pruning and resuming.
+                    shutil.rmtree(aside, ignore_errors=True)
+                    os.rename(path, aside)
                 logger.warning(
-                    "Checkpoint %s is damaged (%s); trying the one before it.", path, e
+                    "Checkpoint %s is damaged (%s)%s; trying the one before it.",
+                    path,
+                    e,
+                    f", moved to {aside}" if self.is_chief else "",
                 )
         if damaged:
             raise ValueError(
@@ -116,11 +126,13 @@ class CheckpointManager:
         try:
             with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
                 state = json.load(f)
-        except (OSError, ValueError) as e:  # ValueError: bad JSON.
+        except (FileNotFoundError, ValueError) as e:  # ValueError: bad JSON.
             raise _Damaged(f"state.json: {e}") from None
         prefix = os.path.join(path, "ckpt")
         try:  # An index that cannot be listed is damaged, whatever the model.
             listed = tf.train.list_variables(prefix)
+        except tf.errors.PermissionDeniedError:
+            raise
         except (tf.errors.OpError, IndexError) as e:
             raise _Damaged(f"ckpt.index: {str(e)[:200]}") from None
         try:
@@ -141,6 +153,8 @@ class CheckpointManager:
         except _DAMAGED_ERRORS as e:
             raise _Damaged(f"{type(e).__name__}: {str(e)[:200]}") from None
         except (ValueError, AssertionError, tf.errors.OpError) as e:
+            if type(e) is tf.errors.OpError:  # No status code: a missing file.
+                raise _Damaged(str(e)[:200]) from None
             raise ValueError(
                 f"Cannot resume from {path}: it does not fit this model, so it "
                 "was probably written with another config. Pass another "

@@ -104,12 +104,14 @@ def file_digest(path):
     return digest.hexdigest()[:16]
 
 
-def check_workers_agree(strategy, config, data_digest, step, total_steps):
+def check_workers_agree(strategy, config, data_digest, step, total_steps, refused=None):
     """Refuses a cluster whose workers would not train one model together.
 
     Other settings (paths aside: machines mount data elsewhere), other data,
     or another start step (a worker that resumed from its own, empty output
     folder) would average gradients of different runs, or hang collectives.
+    `refused`: why the chief cannot write its output folder, or `None`; every
+    worker then fails with it instead of waiting for the chief.
     """
     shared = {
         k: v
@@ -118,8 +120,16 @@ def check_workers_agree(strategy, config, data_digest, step, total_steps):
     }
     shared.update(data=data_digest, step=step, total_steps=total_steps)
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).digest()
-    mine = tf.constant([int.from_bytes(digest[:4], "little"), step], tf.int64)
+    mine = tf.constant(
+        [int.from_bytes(digest[:4], "little"), step, refused is not None], tf.int64
+    )
     everyone = strategy.gather(strategy.run(lambda: mine[None]), axis=0).numpy()
+    if everyone[:, 2].any():
+        raise ValueError(
+            refused
+            or "The chief's output folder is in use by another training run; "
+            "see the chief's log."
+        )
     if (everyone != everyone[0]).any():
         raise ValueError(
             "The workers disagree on the run: settings or data (hashes "

@@ -42,6 +42,14 @@ from albert_tf.training.stop_signals import DeferredStop
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".train.lock"
+# What `train` writes at the top of its output folder (by temp file, rename).
+OUTPUT_FILES = (
+    "model.keras",
+    "metrics.json",
+    "config.yaml",
+    "curves.png",
+    "confusion_matrix.png",
+)
 
 # `train --skip-bad-rows` on the command line; the config key from Python.
 _SKIP_OPTION = "--skip-bad-rows (data.skip_bad_rows: true)"
@@ -301,22 +309,24 @@ class Trainer:
         Returns:
             The `metrics.json` content as a dict.
         """
-        with contextlib.ExitStack() as self._held:
-            return self._train()
+        with contextlib.ExitStack() as held:
+            return self._train(held)
 
-    def _lock_output_dir(self):
-        """Holds `OUTPUT/.train.lock` until `train` returns (or the process ends)."""
+    def _lock_output_dir(self, held):
+        """Holds `OUTPUT/.train.lock` until `train` returns (or the process
+        ends). Returns why it cannot, or `None`."""
         os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, LOCK_FILE)
         try:
-            self._held.enter_context(filelock.FileLock(path, timeout=0))
+            held.enter_context(filelock.FileLock(path, timeout=0))
         except filelock.Timeout:
-            raise ValueError(
+            return (
                 f"Another training run is writing to {self.output_dir} (it holds "
                 f"{path}). Wait for it to end, or pass another output directory."
-            ) from None
+            )
+        return None
 
-    def _train(self):
+    def _train(self, held):
         cfg = self.config
         _check_output_dir(self.output_dir)  # Now, not after loading the data.
         keras.utils.set_random_seed(cfg.seed)
@@ -368,8 +378,13 @@ class Trainer:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
         # --- Resume from the newest checkpoint, if any ---
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        refused = None
         if chief:  # Only the chief writes to the output directory.
-            self._lock_output_dir()
+            refused = self._lock_output_dir(held)
+            if refused and not multi_worker:
+                raise ValueError(refused)
+            # The other workers learn of a refusal in `check_workers_agree`.
         objects = {"model": model, "optimizer": optimizer, "step": step}
         # Dropout's random state is not among the model's checkpointed
         # weights; without it a resumed run draws other masks.
@@ -381,10 +396,10 @@ class Trainer:
             objects,
             optional=("dropout_rng",),
             keep=cfg.training.keep_checkpoints,
-            is_chief=chief,
+            is_chief=chief and not refused,
         )
-        if chief:  # Holding the lock: temp files here are from killed runs.
-            remove_temp_leftovers(self.output_dir)
+        if chief and not refused:  # Locked: temp files are from killed runs.
+            remove_temp_leftovers(self.output_dir, OUTPUT_FILES)
             remove_temp_leftovers(manager.directory)
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
@@ -399,10 +414,11 @@ class Trainer:
         eval_pending = state.get("eval_pending", False)  # Stopped before its eval.
         _seed_replicas_apart(strategy, random_states)
         start_step = int(step.numpy())
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         if multi_worker:
             digest = fingerprint["data.train (sha256 of its contents)"]
-            check_workers_agree(strategy, cfg, digest, start_step, total_steps)
+            check_workers_agree(
+                strategy, cfg, digest, start_step, total_steps, refused=refused
+            )
         if start_step >= total_steps and resumed:
             metrics_path = os.path.join(self.output_dir, "metrics.json")
             done = all(
