@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import filelock
 import numpy as np
 import pytest
 
@@ -589,6 +590,13 @@ def test_workers_that_disagree_are_refused_before_training(tmp_path, tiny_proto)
     for code, _, err in _run_workers([longer, longer], outputs):
         assert code == 1, err[-3000:]
         assert "start step (steps [0, 4])" in err
+    # The chief cannot lock its output folder: every worker fails, none waits.
+    with filelock.FileLock(tmp_path / "chief" / ".train.lock", timeout=0):
+        results = _run_workers([overrides, overrides], outputs)
+    (chief_code, _, chief_err), (code, _, err) = results
+    assert chief_code == code == 1, err[-3000:]
+    assert "Another training run is writing to" in chief_err
+    assert "The chief's output folder is in use by another training run" in err
 
 
 def test_a_worker_whose_port_is_taken_names_it(tmp_path, tiny_proto):
