@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -361,7 +362,30 @@ def with_version_label(request, label):
     return request
 
 
+def declared_text(dims, values):
+    """A text input whose shape is declared apart from its values."""
+    request = predict_request({})
+    tensor = request.inputs[sig.TEXT]
+    tensor.dtype = tf.string.as_datatype_enum
+    tensor.tensor_shape.dim.extend(
+        tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims
+    )
+    tensor.string_val.extend(values)
+    return request
+
+
 BAD_REQUESTS = {
+    # make_ndarray would repeat the value a billion times (out of memory).
+    "shape larger than its values": (
+        declared_text([10**9], [b"a"]),
+        "INVALID_ARGUMENT",
+        "shape [1000000000] has 1000000000 elements but 1 values were sent",
+    ),
+    "negative dimension": (
+        declared_text([-1], [b"a"]),
+        "INVALID_ARGUMENT",
+        "negative dimension",
+    ),
     "version label": (
         with_version_label(predict_request({sig.TEXT: text_tensor(["a"])}), "stable"),
         "INVALID_ARGUMENT",
@@ -530,6 +554,38 @@ class EchoServable:
 
 def batched_call(batcher, servable, signature, rows):
     return batcher.run(servable, signature, {"x": np.array(rows, object)}, len(rows))
+
+
+def test_batcher_stop_fails_the_requests_still_queued():
+    """On shutdown the batch running finishes; queued callers get UNAVAILABLE
+    instead of waiting forever (which kept the server process alive)."""
+    release = threading.Event()
+
+    class SlowServable(EchoServable):
+        def run(self, signature, inputs):
+            release.wait(TIMEOUT)
+            return super().run(signature, inputs)
+
+    servable = SlowServable()
+    batcher = Batcher(
+        BatchingParameters(
+            max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1
+        )
+    )
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:  # 4 calls, stop.
+        calls = [
+            pool.submit(batched_call, batcher, servable, "a", [str(i).encode()])
+            for i in range(4)
+        ]
+        time.sleep(0.3)  # The first runs; the others are queued.
+        stopping = pool.submit(batcher.stop)
+        time.sleep(0.3)
+        release.set()
+        stopping.result(timeout=TIMEOUT)
+        results = [call.exception(timeout=TIMEOUT) for call in calls]
+    assert results.count(None) == len(servable.runs) >= 1
+    refused = [e for e in results if e is not None]
+    assert refused and all(e.code == "UNAVAILABLE" for e in refused)
 
 
 def test_batcher_waits_no_longer_than_its_timeout():

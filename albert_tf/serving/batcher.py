@@ -162,6 +162,19 @@ class Batcher:
             start = stop
 
     def stop(self):
+        """Stops the workers after their current batch; requests still
+        queued fail with UNAVAILABLE (their callers would wait forever)."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
+        left = [self._pending] if self._pending else []
+        self._pending = None
+        while True:
+            try:
+                left.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for task in left:
+            task.future.set_exception(
+                RequestError("UNAVAILABLE", "The server is shutting down; retry.")
+            )

@@ -118,7 +118,11 @@ class ModelServer:
         name = request.model_spec.signature_name or sig.PREDICT
         servable.signature(name)
         try:
+            for key, proto in request.inputs.items():
+                _check_value_count(key, proto)
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        except RequestError:
+            raise
         except Exception as e:  # Malformed TensorProto.
             raise RequestError(
                 "INVALID_ARGUMENT", f"Malformed input tensor: {e}"
@@ -418,3 +422,37 @@ class DevServer:
 
     def __exit__(self, *exc):
         self.stop(grace=1.0)
+
+
+def _check_value_count(key, proto):
+    """Refuses a tensor that declares more elements than it holds values:
+    `make_ndarray` would repeat the last value to fill the shape, so a few
+    bytes could ask for gigabytes."""
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if any(size < 0 for size in shape):
+        raise RequestError(
+            "INVALID_ARGUMENT", f"Input '{key}': negative dimension in {shape}"
+        )
+    declared = int(np.prod(shape, dtype=np.int64))
+    if proto.tensor_content:
+        item = tf.dtypes.as_dtype(proto.dtype).size
+        given = len(proto.tensor_content) // max(item, 1)
+    else:
+        given = max(
+            len(getattr(proto, field))
+            for field in (
+                "string_val",
+                "int_val",
+                "int64_val",
+                "float_val",
+                "double_val",
+                "bool_val",
+                "half_val",
+            )
+        )
+    if declared > max(given, 1):
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            f"Input '{key}': shape {shape} has {declared} elements but "
+            f"{given} values were sent",
+        )
