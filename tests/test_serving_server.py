@@ -2,6 +2,7 @@
 
 import base64
 import concurrent.futures
+import http.client
 import json
 import os
 import re
@@ -800,6 +801,52 @@ REST_BAD_REQUESTS = {
         "only one of 'inputs' or 'instances'",
     ),
 }
+
+
+def test_stop_lets_an_in_flight_rest_request_finish(export_base):
+    server = DevServer("albert", export_base, port=0, rest_port=0)
+    server.start()
+    texts = [f"text number {i} of a long request" for i in range(20000)]
+
+    def timed_call():
+        reply = rest_call(server, ":predict", {"instances": texts})
+        return reply, time.monotonic()
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            call = pool.submit(timed_call)
+            time.sleep(0.3)  # Received and running (it takes seconds).
+            server.stop(grace=TIMEOUT)
+            stopped = time.monotonic()
+            (status, reply), answered = call.result(timeout=TIMEOUT)
+    finally:
+        server.stop(grace=0)
+    assert status == 200 and len(reply["predictions"]) == len(texts)
+    # stop() returned once the reply was out, not before (the process would
+    # then have exited and cut it off).
+    assert answered - stopped < 1.0
+
+
+def test_rest_malformed_http_gets_400_at_once(server):
+    def raw(body, length):
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", server.rest_port, timeout=TIMEOUT
+        )
+        try:
+            connection.putrequest("POST", "/v1/models/albert:predict")
+            connection.putheader("Content-Length", length)
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return response.status, json.load(response)["error"]
+        finally:
+            connection.close()
+
+    # read(-1) used to wait for the client to hang up.
+    status, error = raw(b"{}", "-1")
+    assert status == 400 and "Content-Length is not a non-negative number" in error
+    deep = b"[" * 5000 + b"]" * 5000  # A RecursionError used to give a 500.
+    status, error = raw(deep, str(len(deep)))
+    assert status == 400 and "Body is not JSON" in error
 
 
 @pytest.mark.parametrize("case", sorted(REST_BAD_REQUESTS))

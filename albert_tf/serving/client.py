@@ -96,6 +96,10 @@ class ServingClient:
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.max_receive_message_length", max_message_bytes),
+                # Retry a server that is not up yet every second at most, so
+                # `wait_until_ready` sees it soon after it starts listening
+                # (gRPC's backoff grows to 2 minutes).
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(

@@ -412,7 +412,7 @@ class DevServer:
     def stop(self, grace=5.0):
         """Stops taking requests, lets in-flight ones finish (up to `grace` s)."""
         if self._rest is not None:
-            self._rest.stop()
+            self._rest.stop(grace)
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
         self.model.stop()

@@ -171,13 +171,37 @@ def _feature(key, value):
     )
 
 
+class _CountingHTTPServer(http.server.ThreadingHTTPServer):
+    """Counts requests in flight, so a stop can wait for them: handler
+    threads are daemons, which the process would kill mid-reply."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._active = 0
+        self._idle = threading.Condition()
+
+    def process_request_thread(self, request, client_address):
+        with self._idle:
+            self._active += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout):
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+
+
 class RestServer:
     """Serves a `ModelServer` over HTTP in a background thread."""
 
     def __init__(self, model_server, host, port, max_body_bytes=4 * 1024 * 1024):
         self._model = model_server
         handler = self._handler_class(model_server, max_body_bytes)
-        self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
+        self._httpd = _CountingHTTPServer((host, port), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def start(self):
@@ -185,14 +209,18 @@ class RestServer:
         self._thread.start()
         return self._httpd.server_address[1]
 
-    def stop(self):
+    def stop(self, grace=5.0):
+        """Stops taking requests; lets in-flight ones finish (up to `grace` s)."""
         self._httpd.shutdown()
+        self._httpd.wait_idle(grace)
         self._httpd.server_close()
         self._thread.join()
 
     @staticmethod
     def _handler_class(model, max_body_bytes):
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 60  # Seconds a silent client may hold its connection.
+
             def log_message(self, format, *args):  # Quiet: use logging levels.
                 pass
 
@@ -294,14 +322,17 @@ class RestServer:
                     try:
                         length = int(self.headers.get("Content-Length", 0))
                     except ValueError:
+                        length = -1
+                    if length < 0:  # read(-1) would wait for the client to close.
                         raise RequestError(
-                            "INVALID_ARGUMENT", "Content-Length is not a number."
-                        ) from None
+                            "INVALID_ARGUMENT",
+                            "Content-Length is not a non-negative number.",
+                        )
                     self._too_big(length, unread=length)
                     raw = self.rfile.read(length)
                 try:
                     body = json.loads(raw)
-                except ValueError as e:
+                except (ValueError, RecursionError) as e:  # Or nested too deep.
                     raise RequestError(
                         "INVALID_ARGUMENT", f"Body is not JSON: {e}"
                     ) from None
