@@ -657,24 +657,25 @@ def test_manager_loads_the_highest_ready_integer_version_once(tmp_path, caplog):
 
     manager = ModelManager("albert", base, poll_seconds=0)
     assert not manager.poll()
-    assert not manager.poll()  # Unchanged since it failed: not tried again.
-    # 10, not "9" (the highest name as text); its load fails, so none serves.
-    (version,) = manager.states()
-    assert version == 10 and manager.states()[10][0] == "END"
+    assert not manager.poll()  # Unchanged since they failed: not tried again.
+    # 10 first, not "9" (the highest name as text); each load fails, so the
+    # next down is tried, and none serves.
+    states = manager.states()
+    assert sorted(states) == [1, 9, 10] and {s for s, _ in states.values()} == {"END"}
     assert manager.current is None
-    failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
-    assert len(failures) == 1
+    failures = [r.getMessage() for r in caplog.records if "Failed to" in r.getMessage()]
+    assert len(failures) == 3 and "version 10:" in failures[0]
     mtime = os.path.getmtime(base / "10" / "saved_model.pb")
     os.utime(base / "10" / "saved_model.pb", (mtime + 10, mtime + 10))
     assert not manager.poll()  # Rewritten: tried again.
     failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
-    assert len(failures) == 2
+    assert len(failures) == 4
     # A slow copy: saved_model.pb first, variables later. Retried as they land.
     os.makedirs(base / "10" / "variables")
     (base / "10" / "variables" / "variables.index").write_bytes(b"x")
     assert not manager.poll()
     failures = [r for r in caplog.records if "Failed to load" in r.getMessage()]
-    assert len(failures) == 3
+    assert len(failures) == 5
 
 
 def test_manager_unloads_a_deleted_version(classifier, tmp_path, caplog):
@@ -686,6 +687,29 @@ def test_manager_unloads_a_deleted_version(classifier, tmp_path, caplog):
     assert not manager.poll()
     assert manager.current is None and manager.states() == {1: ("END", "")}
     assert "Version 1 of albert was deleted" in caplog.text
+
+
+def test_a_broken_newest_version_leaves_the_one_below_serving(
+    classifier, tmp_path, caplog
+):
+    base = tmp_path / "albert"
+    export_classifier(classifier, base, run_preflight=False)
+    shutil.copytree(base / "1", base / "2")
+    shutil.copytree(base / "1", base / "3")
+    shutil.rmtree(base / "3" / "variables")  # Broken: it cannot load.
+    manager = ModelManager("albert", base, poll_seconds=0)
+    assert manager.poll() and manager.current.version == 2
+    assert "Failed to load albert version 3" in caplog.text
+    assert set(manager.failures()) == {3}
+    # Rollback by deleting the serving version still works past the broken 3.
+    shutil.rmtree(base / "2")
+    assert manager.poll() and manager.current.version == 1
+    shutil.rmtree(base / "1")
+    assert not manager.poll() and manager.current is None
+    # A server whose only version is broken names the failure.
+    server = ModelServer("albert", base, poll_seconds=0)
+    with pytest.raises(ValueError, match=r"No version under .* loads: version 3: "):
+        server.start()
 
 
 def test_without_batching_requests_have_no_size_limit(export_base, expected):

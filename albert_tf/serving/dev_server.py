@@ -65,6 +65,14 @@ class ModelServer:
     def start(self):
         self.manager.start()
         if self.manager.current is None:
+            failures = self.manager.failures()
+            if failures:
+                raise ValueError(
+                    f"No version under '{self.manager.base_path}' loads: "
+                    + "; ".join(
+                        f"version {v}: {e}" for v, e in sorted(failures.items())
+                    )
+                )
             raise FileNotFoundError(
                 f"No loadable version under '{self.manager.base_path}' (expected "
                 "integer folders with saved_model.pb, e.g. from `albert-tf export`)."

@@ -112,14 +112,23 @@ class ModelManager:
             else:  # Its folder was deleted: unload it, as TF Serving does.
                 self._unload()
             return False
-        version = max(versions)
+        # The highest version not known to fail (a failed one is retried once
+        # its files change): with the newest broken, deleting the serving
+        # version still rolls back to the one below.
+        version = fingerprint = None
+        for candidate in sorted(versions, reverse=True):
+            fingerprint = _fingerprint(versions[candidate])
+            if self._failed.get(candidate) != fingerprint:
+                version = candidate
+                break
         current = self._current
+        if version is None:
+            if current is not None and current.version not in versions:
+                self._unload()
+            return False
         if current is not None and current.version == version:
             return False
         path = versions[version]
-        fingerprint = _fingerprint(path)
-        if self._failed.get(version) == fingerprint:
-            return False  # Failed before; retried once its files change.
         with self._lock:
             self._states[version] = ("LOADING", "")
         try:
@@ -133,7 +142,7 @@ class ModelManager:
             self._failed[version] = fingerprint
             with self._lock:
                 self._states[version] = ("END", f"{type(e).__name__}: {e}")
-            return False
+            return self.poll()  # The next version down, now this one is known.
         with self._lock:
             self._current = servable
             self._states[version] = ("AVAILABLE", "")
@@ -153,6 +162,11 @@ class ModelManager:
         with self._lock:
             self._current = None
             self._states[current.version] = ("END", "")
+
+    def failures(self):
+        """`{version: error}` of the versions that failed to load."""
+        with self._lock:
+            return {v: e for v, (state, e) in self._states.items() if e}
 
     def start(self):
         """Loads the first version now, then polls in a background thread."""
