@@ -687,6 +687,9 @@ def test_manager_unloads_a_deleted_version(classifier, tmp_path, caplog):
     assert not manager.poll()
     assert manager.current is None and manager.states() == {1: ("END", "")}
     assert "Version 1 of albert was deleted" in caplog.text
+    for _ in range(3):
+        assert not manager.poll()
+    assert caplog.text.count("No version folders with saved_model.pb") == 1
 
 
 def test_a_broken_newest_version_leaves_the_one_below_serving(
@@ -710,6 +713,10 @@ def test_a_broken_newest_version_leaves_the_one_below_serving(
     server = ModelServer("albert", base, poll_seconds=0)
     with pytest.raises(ValueError, match=r"No version under .* loads: version 3: "):
         server.start()
+    request = predict_request({})
+    with pytest.raises(RequestError, match=r"not found for request: Latest\(albert\)$"):
+        server.servable(request.model_spec)
+    server.stop()
 
 
 def test_without_batching_requests_have_no_size_limit(export_base, expected):

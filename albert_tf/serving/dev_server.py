@@ -104,12 +104,13 @@ class ModelServer:
                 "Version labels are not supported by the dev server.",
             )
         servable = self.manager.get(version)
-        if servable is None:
-            raise RequestError(
-                "NOT_FOUND",
-                f"Servable not found for request: Specific({self.model_name}, "
-                f"{version})",
+        if servable is None:  # TF Serving's wording for each kind of request.
+            wanted = (
+                f"Latest({self.model_name})"
+                if version is None
+                else f"Specific({self.model_name}, {version})"
             )
+            raise RequestError("NOT_FOUND", f"Servable not found for request: {wanted}")
         return servable
 
     def _run(self, servable, name, inputs):

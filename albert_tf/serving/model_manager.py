@@ -79,6 +79,7 @@ class ModelManager:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        self._said_empty = False
 
     @property
     def current(self):
@@ -106,12 +107,15 @@ class ModelManager:
         versions = version_folders(self.base_path)
         if not versions:
             if self._current is None:
-                logger.warning(
-                    "No version folders with saved_model.pb in %s", self.base_path
-                )
+                if not self._said_empty:  # Once, not at every poll.
+                    logger.warning(
+                        "No version folders with saved_model.pb in %s", self.base_path
+                    )
+                self._said_empty = True
             else:  # Its folder was deleted: unload it, as TF Serving does.
                 self._unload()
             return False
+        self._said_empty = False
         # The highest version not known to fail (a failed one is retried once
         # its files change): with the newest broken, deleting the serving
         # version still rolls back to the one below.
