@@ -25,9 +25,7 @@ def atomic_path(path):
     tmp = _temp_file_beside(path)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         fsync(tmp)  # On disk before the rename, or a power cut may empty it.
         os.replace(tmp, path)
     finally:
@@ -55,9 +53,13 @@ def remove_temp_leftovers(folder, names=None):
 def open_folder_mode():
     """What `mkdir` would give a folder (0777 less the umask), for folders
     made by `mkdtemp` (private 0700) that others must read."""
-    umask = os.umask(0)
+    return 0o777 & ~_umask()
+
+
+def _umask():
+    umask = os.umask(0)  # Reading it means setting it.
     os.umask(umask)
-    return 0o777 & ~umask
+    return umask
 
 
 def fsync(path):

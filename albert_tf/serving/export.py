@@ -300,6 +300,15 @@ def _set_batching_fields(text, **fields):
     return text
 
 
+def _next_free_version(export_base, versions):
+    """The version after the highest of `versions` whose name is not taken
+    (by a plain file of that name, say)."""
+    version = max(versions, default=0) + 1
+    while os.path.exists(os.path.join(export_base, str(version))):
+        version += 1
+    return version
+
+
 def _write_server_files(export_base, model_name, batching):
     """Writes `models.config` and `batching_parameters.txt` beside the versions.
 
@@ -396,9 +405,7 @@ def export_classifier(
     existing = version_folders(export_base, ready_only=False)
     next_free = version is None
     if next_free:
-        version = max(existing, default=0) + 1
-        while os.path.exists(os.path.join(export_base, str(version))):
-            version += 1  # A plain file of that name, say.
+        version = _next_free_version(export_base, existing)
     version = int(version)
     if version < 1:
         raise ValueError(f"`version` must be a positive integer. Received: {version}")
@@ -474,10 +481,8 @@ def export_classifier(
                     raise
                 # Another export took this version meanwhile: take the next.
                 taken = version
-                newest = version_folders(export_base, ready_only=False)
-                version = max([version, *newest]) + 1
-                while os.path.exists(os.path.join(export_base, str(version))):
-                    version += 1  # A plain file of that name, say.
+                existing = version_folders(export_base, ready_only=False)
+                version = _next_free_version(export_base, [version, *existing])
                 final = os.path.join(export_base, str(version))
                 logger.warning(
                     "Version %d was written by another export meanwhile; this "

@@ -23,6 +23,15 @@ logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
+# Unreadable files, as opposed to a checkpoint of another model. A data file
+# cut short raises IndexError ("Read less bytes than requested").
+_DAMAGED_ERRORS = (
+    IndexError,
+    tf.errors.DataLossError,
+    tf.errors.NotFoundError,
+    tf.errors.OutOfRangeError,
+)
+
 
 class CheckpointManager:
     """Saves, lists, prunes and restores checkpoints in one folder.
@@ -166,16 +175,6 @@ class CheckpointManager:
 
 class _Damaged(Exception):
     """A checkpoint's files cannot be read (cut short, missing)."""
-
-
-# Unreadable files, as opposed to a checkpoint of another model. A data file
-# cut short raises IndexError ("Read less bytes than requested").
-_DAMAGED_ERRORS = (
-    IndexError,
-    tf.errors.DataLossError,
-    tf.errors.NotFoundError,
-    tf.errors.OutOfRangeError,
-)
 
 
 def latest_checkpoint_step(directory):
