@@ -117,6 +117,7 @@ def _inspect(args):
     import os
 
     from albert_tf.serving import signatures as sig
+    from albert_tf.serving.export import read_preprocessing
     from albert_tf.serving.model_manager import version_folders
     from albert_tf.serving.preflight import preflight
 
@@ -126,12 +127,8 @@ def _inspect(args):
         if versions:
             path = versions[max(versions)]
     print(preflight(path).format())
-    recorded = os.path.join(path, "assets.extra", sig.PREPROCESSING_FILE)
-    if os.path.isfile(recorded):
-        with open(recorded, encoding="utf-8") as f:
-            settings = json.load(f)
-        if not isinstance(settings, dict):
-            raise ValueError(f"{recorded}: expected a JSON object of settings")
+    settings = read_preprocessing(path)
+    if settings:
         print(f"Preprocessing (assets.extra/{sig.PREPROCESSING_FILE}):")
         for key, value in settings.items():
             note = (

@@ -300,6 +300,22 @@ def _set_batching_fields(text, **fields):
     return text
 
 
+def read_preprocessing(version_dir):
+    """The export's recorded `{sequence_length, lowercase, strip_accents,
+    text_pairs}` (`assets.extra/albert_tf_preprocessing.json`), or `{}`."""
+    recorded = os.path.join(version_dir, "assets.extra", sig.PREPROCESSING_FILE)
+    if not os.path.isfile(recorded):
+        return {}
+    with open(recorded, encoding="utf-8") as f:
+        try:
+            settings = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{recorded}: not valid JSON ({e}).") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{recorded}: expected a JSON object of settings")
+    return settings
+
+
 def _next_free_version(export_base, versions):
     """The version after the highest of `versions` whose name is not taken
     (by a plain file of that name, say)."""

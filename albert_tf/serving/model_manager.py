@@ -105,17 +105,12 @@ class ModelManager:
             True if a new version was swapped in.
         """
         versions = version_folders(self.base_path)
-        if not versions:
-            if self._current is None:
-                if not self._said_empty:  # Once, not at every poll.
-                    logger.warning(
-                        "No version folders with saved_model.pb in %s", self.base_path
-                    )
-                self._said_empty = True
-            else:  # Its folder was deleted: unload it, as TF Serving does.
-                self._unload()
-            return False
-        self._said_empty = False
+        empty = not versions and self._current is None
+        if empty and not self._said_empty:  # Once, not at every poll.
+            logger.warning(
+                "No version folders with saved_model.pb in %s", self.base_path
+            )
+        self._said_empty = empty
         # The highest version not known to fail (a failed one is retried once
         # its files change): with the newest broken, deleting the serving
         # version still rolls back to the one below.
@@ -128,7 +123,7 @@ class ModelManager:
         current = self._current
         if version is None:
             if current is not None and current.version not in versions:
-                self._unload()
+                self._unload()  # Its folder was deleted, as TF Serving does.
             return False
         if current is not None and current.version == version:
             return False

@@ -8,7 +8,6 @@ export's own string-in `serving_default` signature, which also checks that
 the TFLite tokenization matches the export's).
 """
 
-import json
 import os
 
 import numpy as np
@@ -19,23 +18,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from albert_tf.serving import signatures as sig
+from albert_tf.serving.export import read_preprocessing
 from albert_tf.tflite.build import read_label_names
 
 
 def is_saved_model(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def _recorded_preprocessing(path):
-    """The export's `{sequence_length, lowercase, strip_accents}`, or `{}`."""
-    recorded = os.path.join(path, "assets.extra", sig.PREPROCESSING_FILE)
-    if not os.path.isfile(recorded):
-        return {}
-    with open(recorded, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{recorded}: not valid JSON ({e}).") from None
 
 
 def _sentencepiece_proto(path):
@@ -71,7 +59,7 @@ class SavedModelClassifier:
     """
 
     def __init__(self, path, sequence_length=None, lowercase=None, strip_accents=None):
-        recorded = _recorded_preprocessing(path)
+        recorded = read_preprocessing(path)
         sequence_length = sequence_length or recorded.get("sequence_length")
         if not sequence_length:
             raise ValueError(
