@@ -72,6 +72,7 @@ def prepare(output_path):
     """Writes the config's train/dev token ids, labels and settings to `output_path`."""
     from albert_tf.training import data_files
     from albert_tf.training import load_config
+    from albert_tf.training.data_pipeline import default_bucket_boundaries
     from albert_tf.training.model_factory import build_preprocessor
 
     config = load_config(
@@ -113,7 +114,8 @@ def prepare(output_path):
         attn_dropout=backbone.dropout,
         cls_dropout=config.model.dropout,
         positions=backbone.max_sequence_length,
-        boundaries=config.data.bucket_boundaries,
+        boundaries=config.data.bucket_boundaries
+        or default_bucket_boundaries(config.model.sequence_length),
         bucket=True,
         mixup=0.0,
         fgm=0.0,
@@ -184,9 +186,10 @@ def train_one(ids_path, name, seed, changes, deadline):
             pad_token_id=pad,
         )
     ).to(device)
-    named = list(model.named_parameters())
-    no_decay = [p for n, p in named if "bias" in n or "LayerNorm" in n]
-    decay = [p for n, p in named if not ("bias" in n or "LayerNorm" in n)]
+    decay, no_decay = [], []
+    for name_, parameter in model.named_parameters():
+        skip = "bias" in name_ or "LayerNorm" in name_
+        (no_decay if skip else decay).append(parameter)
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": c["wd"]},
