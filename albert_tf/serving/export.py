@@ -140,6 +140,8 @@ class _ServingFunctions:
         input_signature=[tf.TensorSpec([None], tf.string, name=sig.CLASSIFY_INPUTS)]
     )
     def classify(self, inputs):
+        # Calls the traced `predict`/`predict_pair` graphs instead of tracing
+        # the model again: each trace of tokenizer and model costs seconds.
         features = tf.io.parse_example(
             inputs,
             {
@@ -157,10 +159,10 @@ class _ServingFunctions:
             # Pairs if any example carries `text_pair` (missing ones count as "").
             scores = tf.cond(
                 tf.size(pair.values) > 0,
-                lambda: self._predict_texts(
-                    (text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR))
+                lambda: self.predict_pair(
+                    text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR)
                 )[sig.PROBABILITIES],
-                lambda: self._predict_texts(text)[sig.PROBABILITIES],
+                lambda: self.predict(text)[sig.PROBABILITIES],
             )
         elif pairs:
             per_example = tf.math.bincount(
@@ -177,7 +179,7 @@ class _ServingFunctions:
             )
             with tf.control_dependencies([check]):
                 pair_text = self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR)
-            scores = self._predict_texts((text, pair_text))[sig.PROBABILITIES]
+            scores = self.predict_pair(text, pair_text)[sig.PROBABILITIES]
         else:
             check = tf.debugging.Assert(
                 tf.equal(tf.size(pair.values), 0),
@@ -188,7 +190,7 @@ class _ServingFunctions:
             )
             with tf.control_dependencies([check]):
                 text = tf.identity(text)
-            scores = self._predict_texts(text)[sig.PROBABILITIES]
+            scores = self.predict(text)[sig.PROBABILITIES]
         classes = tf.tile(self._labels[tf.newaxis, :], [tf.shape(scores)[0], 1])
         return {sig.CLASSES: classes, sig.SCORES: scores}
 

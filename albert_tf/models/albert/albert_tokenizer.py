@@ -109,50 +109,77 @@ class AlbertTokenizer(SentencePieceTokenizer):
         self._comma_id = self.token_to_id(",")
 
     def _split_digit_commas(self, ids):
-        """Original ALBERT's rule: `▁92000,` -> pieces of `92000`, then `,`."""
+        """Original ALBERT's rule: `▁92000,` -> pieces of `92000`, then `,`.
+
+        Written on flat tensors and row splits (no ragged concat or gather),
+        which keeps the graph small: every export, `tf.data` map and TFLite
+        build traces it.
+        """
         flat = ids.flat_values
-        match = tf.gather(self._split_index, flat)
-        is_match = match >= 0
-        match = tf.boolean_mask(match, is_match)
+        split_index = tf.gather(self._split_index, flat)
+        is_match = split_index >= 0
+        match_tokens = tf.reshape(tf.where(is_match), [-1])  # Token positions.
+        match = tf.gather(split_index, match_tokens)
         # Plain SentencePiece on the digits, without text preprocessing.
         sub = super()._encode(tf.gather(self._split_texts, match))
+        values, splits = sub.flat_values, sub.row_splits
+        rows = sub.value_rowids()
+        is_first = tf.equal(
+            tf.range(tf.size(values, out_type=tf.int64)), tf.gather(splits, rows)
+        )
         # If the original piece had no leading "▁", drop the one SentencePiece
         # adds to the re-split digits ("▁" alone, or as a prefix).
-        first = tf.gather(sub.flat_values, sub.row_splits[:-1])
-        fix_first = tf.logical_and(
-            tf.logical_not(tf.gather(self._split_keeps_underline, match)),
-            tf.gather(self._starts_with_underline, first),
+        fix = tf.logical_and(
+            is_first,
+            tf.logical_and(
+                tf.logical_not(
+                    tf.gather(self._split_keeps_underline, tf.gather(match, rows))
+                ),
+                tf.gather(self._starts_with_underline, values),
+            ),
         )
-        drop_first = tf.logical_and(fix_first, tf.equal(first, self._underline_id))
-        new_first = tf.where(
-            fix_first, tf.gather(self._without_underline, first), first
+        keep = tf.logical_not(tf.logical_and(fix, tf.equal(values, self._underline_id)))
+        values = tf.where(fix, tf.gather(self._without_underline, values), values)
+        # Each token becomes its own id, or its kept sub-pieces and a comma.
+        # (Cumulative sums and gathers only: TFLite has builtins for them.)
+        kept_before = tf.concat([[0], tf.cumsum(tf.cast(keep, tf.int64))], 0)
+        row_starts = tf.gather(kept_before, splits[:-1])
+        kept = tf.gather(kept_before, splits[1:]) - row_starts
+        values = tf.boolean_mask(values, keep)
+        rows = tf.boolean_mask(rows, keep)
+        counts = 1 + tf.scatter_nd(
+            tf.expand_dims(match_tokens, 1), kept, tf.shape(flat, out_type=tf.int64)
         )
-        is_first = tf.scatter_nd(
-            tf.expand_dims(sub.row_splits[:-1], 1),
-            tf.ones_like(first, tf.bool),
-            tf.shape(sub.flat_values, out_type=sub.row_splits.dtype),
+        ends = tf.cumsum(counts)
+        starts = ends - counts
+        sub_positions = (
+            tf.gather(starts, tf.gather(match_tokens, rows))
+            + tf.range(tf.size(values, out_type=tf.int64))
+            - tf.gather(row_starts, rows)
         )
-        values = tf.tensor_scatter_nd_update(
-            sub.flat_values, tf.expand_dims(sub.row_splits[:-1], 1), new_first
+        single_tokens = tf.reshape(tf.where(tf.logical_not(is_match)), [-1])
+        positions = tf.concat(
+            [
+                tf.gather(starts, single_tokens),
+                sub_positions,
+                tf.gather(ends, match_tokens) - 1,  # The comma.
+            ],
+            axis=0,
         )
-        keep = tf.logical_not(
-            tf.logical_and(is_first, tf.gather(drop_first, sub.value_rowids()))
+        updates = tf.concat(
+            [
+                tf.gather(flat, single_tokens),
+                values,
+                tf.fill(tf.shape(match_tokens), tf.constant(self._comma_id, tf.int32)),
+            ],
+            axis=0,
         )
-        sub = tf.RaggedTensor.from_value_rowids(
-            tf.boolean_mask(values, keep),
-            tf.boolean_mask(sub.value_rowids(), keep),
-            nrows=sub.nrows(),
+        total = tf.reduce_sum(counts)
+        out = tf.scatter_nd(
+            tf.expand_dims(positions, 1), updates, tf.reshape(total, [1])
         )
-        comma = tf.fill([sub.nrows(), 1], tf.constant(self._comma_id, tf.int32))
-        replacements = tf.concat([sub, comma], axis=1)
-        # Each token becomes a row: itself, or its replacement pieces.
-        num_tokens = tf.shape(flat, out_type=tf.int64)[0]
-        singles = tf.RaggedTensor.from_uniform_row_length(flat, 1)
-        rows = tf.concat([singles, replacements], axis=0)
-        position = tf.cumsum(tf.cast(is_match, tf.int64)) - 1
-        select = tf.where(is_match, num_tokens + position, tf.range(num_tokens))
-        per_token = tf.gather(rows, select)
-        return ids.with_flat_values(per_token).merge_dims(1, 2)
+        new_splits = tf.gather(tf.concat([[0], ends], 0), ids.row_splits)
+        return tf.RaggedTensor.from_row_splits(out, new_splits, validate=False)
 
     def _encode(self, inputs):
         inputs = preprocess_text(inputs, self.lowercase, self.strip_accents)
