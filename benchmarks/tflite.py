@@ -142,6 +142,8 @@ def main():
     if args.trained_model:
         small = load_classifier(args.trained_model)
         small_source = f"the trained model `{os.path.relpath(args.trained_model)}`"
+        if os.path.abspath(args.trained_model) == str(TRAINED):
+            small_source += " (from `configs/sst2_scratch.yaml`)"
         time_note = "loaded, not trained"
     else:
         time_note = "training included"
