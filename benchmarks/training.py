@@ -14,7 +14,7 @@ Two parts, in one process so the throughputs share the machine state:
    checkpoints (the trainer would resume it).
 
 Usage:
-    python -m benchmarks.training                  # throughput only (~6 min)
+    python -m benchmarks.training                  # throughput only (~2 min)
     python -m benchmarks.training --window-steps 0 --full   # accuracy run
 """
 

@@ -461,6 +461,13 @@ BAD_REQUESTS = {
         "INVALID_ARGUMENT",
         "longer than the model's max_sequence_length 16",
     ),
+    "ids of length 0": (
+        predict_request(
+            ids_inputs(np.zeros((1, 0), np.int32)), signature=sig.PREDICT_IDS
+        ),
+        "INVALID_ARGUMENT",
+        "'token_ids' has rows of length 0",
+    ),
     "ids shapes differ": (
         predict_request(
             {**ids_inputs([[2, 5, 3]]), sig.SEGMENT_IDS: np.zeros((1, 4), np.int32)},

@@ -224,6 +224,11 @@ class _ServingFunctions:
                 tf.stack([shape, shape, shape]),
                 message=f"{names} must have the same shape",
             ),
+            tf.debugging.assert_positive(
+                shape[1],
+                message=f"'{sig.TOKEN_IDS}' has rows of length 0: each row needs "
+                "at least its [CLS] id",
+            ),
             tf.debugging.assert_less_equal(
                 shape[1],
                 backbone.max_sequence_length,
