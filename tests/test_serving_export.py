@@ -406,7 +406,13 @@ def test_reexport_keeps_edited_server_files(tmp_path, caplog):
         _write_server_files(tmp_path, "albert", defaults)
     assert config.read_text() == edited_config
     assert batching.read_text() == edited_batching
-    assert f"Kept the existing {config}" in caplog.text
+    assert f"Kept the existing {config}, which differs" in caplog.text
+    # Another model name: clients would get NOT_FOUND, so the warning says so.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        _write_server_files(tmp_path, "sentiment", defaults)
+    assert config.read_text() == edited_config
+    assert "does not name the model 'sentiment'" in caplog.text
 
     # Fields passed explicitly are set in place; the other lines stay.
     _write_server_files(

@@ -340,9 +340,19 @@ def _write_server_files(export_base, model_name, batching):
     """
     config_path = os.path.join(export_base, sig.MODELS_CONFIG_FILE)
     config = models_config_text(model_name, f"/models/{model_name}")
-    if not os.path.exists(config_path):
+    existing = _read(config_path) if os.path.exists(config_path) else None
+    if existing is None:
         write_text(config_path, config)
-    elif _read(config_path) != config:
+    elif f'name: "{model_name}"' not in existing:
+        # Clients would ask for `model_name` and get NOT_FOUND.
+        logger.warning(
+            "Kept the existing %s, which does not name the model '%s': a server "
+            "started from it serves this export under the name written there. "
+            "Edit or delete that file.",
+            config_path,
+            model_name,
+        )
+    elif existing != config:
         logger.warning(
             "Kept the existing %s, which differs from what this export writes "
             "(delete it to get a fresh one).",
