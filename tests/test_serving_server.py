@@ -23,6 +23,8 @@ from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -230,6 +232,26 @@ def test_classify_tf_examples_with_plain_stub(stub, expected):
         "Expected regression signature method_name to be "
         "tensorflow/serving/regress. Was: tensorflow/serving/predict"
     )
+
+
+def test_calls_it_lacks_are_unimplemented_without_a_traceback(stub, channel, caplog):
+    management = model_service_pb2_grpc.ModelServiceStub(channel)
+    calls = [
+        (stub.MultiInference, inference_pb2.MultiInferenceRequest(), "Classify"),
+        (
+            management.HandleReloadConfigRequest,
+            model_management_pb2.ReloadConfigRequest(),
+            "no config reloads",
+        ),
+    ]
+    with caplog.at_level("ERROR"):
+        for call, request, hint in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                call(request, timeout=TIMEOUT)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert hint in info.value.details()
+    # grpc logs "Exception calling application" for an unhandled method.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
 
 
 def test_metadata_and_status_with_plain_stubs(stub, channel):

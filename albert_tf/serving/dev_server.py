@@ -268,6 +268,16 @@ def _grpc_method(handler):
     return method
 
 
+def _unimplemented(message):
+    """A gRPC method answering UNIMPLEMENTED with `message` (the generated
+    base method also logs an ERROR traceback)."""
+
+    def method(self, request, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    return method
+
+
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, server):
         self._server = server
@@ -276,6 +286,10 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     Classify = _grpc_method(ModelServer.classify)
     Regress = _grpc_method(ModelServer.regress)
     GetModelMetadata = _grpc_method(ModelServer.metadata)
+    MultiInference = _unimplemented(
+        "albert-tf serve has no MultiInference (tensorflow_model_server has): "
+        "send Classify or Predict requests"
+    )
 
 
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -283,6 +297,11 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._server = server
 
     GetModelStatus = _grpc_method(ModelServer.status)
+    HandleReloadConfigRequest = _unimplemented(
+        "albert-tf serve serves the one model of --model-base-path and takes no "
+        "config reloads: restart it with other flags, or use "
+        "tensorflow_model_server with --model_config_file"
+    )
 
 
 class DevServer:
