@@ -7,14 +7,15 @@ Two parts, in one process so the throughputs share the machine state:
    optimizer, schedule, batch size, sequence length and data with keras-hub's
    `AlbertTextClassifier.fit` (its preprocessor pads every batch to the full
    sequence length). Examples/s exclude the first `--warmup-steps` steps
-   (tracing) and, for albert_tf, dev evaluation.
+   (tracing) and, for albert_tf, dev evaluation. `--rounds` repeats the
+   three windows; the ratios reported are the median over rounds.
 2. Accuracy run (`--full`): the whole config, SST-2 dev accuracy and wall
    time; the model lands in the config's output dir
    (`runs/sst2_scratch/model.keras`), which must hold no earlier run's
    checkpoints (the trainer would resume it).
 
 Usage:
-    python -m benchmarks.training                  # throughput only (~2 min)
+    python -m benchmarks.training                  # throughput only (~4 min)
     python -m benchmarks.training --window-steps 0 --full   # accuracy run
 """
 
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import pathlib
+import statistics
 import tempfile
 import time
 
@@ -128,6 +130,12 @@ def main():
     )
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the three windows; ratios are the median over rounds",
+    )
+    parser.add_argument(
         "--full", action="store_true", help="also run the whole config for dev accuracy"
     )
     parser.add_argument(
@@ -151,25 +159,43 @@ def main():
         "load_average_start": os.getloadavg(),
     }
     if args.window_steps:
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = albert_tf_window(args.window_steps, args.warmup_steps, tmp)
-        with tempfile.TemporaryDirectory() as tmp:
-            ours_static = albert_tf_window(
-                args.window_steps, args.warmup_steps, tmp, static_shapes=True
+        # Rounds of the three windows back to back: the machine's speed drifts
+        # by 30% over minutes here, so each ratio compares windows of one round.
+        rounds = []
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                ours = albert_tf_window(args.window_steps, args.warmup_steps, tmp)
+            with tempfile.TemporaryDirectory() as tmp:
+                ours_static = albert_tf_window(
+                    args.window_steps, args.warmup_steps, tmp, static_shapes=True
+                )
+            theirs = keras_hub_window(config, args.window_steps, args.warmup_steps)
+            rounds.append(
+                {
+                    "albert_tf_examples_per_s": ours,
+                    "albert_tf_static_shapes_examples_per_s": ours_static,
+                    "keras_hub_fit_examples_per_s": theirs,
+                    "ratio": ours / theirs,
+                    "ratio_static_shapes": ours_static / theirs,
+                }
             )
-        theirs = keras_hub_window(config, args.window_steps, args.warmup_steps)
+            print(
+                f"throughput: albert_tf {ours:.1f} ex/s (bucketed), {ours_static:.1f} "
+                f"ex/s (padded to {config.model.sequence_length}), keras-hub fit "
+                f"{theirs:.1f} ex/s; ratios {ours / theirs:.2f} / "
+                f"{ours_static / theirs:.2f}"
+            )
+        ratio = statistics.median(r["ratio"] for r in rounds)
+        ratio_static = statistics.median(r["ratio_static_shapes"] for r in rounds)
         figures.update(
             window_steps=args.window_steps,
-            albert_tf_examples_per_s=ours,
-            albert_tf_static_shapes_examples_per_s=ours_static,
-            keras_hub_fit_examples_per_s=theirs,
-            ratio=ours / theirs,
-            ratio_static_shapes=ours_static / theirs,
+            rounds=rounds,
+            median_ratio=ratio,
+            median_ratio_static_shapes=ratio_static,
         )
         print(
-            f"throughput: albert_tf {ours:.1f} ex/s (bucketed), {ours_static:.1f} ex/s "
-            f"(padded to {config.model.sequence_length}), keras-hub fit {theirs:.1f} "
-            f"ex/s; ratios {ours / theirs:.2f} / {ours_static / theirs:.2f}"
+            f"median over {args.rounds} rounds: ratios {ratio:.2f} (bucketed) / "
+            f"{ratio_static:.2f} (same padding)"
         )
         # For the summary chart of `benchmarks.run_all`.
         (RESULTS_DIR / "training.json").write_text(
@@ -177,9 +203,8 @@ def main():
                 {
                     "command": "python -m benchmarks.training",
                     "ratios": {
-                        "training ex/s vs keras-hub fit (bucketed)": ours / theirs,
-                        "training ex/s vs keras-hub fit (same padding)": ours_static
-                        / theirs,
+                        "training ex/s vs keras-hub fit (bucketed)": ratio,
+                        "training ex/s vs keras-hub fit (same padding)": ratio_static,
                     },
                 },
                 indent=2,

@@ -334,6 +334,31 @@ def test_bucketed_pipeline_pads_to_longest_in_bucket(preprocessor):
     assert len(buckets_seen) > 1, buckets_seen  # Else any batching would pass.
 
 
+@pytest.mark.parametrize("static_shapes", [False, True])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_rows_tokenized_in_batches_match_one_by_one(
+    preprocessor, monkeypatch, static_shapes, pairs
+):
+    """Batched tokenization pads to each batch's longest row; rows must not
+    keep that padding, or another batch's row length, or lose their order."""
+    monkeypatch.setattr(data_pipeline, "TOKENIZE_BATCH_SIZE", 3)
+    texts = [" ".join(t.split()[:k]) for t, _ in ROWS for k in (1, 6, 2)]
+    firsts = tf.constant(texts)
+    features = (firsts, tf.constant(texts[::-1])) if pairs else firsts
+    labels = tf.range(len(texts))
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    rows = list(data_pipeline._tokenized_rows(ds, preprocessor, static_shapes))
+    assert len(rows) == len(texts)
+    for i, (x, y) in enumerate(rows):
+        one = firsts[i : i + 1]
+        if pairs:
+            one = (one, features[1][i : i + 1])
+        expected = preprocessor(one, pad_to_longest=not static_shapes)
+        assert int(y) == i
+        for key in ("token_ids", "segment_ids", "padding_mask"):
+            np.testing.assert_array_equal(x[key], expected[key][0], err_msg=key)
+
+
 def test_default_bucket_boundaries_are_powers_of_two_below_the_length():
     assert data_pipeline.default_bucket_boundaries(16) == []
     assert data_pipeline.default_bucket_boundaries(17) == [16]
