@@ -292,7 +292,9 @@ def test_client_splits_batches_and_classifies(server, expected):
             classified[sig.SCORES], softmax(expected["pair"]), atol=1e-5
         )
         assert set(client.metadata()) == set(sig.SIGNATURES)
-        assert client.status() == [{"version": 1, "state": "AVAILABLE", "error": ""}]
+        assert client.status() == [
+            {"version": 1, "state": "AVAILABLE", "error_code": "OK", "error": ""}
+        ]
         with pytest.raises(ValueError, match="2 pairs"):
             client.predict(TEXTS, pairs=PAIRS[:2])
     with ServingClient(f"127.0.0.1:{server.port}", "other") as client:
@@ -690,7 +692,9 @@ def test_manager_loads_the_highest_ready_integer_version_once(tmp_path, caplog):
     # 10 first, not "9" (the highest name as text); each load fails, so the
     # next down is tried, and none serves.
     states = manager.states()
-    assert sorted(states) == [1, 9, 10] and {s for s, _ in states.values()} == {"END"}
+    assert sorted(states) == [1, 9, 10]
+    # TF's Python loader gives no code for an unparsable saved_model.pb.
+    assert {(s, code) for s, code, _ in states.values()} == {("END", 2)}
     assert manager.current is None
     failures = [r.getMessage() for r in caplog.records if "Failed to" in r.getMessage()]
     assert len(failures) == 3 and "version 10:" in failures[0]
@@ -714,7 +718,7 @@ def test_manager_unloads_a_deleted_version(classifier, tmp_path, caplog):
     assert manager.poll() and manager.current.version == 1
     shutil.rmtree(base / "1")
     assert not manager.poll()
-    assert manager.current is None and manager.states() == {1: ("END", "")}
+    assert manager.current is None and manager.states() == {1: ("END", 0, "")}
     assert "Version 1 of albert was deleted" in caplog.text
     for _ in range(3):
         assert not manager.poll()
@@ -733,6 +737,8 @@ def test_a_broken_newest_version_leaves_the_one_below_serving(
     assert manager.poll() and manager.current.version == 2
     assert "Failed to load albert version 3" in caplog.text
     assert set(manager.failures()) == {3}
+    # TF Serving's code for a missing variables folder: NOT_FOUND.
+    assert manager.states()[3][:2] == ("END", 5)
     # Rollback by deleting the serving version still works past the broken 3.
     shutil.rmtree(base / "2")
     assert manager.poll() and manager.current.version == 1
@@ -1296,9 +1302,13 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
     # A version's own status; the unloaded version no longer serves.
     target = f"127.0.0.1:{server.port}"
     with ServingClient(target, "albert", version=2) as client:
-        assert client.status() == [{"version": 2, "state": "AVAILABLE", "error": ""}]
+        assert client.status() == [
+            {"version": 2, "state": "AVAILABLE", "error_code": "OK", "error": ""}
+        ]
     with ServingClient(target, "albert", version=1) as client:
-        assert client.status() == [{"version": 1, "state": "END", "error": ""}]
+        assert client.status() == [
+            {"version": 1, "state": "END", "error_code": "OK", "error": ""}
+        ]
         with pytest.raises(ServingError, match=r"Specific\(albert, 1\)"):
             client.predict(TEXTS[:1])
     with ServingClient(target, "albert", version=5) as client:
@@ -1314,6 +1324,19 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
     ):
         assert time.monotonic() < deadline, "version 3 was never tried"
         time.sleep(0.1)
-    state, error = server.model.manager.states()[3]
+    state, _, error = server.model.manager.states()[3]
     assert state == "END" and error
     assert server.model.manager.current.version == 2
+    # Its status names the failure over gRPC and REST, with TF Serving's code
+    # (none from TensorFlow for an unparsable saved_model.pb).
+    with ServingClient(target, "albert", version=3) as client:
+        [status] = client.status()
+    assert (status["state"], status["error_code"]) == ("END", "UNKNOWN")
+    assert "tensorflow.SavedModel" in status["error"]
+    code, reply = rest_call(server, "/versions/3")
+    assert code == 200, reply
+    [rest_status] = reply["model_version_status"]
+    assert rest_status["status"] == {
+        "error_code": "UNKNOWN",
+        "error_message": status["error"],
+    }

@@ -296,8 +296,9 @@ class ServingClient:
         """The model's versions and their states (GetModelStatus).
 
         Returns:
-            A list of dicts with `version` (int), `state` (e.g. `"AVAILABLE"`)
-            and `error` (the error message, `""` when none).
+            A list of dicts with `version` (int), `state` (e.g. `"AVAILABLE"`),
+            `error_code` (e.g. `"OK"`, `"NOT_FOUND"`) and `error` (the error
+            message, `""` when none).
         """
         request = get_model_status_pb2.GetModelStatusRequest()
         self._model_spec(request.model_spec)
@@ -307,10 +308,17 @@ class ServingClient:
             {
                 "version": s.version,
                 "state": states.Name(s.state),
+                "error_code": error_code_name(s.status),
                 "error": s.status.error_message,
             }
             for s in response.model_version_status
         ]
+
+
+def error_code_name(status):
+    """A TF Serving `StatusProto`'s `error_code` as its name, e.g. `"NOT_FOUND"`."""
+    codes = status.DESCRIPTOR.fields_by_name["error_code"].enum_type
+    return codes.values_by_number[status.error_code].name
 
 
 def _as_bytes(values):

@@ -217,12 +217,12 @@ class ModelServer:
             states = {version: states[version]}
         response = get_model_status_pb2.GetModelStatusResponse()
         enum = get_model_status_pb2.ModelVersionStatus.State
-        for version, (state, error) in sorted(states.items()):
+        for version, (state, code, error) in sorted(states.items()):
             status = response.model_version_status.add(
                 version=version, state=enum.Value(state)
             )
+            status.status.error_code = code
             status.status.error_message = error
-            status.status.error_code = 2 if error else 0  # UNKNOWN / OK.
         return response
 
 

@@ -10,9 +10,28 @@ import logging
 import os
 import threading
 
+import tensorflow as tf
+
 from albert_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)
+
+OK, UNKNOWN, NOT_FOUND = 0, 2, 5  # `tensorflow.error.Code` values.
+
+
+def _error_code(error):
+    """The `tensorflow.error.Code` of a failed load, as TF Serving reports it.
+
+    TensorFlow's errors carry theirs; Python's loader turns a missing
+    variables folder into `FileNotFoundError` (NOT_FOUND in TF Serving).
+    Others, such as protobuf's `DecodeError` for an unparsable
+    `saved_model.pb`, carry no code: UNKNOWN.
+    """
+    if isinstance(error, tf.errors.OpError):
+        return error.error_code
+    if isinstance(error, FileNotFoundError):
+        return NOT_FOUND
+    return UNKNOWN
 
 
 def version_folders(base_path, ready_only=True):
@@ -74,7 +93,7 @@ class ModelManager:
         self._warmup = warmup
         self._poll_seconds = poll_seconds
         self._current = None
-        self._states = {}  # version -> (state name, error message)
+        self._states = {}  # version -> (state name, error code, error message)
         self._failed = {}  # version -> `_fingerprint` of its folder at a failed load
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -94,7 +113,11 @@ class ModelManager:
         return servable
 
     def states(self):
-        """`{version: (state, error)}`, TF Serving's state names."""
+        """`{version: (state, error_code, error_message)}`.
+
+        TF Serving's state names; `error_code` is a `tensorflow.error.Code`
+        value (0, OK, unless a load failed).
+        """
         with self._lock:
             return dict(self._states)
 
@@ -129,7 +152,7 @@ class ModelManager:
             return False
         path = versions[version]
         with self._lock:
-            self._states[version] = ("LOADING", "")
+            self._states[version] = ("LOADING", OK, "")
         try:
             servable = Servable(path, version)
             if self._warmup is not None:
@@ -140,14 +163,18 @@ class ModelManager:
             )
             self._failed[version] = fingerprint
             with self._lock:
-                self._states[version] = ("END", f"{type(e).__name__}: {e}")
+                self._states[version] = (
+                    "END",
+                    _error_code(e),
+                    f"{type(e).__name__}: {e}",
+                )
             return self.poll()  # The next version down, now this one is known.
         with self._lock:
             self._current = servable
-            self._states[version] = ("AVAILABLE", "")
+            self._states[version] = ("AVAILABLE", OK, "")
             if current is not None:
                 # In-flight requests keep their reference; Python frees it after.
-                self._states[current.version] = ("END", "")
+                self._states[current.version] = ("END", OK, "")
         logger.info("Serving %s version %d from %s", self.model_name, version, path)
         return True
 
@@ -160,12 +187,12 @@ class ModelManager:
         )
         with self._lock:
             self._current = None
-            self._states[current.version] = ("END", "")
+            self._states[current.version] = ("END", OK, "")
 
     def failures(self):
         """`{version: error}` of the versions that failed to load."""
         with self._lock:
-            return {v: e for v, (state, e) in self._states.items() if e}
+            return {v: e for v, (_, _, e) in self._states.items() if e}
 
     def start(self):
         """Loads the first version now, then polls in a background thread."""

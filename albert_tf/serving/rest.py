@@ -24,6 +24,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
 from albert_tf.serving import signatures as sig
+from albert_tf.serving.client import error_code_name
 from albert_tf.serving.servable import RequestError
 
 logger = logging.getLogger(__name__)
@@ -382,7 +383,7 @@ def _status(model, spec):
                 "version": str(s.version),
                 "state": states.Name(s.state),
                 "status": {
-                    "error_code": "UNKNOWN" if s.status.error_message else "OK",
+                    "error_code": error_code_name(s.status),
                     "error_message": s.status.error_message,
                 },
             }
