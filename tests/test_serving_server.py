@@ -1314,6 +1314,15 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
     with ServingClient(target, "albert", version=5) as client:
         with pytest.raises(ServingError, match="Could not find version 5"):
             client.status()
+        # Each call can name its own version, over the client's.
+        np.testing.assert_allclose(
+            client.predict(TEXTS[:2], version=2)[sig.LOGITS], expected_new, atol=1e-5
+        )
+        assert client.classify(TEXTS[:1], version=2)[sig.CLASSES] == [LABEL_NAMES]
+        assert set(client.metadata(version=2)) == set(sig.SIGNATURES)
+        assert [s["state"] for s in client.status(version=1)] == ["END"]
+        with pytest.raises(ServingError, match=r"Specific\(albert, 1\)"):
+            client.classify(TEXTS[:1], version=1)
 
     # A version whose SavedModel is broken fails to load; 2 keeps serving.
     os.makedirs(export_base / "3")

@@ -60,7 +60,8 @@ class ServingClient:
         target: str. `"host:port"` of the gRPC endpoint.
         model_name: str. The served model's name.
         timeout: float. Deadline of each call, in seconds.
-        version: int. Pin a model version; `None` uses the latest.
+        version: int. Pin a model version; `None` uses the latest. Each
+            call can also name its own.
         batch_size: int. Most texts per request.
         max_message_bytes: int. gRPC send/receive message size limits.
         channel: a `grpc.Channel` to use instead of opening one.
@@ -149,10 +150,11 @@ class ServingClient:
                 e.code(), e.details(), self.target, type(request).__name__
             ) from None
 
-    def _model_spec(self, spec, signature_name=None):
+    def _model_spec(self, spec, signature_name=None, version=None):
         spec.name = self.model_name
-        if self.version is not None:
-            spec.version.value = int(self.version)
+        version = self.version if version is None else version
+        if version is not None:
+            spec.version.value = int(version)
         if signature_name:
             spec.signature_name = signature_name
 
@@ -171,26 +173,31 @@ class ServingClient:
             stop = start + self.batch_size
             yield texts[start:stop], None if pairs is None else pairs[start:stop]
 
-    def predict_request(self, texts, pairs=None):
+    def predict_request(self, texts, pairs=None, version=None):
         """The `PredictRequest` for one batch of texts (or pairs)."""
         request = predict_pb2.PredictRequest()
         if pairs is None:
-            self._model_spec(request.model_spec, sig.PREDICT)
+            self._model_spec(request.model_spec, sig.PREDICT, version)
             inputs = {sig.TEXT: texts}
         else:
-            self._model_spec(request.model_spec, sig.PREDICT_PAIR)
+            self._model_spec(request.model_spec, sig.PREDICT_PAIR, version)
             inputs = {sig.TEXT_A: texts, sig.TEXT_B: pairs}
         for key, values in inputs.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(_as_bytes(values)))
         return request
 
-    def predict(self, texts, pairs=None):
+    def predict(self, texts, pairs=None, version=None):
         """Classifies texts (or sentence pairs) with the `serving_default` /
         `predict_pair` signatures.
 
         Args:
             texts: str or list of str.
             pairs: list of str, the second text of each pair, or `None`.
+            version: int. The model version for this call (e.g. to compare a
+                canary with the current one); `None` uses the client's.
+                Lists longer than `batch_size` go in several requests, which
+                a version swap on the server can split between versions
+                unless one is pinned.
 
         Returns:
             A dict of numpy arrays: `logits` and `probabilities`
@@ -201,7 +208,8 @@ class ServingClient:
         for batch, batch_pairs in self._batches(texts, pairs):
             try:
                 response = self._call(
-                    self._predictions.Predict, self.predict_request(batch, batch_pairs)
+                    self._predictions.Predict,
+                    self.predict_request(batch, batch_pairs, version),
                 )
             except ServingError as e:
                 # Pairs go to `predict_pair`, which single-text exports lack.
@@ -229,12 +237,14 @@ class ServingClient:
         )
         return outputs
 
-    def classify(self, texts, pairs=None):
+    def classify(self, texts, pairs=None, version=None):
         """Classifies texts with TF Serving's Classify API (`tf.Example`s in).
 
         Args:
             texts: str or list of str.
             pairs: list of str, the second text of each pair, or `None`.
+            version: int. The model version for this call; `None` uses the
+                client's.
 
         Returns:
             A dict: `classes`, a list per text of the class names, and
@@ -243,7 +253,7 @@ class ServingClient:
         classes, scores = [], []
         for batch, batch_pairs in self._batches(texts, pairs):
             request = classification_pb2.ClassificationRequest()
-            self._model_spec(request.model_spec, sig.CLASSIFY)
+            self._model_spec(request.model_spec, sig.CLASSIFY, version)
             for i, text in enumerate(_as_bytes(batch)):
                 feature = request.input.example_list.examples.add().features.feature
                 feature[sig.EXAMPLE_TEXT].bytes_list.value.append(text)
@@ -257,8 +267,12 @@ class ServingClient:
                 scores.append([c.score for c in result.classes])
         return {sig.CLASSES: classes, sig.SCORES: np.asarray(scores, np.float32)}
 
-    def metadata(self):
+    def metadata(self, version=None):
         """The served signatures (GetModelMetadata).
+
+        Args:
+            version: int. The model version to describe; `None` uses the
+                client's.
 
         Returns:
             A dict `{signature: {"method_name", "inputs", "outputs"}}`; inputs
@@ -267,7 +281,7 @@ class ServingClient:
             left out.
         """
         request = get_model_metadata_pb2.GetModelMetadataRequest()
-        self._model_spec(request.model_spec)
+        self._model_spec(request.model_spec, version=version)
         request.metadata_field.append("signature_def")
         response = self._call(self._predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -292,8 +306,12 @@ class ServingClient:
             if not name.startswith("__")  # Its output has no dtype (DT_INVALID).
         }
 
-    def status(self):
+    def status(self, version=None):
         """The model's versions and their states (GetModelStatus).
+
+        Args:
+            version: int. One version's status only; `None` uses the
+                client's (all versions when the client pins none).
 
         Returns:
             A list of dicts with `version` (int), `state` (e.g. `"AVAILABLE"`),
@@ -301,7 +319,7 @@ class ServingClient:
             message, `""` when none).
         """
         request = get_model_status_pb2.GetModelStatusRequest()
-        self._model_spec(request.model_spec)
+        self._model_spec(request.model_spec, version=version)
         response = self._call(self._models.GetModelStatus, request)
         states = get_model_status_pb2.ModelVersionStatus.State
         return [
