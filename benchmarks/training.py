@@ -8,7 +8,8 @@ Two parts, in one process so the throughputs share the machine state:
    `AlbertTextClassifier.fit` (its preprocessor pads every batch to the full
    sequence length). Examples/s exclude the first `--warmup-steps` steps
    (tracing) and, for albert_tf, dev evaluation. `--rounds` repeats the
-   three windows; the ratios reported are the median over rounds.
+   three windows, each round in another order; the ratios reported are the
+   median over rounds.
 2. Accuracy run (`--full`): the whole config, SST-2 dev accuracy and wall
    time; the model lands in the config's output dir
    (`runs/sst2_scratch/model.keras`), which must hold no earlier run's
@@ -162,14 +163,26 @@ def main():
         # Rounds of the three windows back to back: the machine's speed drifts
         # by 30% over minutes here, so each ratio compares windows of one round.
         rounds = []
-        for _ in range(args.rounds):
+
+        def window(name):
+            if name == "keras_hub":
+                return keras_hub_window(config, args.window_steps, args.warmup_steps)
             with tempfile.TemporaryDirectory() as tmp:
-                ours = albert_tf_window(args.window_steps, args.warmup_steps, tmp)
-            with tempfile.TemporaryDirectory() as tmp:
-                ours_static = albert_tf_window(
-                    args.window_steps, args.warmup_steps, tmp, static_shapes=True
+                return albert_tf_window(
+                    args.window_steps,
+                    args.warmup_steps,
+                    tmp,
+                    static_shapes=name == "static",
                 )
-            theirs = keras_hub_window(config, args.window_steps, args.warmup_steps)
+
+        order = ["bucketed", "static", "keras_hub"]
+        for i in range(args.rounds):
+            # Each round starts with another trainer, so no trainer always
+            # runs on a machine the one before warmed up (or slowed down).
+            names = order[i % 3 :] + order[: i % 3]
+            rates = {name: window(name) for name in names}
+            ours, ours_static = rates["bucketed"], rates["static"]
+            theirs = rates["keras_hub"]
             rounds.append(
                 {
                     "albert_tf_examples_per_s": ours,
