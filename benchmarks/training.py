@@ -16,7 +16,7 @@ Two parts, in one process so the throughputs share the machine state:
    checkpoints (the trainer would resume it).
 
 Usage:
-    python -m benchmarks.training                  # throughput only (~4 min)
+    python -m benchmarks.training                  # throughput only (~5 min)
     python -m benchmarks.training --window-steps 0 --full   # accuracy run
 """
 
@@ -133,7 +133,7 @@ def main():
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="rounds of the three windows; ratios are the median over rounds",
     )
     parser.add_argument(
@@ -144,6 +144,8 @@ def main():
     )
     parser.add_argument("--json", help="write the figures here as JSON")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1; got {args.rounds}")
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -177,8 +179,8 @@ def main():
 
         order = ["bucketed", "static", "keras_hub"]
         for i in range(args.rounds):
-            # Each round starts with another trainer, so no trainer always
-            # runs on a machine the one before warmed up (or slowed down).
+            # Each round starts with another window, so none is always first
+            # (or last) on a machine whose speed drifts.
             names = order[i % 3 :] + order[: i % 3]
             rates = {name: window(name) for name in names}
             ours, ours_static = rates["bucketed"], rates["static"]

@@ -244,7 +244,8 @@ class ServingClient:
             texts: str or list of str.
             pairs: list of str, the second text of each pair, or `None`.
             version: int. The model version for this call; `None` uses the
-                client's.
+                client's. As with `predict`, pin one for lists longer than
+                `batch_size` that must not straddle a version swap.
 
         Returns:
             A dict: `classes`, a list per text of the class names, and
@@ -336,7 +337,8 @@ class ServingClient:
 def error_code_name(status):
     """A TF Serving `StatusProto`'s `error_code` as its name, e.g. `"NOT_FOUND"`."""
     codes = status.DESCRIPTOR.fields_by_name["error_code"].enum_type
-    return codes.values_by_number[status.error_code].name
+    known = codes.values_by_number.get(status.error_code)
+    return known.name if known else str(status.error_code)
 
 
 def _as_bytes(values):

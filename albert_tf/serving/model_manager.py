@@ -10,25 +10,34 @@ import logging
 import os
 import threading
 
+import grpc
 import tensorflow as tf
+from google.protobuf import message
 
+from albert_tf.serving.servable import RequestError
 from albert_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)
 
-OK, UNKNOWN, NOT_FOUND = 0, 2, 5  # `tensorflow.error.Code` values.
+OK, UNKNOWN, NOT_FOUND, DATA_LOSS = 0, 2, 5, 15  # `tensorflow.error.Code` values.
 
 
 def _error_code(error):
-    """The `tensorflow.error.Code` of a failed load, as TF Serving reports it.
+    """The `tensorflow.error.Code` of a failed load or warmup.
 
-    TensorFlow's errors carry theirs; Python's loader turns a missing
-    variables folder into `FileNotFoundError` (NOT_FOUND in TF Serving).
-    Others, such as protobuf's `DecodeError` for an unparsable
-    `saved_model.pb`, carry no code: UNKNOWN.
+    TensorFlow's errors and failed warmup requests carry theirs (gRPC and
+    TensorFlow number their codes alike); an unparsable `saved_model.pb` is
+    DATA_LOSS, as TF Serving's loader reports it. Python's SavedModel loader
+    raises `FileNotFoundError` for a missing `variables/`: NOT_FOUND (TF
+    Serving's C++ loader loads such a version and fails its requests).
+    Anything else is UNKNOWN.
     """
     if isinstance(error, tf.errors.OpError):
         return error.error_code
+    if isinstance(error, RequestError):
+        return grpc.StatusCode[error.code].value[0]
+    if isinstance(error, message.DecodeError):
+        return DATA_LOSS
     if isinstance(error, FileNotFoundError):
         return NOT_FOUND
     return UNKNOWN
