@@ -525,22 +525,36 @@ class RestClient:
     """
 
     def __init__(self, base_url, model_name, timeout=10.0, version=None):
-        self.url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
-        if version is not None:
-            self.url += f"/versions/{int(version)}"
+        self.base_url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
+        self.version = version
         self.timeout = timeout
 
-    def predict(self, texts, pairs=None):
-        """Same contract as `ServingClient.predict` (one request, no batching)."""
+    def _url(self, version):
+        if version is None:
+            return self.base_url
+        return f"{self.base_url}/versions/{int(version)}"
+
+    def predict(self, texts, pairs=None, version=None):
+        """Same contract as `ServingClient.predict` (one request, no batching).
+
+        Args:
+            texts: str or list of str.
+            pairs: str or list of str, the second text of each pair, or `None`.
+            version: int. The model version for this call; `None` uses the
+                client's.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if pairs is None:
-            body = {"signature_name": sig.PREDICT, "inputs": {sig.TEXT: list(texts)}}
+            body = {"signature_name": sig.PREDICT, "inputs": {sig.TEXT: texts}}
         else:
+            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
             body = {
                 "signature_name": sig.PREDICT_PAIR,
-                "inputs": {sig.TEXT_A: list(texts), sig.TEXT_B: list(pairs)},
+                "inputs": {sig.TEXT_A: texts, sig.TEXT_B: pairs},
             }
+        url = self._url(self.version if version is None else version)
         request = urllib.request.Request(
-            self.url + ":predict",
+            url + ":predict",
             data=json.dumps(body).encode("utf-8"),
             headers={"Content-Type": "application/json"},
         )
@@ -550,10 +564,10 @@ class RestClient:
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", errors="replace")
             raise ValueError(
-                f"POST {self.url}:predict failed with HTTP {e.code}: {detail}"
+                f"POST {url}:predict failed with HTTP {e.code}: {detail}"
             ) from None
         except urllib.error.URLError as e:
-            raise ValueError(f"Cannot reach {self.url}: {e.reason}") from None
+            raise ValueError(f"Cannot reach {url}: {e.reason}") from None
         return {
             sig.LOGITS: np.asarray(outputs[sig.LOGITS], np.float32),
             sig.PROBABILITIES: np.asarray(outputs[sig.PROBABILITIES], np.float32),
