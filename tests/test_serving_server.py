@@ -797,9 +797,11 @@ def test_rest_predict_matches(server, expected):
     np.testing.assert_allclose(outputs[sig.LOGITS], expected["single"], atol=1e-5)
     with pytest.raises(ValueError, match="HTTP 404"):
         RestClient(f"http://127.0.0.1:{server.rest_port}", "nope").predict(["a"])
-    # A bare string is one text, as in ServingClient.predict.
-    one = client.predict(TEXTS[1])
-    np.testing.assert_allclose(one[sig.LOGITS], expected["single"][1:2], atol=1e-5)
+    # A bare string (or UTF-8 bytes) is one text, as in ServingClient.predict.
+    for one in (TEXTS[1], TEXTS[1].encode("utf-8")):
+        np.testing.assert_allclose(
+            client.predict(one)[sig.LOGITS], expected["single"][1:2], atol=1e-5
+        )
     # A per-call version, over the client's.
     pinned = RestClient(f"http://127.0.0.1:{server.rest_port}", "albert", version=9)
     np.testing.assert_allclose(

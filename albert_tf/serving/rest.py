@@ -543,11 +543,11 @@ class RestClient:
             version: int. The model version for this call; `None` uses the
                 client's.
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = _json_texts(texts)
         if pairs is None:
             body = {"signature_name": sig.PREDICT, "inputs": {sig.TEXT: texts}}
         else:
-            pairs = [pairs] if isinstance(pairs, str) else list(pairs)
+            pairs = _json_texts(pairs)
             body = {
                 "signature_name": sig.PREDICT_PAIR,
                 "inputs": {sig.TEXT_A: texts, sig.TEXT_B: pairs},
@@ -574,3 +574,9 @@ class RestClient:
             sig.CLASS_ID: np.asarray(outputs[sig.CLASS_ID], np.int64),
             sig.LABEL: np.asarray(outputs[sig.LABEL], object),
         }
+
+
+def _json_texts(texts):
+    """A text or a list of texts (str or UTF-8 bytes) as a list of str."""
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    return [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
