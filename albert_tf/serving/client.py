@@ -159,9 +159,9 @@ class ServingClient:
             spec.signature_name = signature_name
 
     def _batches(self, texts, pairs):
-        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        texts = text_list(texts)
         if pairs is not None:
-            pairs = [pairs] if isinstance(pairs, (str, bytes)) else list(pairs)
+            pairs = text_list(pairs)
             if len(pairs) != len(texts):
                 raise ValueError(
                     f"Got {len(texts)} texts but {len(pairs)} pairs: expected "
@@ -332,6 +332,11 @@ class ServingClient:
             }
             for s in response.model_version_status
         ]
+
+
+def text_list(texts):
+    """A text (str or bytes) or a sequence of texts, as a list of texts."""
+    return [texts] if isinstance(texts, (str, bytes)) else list(texts)
 
 
 def error_code_name(status):

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.client import error_code_name
+from albert_tf.serving.client import text_list
 from albert_tf.serving.servable import RequestError
 
 logger = logging.getLogger(__name__)
@@ -578,5 +579,4 @@ class RestClient:
 
 def _json_texts(texts):
     """A text or a list of texts (str or UTF-8 bytes) as a list of str."""
-    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
-    return [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
+    return [t.decode("utf-8") if isinstance(t, bytes) else t for t in text_list(texts)]
