@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -35,10 +36,12 @@ from albert_tf.serving import signatures as sig
 from albert_tf.serving.batcher import Batcher
 from albert_tf.serving.batcher import BatchingParameters
 from albert_tf.serving.client import ServingError
+from albert_tf.serving.client import error_code_name
 from albert_tf.serving.dev_server import DevServer
 from albert_tf.serving.dev_server import ModelServer
 from albert_tf.serving.export import export_classifier
 from albert_tf.serving.model_manager import ModelManager
+from albert_tf.serving.model_manager import _error_code
 from albert_tf.serving.model_manager import version_folders
 from albert_tf.serving.rest import RestClient
 from albert_tf.serving.servable import RequestError
@@ -287,6 +290,9 @@ def test_client_splits_batches_and_classifies(server, expected):
         ]
         pairs = client.predict(TEXTS, pairs=PAIRS)
         np.testing.assert_allclose(pairs[sig.LOGITS], expected["pair"], atol=1e-5)
+        # A bare text and pair are one row, not one row per character.
+        one = client.predict(TEXTS[0], pairs=PAIRS[0])
+        np.testing.assert_allclose(one[sig.LOGITS], expected["pair"][:1], atol=1e-5)
         classified = client.classify(TEXTS, pairs=PAIRS)
         np.testing.assert_allclose(
             classified[sig.SCORES], softmax(expected["pair"]), atol=1e-5
@@ -313,6 +319,11 @@ def test_client_pins_versions_and_keeps_deadlines_and_size_limits(server, expect
         with pytest.raises(ServingError, match=r"Specific\(albert, 7\)") as info:
             client.predict(["a"])
         assert info.value.code == grpc.StatusCode.NOT_FOUND
+        # Version 0 is a version (TF Serving serves a folder "0"), not "unset".
+        spec = client.predict_request(["a"], version=0).model_spec
+        assert spec.HasField("version") and spec.version.value == 0
+        spec = client.predict_request(["a"], pairs=["b"], version=0).model_spec
+        assert spec.HasField("version") and spec.version.value == 0
     # A deadline far shorter than any round trip: the call gives up.
     with ServingClient(target, "albert", timeout=1e-6) as client:
         with pytest.raises(ServingError, match="raise `timeout`") as info:
@@ -324,6 +335,14 @@ def test_client_pins_versions_and_keeps_deadlines_and_size_limits(server, expect
         with pytest.raises(ServingError, match="fewer or shorter texts") as info:
             client.predict(["a" * 2000])
         assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_error_code_names_fall_back_to_the_number():
+    status = get_model_status_pb2.ModelVersionStatus().status
+    status.error_code = 5
+    assert error_code_name(status) == "NOT_FOUND"
+    status.error_code = 99  # A code newer than these protos.
+    assert error_code_name(status) == "99"
 
 
 def test_client_reports_unreachable_server():
@@ -775,6 +794,33 @@ def test_a_failed_warmup_fails_the_load_with_the_requests_code(classifier, tmp_p
     server.stop()
 
 
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (tf.errors.NotFoundError(None, None, "no file"), "NOT_FOUND"),
+        (tf.errors.ResourceExhaustedError(None, None, "OOM"), "RESOURCE_EXHAUSTED"),
+        (RequestError("FAILED_PRECONDITION", "warmup"), "FAILED_PRECONDITION"),
+        (DecodeError("truncated"), "DATA_LOSS"),
+        (FileNotFoundError("variables"), "NOT_FOUND"),
+        (ValueError("anything else"), "UNKNOWN"),
+    ],
+)
+def test_load_failures_map_to_tf_serving_error_codes(error, code):
+    assert _error_code(error) == grpc.StatusCode[code].value[0]
+
+
+def test_a_version_reports_loading_while_it_loads_and_warms_up(classifier, tmp_path):
+    base = tmp_path / "albert"
+    export_classifier(classifier, base, run_preflight=False)
+    seen = []
+    manager = ModelManager(
+        "albert", base, warmup=lambda _: seen.append(manager.states()), poll_seconds=0
+    )
+    assert manager.poll()
+    assert seen == [{1: ("LOADING", 0, "")}]
+    assert manager.states() == {1: ("AVAILABLE", 0, "")}
+
+
 def test_without_batching_requests_have_no_size_limit(export_base, expected):
     model = ModelServer("albert", export_base, poll_seconds=0)  # No batching.
     model.start()
@@ -802,6 +848,10 @@ def test_rest_predict_matches(server, expected):
         np.testing.assert_allclose(
             client.predict(one)[sig.LOGITS], expected["single"][1:2], atol=1e-5
         )
+    pairs = client.predict(TEXTS, pairs=PAIRS)
+    np.testing.assert_allclose(pairs[sig.LOGITS], expected["pair"], atol=1e-5)
+    one = client.predict(TEXTS[0], pairs=PAIRS[0].encode("utf-8"))
+    np.testing.assert_allclose(one[sig.LOGITS], expected["pair"][:1], atol=1e-5)
     # A per-call version, over the client's.
     pinned = RestClient(f"http://127.0.0.1:{server.rest_port}", "albert", version=9)
     np.testing.assert_allclose(
@@ -1301,6 +1351,7 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
     """Runs last in this module: it leaves version 2 serving."""
     new = tiny_classifier(tiny_proto, seed=7)
     expected_new = new.predict(TEXTS[:2], verbose=0)
+    expected_new_pairs = new.predict((TEXTS[:2], PAIRS[:2]), verbose=0)
     # Folders that are being written must never load: a hidden temp folder
     # with a complete SavedModel, and version 9 without saved_model.pb yet.
     shutil.copytree(export_base / "1", export_base / ".tmp-9-copy")
@@ -1362,6 +1413,11 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
         # Each call can name its own version, over the client's.
         np.testing.assert_allclose(
             client.predict(TEXTS[:2], version=2)[sig.LOGITS], expected_new, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            client.predict(TEXTS[:2], pairs=PAIRS[:2], version=2)[sig.LOGITS],
+            expected_new_pairs,
+            atol=1e-5,
         )
         assert client.classify(TEXTS[:1], version=2)[sig.CLASSES] == [LABEL_NAMES]
         assert set(client.metadata(version=2)) == set(sig.SIGNATURES)
