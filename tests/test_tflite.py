@@ -452,6 +452,46 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     assert not gated.exists()
 
 
+def test_cli_report_compares_every_mode_on_the_verify_data(
+    classifier, tmp_path, capsys
+):
+    from albert_tf.cli import main
+
+    model_path = tmp_path / "model.keras"
+    classifier.save(model_path)
+    data = tmp_path / "dev.tsv"
+    labels = np.arange(len(TINY_CORPUS)) % 2
+    data.write_text(
+        "sentence\tlabel\n"
+        + "".join(f"{t}\t{y}\n" for t, y in zip(TINY_CORPUS, labels, strict=True))
+    )
+    out, report = tmp_path / "model.tflite", tmp_path / "report.md"
+    args = ["tflite", str(model_path), str(out), "--quantize", "dynamic"]
+    assert main([*args, "--report", str(report)]) == 1
+    assert "--report needs --verify" in capsys.readouterr().err
+    assert not out.exists() and not report.exists()
+
+    assert main([*args, "--verify", str(data), "--report", str(report)]) == 0
+    table = report.read_text()
+    assert table in capsys.readouterr().out
+    rows = {
+        cells[0]: cells
+        for line in table.splitlines()[2:]
+        if line.startswith("| ")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert list(rows) == ["none", "float16", "dynamic", "int8"]
+    keras_accuracy = np.mean(
+        classifier.predict(TINY_CORPUS, verbose=0).argmax(-1) == labels
+    )
+    # The float build is the reference: same size, same answers as Keras.
+    assert rows["none"][2] == "1.00x" and rows["none"][6] == "100.00%"
+    assert rows["none"][7] == f"{100 * keras_accuracy:.2f}%"
+    assert f"Float Keras model accuracy: {100 * keras_accuracy:.2f}%." in table
+    # Its dynamic row measures the file this command wrote.
+    assert rows["dynamic"][1] == f"{out.stat().st_size / 2**20:.2f}"
+
+
 def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     from albert_tf.cli import main
 
