@@ -78,20 +78,34 @@ def _original_variables(config, num_classes=None):
     return variables
 
 
-def write_release(directory, tiny_proto, groups, num_classes=None, step=1000):
-    """Writes an original-layout ALBERT release with random weights."""
+def write_release(
+    directory,
+    tiny_proto,
+    groups,
+    num_classes=None,
+    step=1000,
+    inner=None,
+    seed=None,
+    prefix="",
+):
+    """Writes an original-layout ALBERT release with random weights.
+
+    `prefix` goes before the encoder's variable names ("module/" when
+    `run_classifier.py` fine-tuned the TF-Hub module; its head has none).
+    """
     config = dict(
         CONFIG,
         num_hidden_layers=2 * groups,
         num_hidden_groups=groups,
-        inner_group_num=groups,
+        inner_group_num=groups if inner is None else inner,
     )
     (directory / "albert_config.json").write_text(json.dumps(config))
     (directory / "30k-clean.model").write_bytes(tiny_proto)
-    rng = np.random.default_rng(groups)
+    rng = np.random.default_rng(groups if seed is None else seed)
     graph = tf.Graph()
     with graph.as_default():
         for name, shape in _original_variables(config, num_classes).items():
+            name = prefix + name if name.startswith("bert/") else name
             if name == "global_step":
                 value = np.array(step, np.int64)
             elif name.endswith(("gamma",)):
@@ -104,6 +118,11 @@ def write_release(directory, tiny_proto, groups, num_classes=None, step=1000):
             session.run(tf.compat.v1.global_variables_initializer())
             saver.save(session, str(directory / "model.ckpt"), global_step=step)
     return config
+
+
+def _word_embeddings(prefix):
+    reader = tf.train.load_checkpoint(str(prefix))
+    return reader.get_tensor("bert/embeddings/word_embeddings")
 
 
 def _hf_reference(directory, config, inputs):
@@ -123,12 +142,14 @@ def _hf_reference(directory, config, inputs):
         )
 
 
-@pytest.mark.parametrize("groups", [1, 2])
-def test_release_checkpoint_matches_transformers_importer(tmp_path, tiny_proto, groups):
-    config = write_release(tmp_path, tiny_proto, groups)
+@pytest.mark.parametrize("groups, inner", [(1, 1), (2, 2), (2, 1)])
+def test_release_checkpoint_matches_transformers_importer(
+    tmp_path, tiny_proto, groups, inner
+):
+    config = write_release(tmp_path, tiny_proto, groups, inner=inner)
     backbone = AlbertBackbone.from_preset(str(tmp_path))
     assert backbone.num_groups == groups
-    assert backbone.num_inner_repetitions == groups
+    assert backbone.num_inner_repetitions == inner
     inputs = padded_inputs()
     expected = _hf_reference(tmp_path, config, inputs)
     outputs = backbone(inputs)
@@ -147,8 +168,9 @@ def test_release_checkpoint_matches_transformers_importer(tmp_path, tiny_proto, 
 
 
 def test_run_classifier_head_is_loaded(tmp_path, tiny_proto):
-    write_release(tmp_path, tiny_proto, groups=1, num_classes=2)
+    write_release(tmp_path, tiny_proto, groups=1, num_classes=3)
     classifier = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
+    assert classifier.num_classes == 3
     reader = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-1000"))
     np.testing.assert_array_equal(
         classifier.output_dense.kernel.numpy(), reader.get_tensor("output_weights").T
@@ -193,3 +215,45 @@ def test_encoder_weights_the_config_does_not_use_are_a_warning(
         AlbertBackbone.from_preset(str(tmp_path))
     assert "encoder weights are not used by its config" in caplog.text
     assert "group_1/" in caplog.text
+
+
+def test_the_checkpoint_file_or_else_the_newest_step_is_loaded(tmp_path, tiny_proto):
+    write_release(tmp_path, tiny_proto, groups=1, step=1000, seed=1)
+    write_release(tmp_path, tiny_proto, groups=1, step=2000, seed=2)
+    old, new = (_word_embeddings(tmp_path / f"model.ckpt-{s}") for s in (1000, 2000))
+    assert np.abs(old - new).max() > 0.01
+
+    def loaded():
+        backbone = AlbertBackbone.from_preset(str(tmp_path))
+        return backbone.token_embedding.embeddings.numpy()
+
+    # The Saver's `checkpoint` file names the step to use.
+    tf.compat.v1.train.update_checkpoint_state(str(tmp_path), "model.ckpt-1000")
+    np.testing.assert_array_equal(loaded(), old)
+    # Without it (releases are often copied without it): the newest step.
+    (tmp_path / "checkpoint").unlink()
+    np.testing.assert_array_equal(loaded(), new)
+
+
+def test_tf_hub_module_variable_names_load(tmp_path, tiny_proto):
+    write_release(tmp_path, tiny_proto, groups=1, num_classes=2, prefix="module/")
+    reader = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-1000"))
+    assert "bert/embeddings/word_embeddings" not in reader.get_variable_to_shape_map()
+    classifier = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
+    np.testing.assert_array_equal(
+        classifier.backbone.token_embedding.embeddings.numpy(),
+        reader.get_tensor("module/bert/embeddings/word_embeddings"),
+    )
+    np.testing.assert_array_equal(
+        classifier.backbone.pooled_dense.kernel.numpy(),
+        reader.get_tensor("module/bert/pooler/dense/kernel"),
+    )
+
+
+def test_an_activation_albert_never_used_is_refused(tmp_path, tiny_proto):
+    config = write_release(tmp_path, tiny_proto, groups=1)
+    (tmp_path / "albert_config.json").write_text(
+        json.dumps({**config, "hidden_act": "relu"})
+    )
+    with pytest.raises(ValueError, match="relu"):
+        AlbertBackbone.from_preset(str(tmp_path))

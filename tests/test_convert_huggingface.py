@@ -27,12 +27,14 @@ LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 TEXTS = ["The quick brown fox jumped over the lazy dog.", "What an amazing movie!"]
 
 
-def _write_checkpoint(directory, tiny_proto, classifier=True, groups=1, **save_kwargs):
+def _write_checkpoint(
+    directory, tiny_proto, classifier=True, groups=1, inner=None, **save_kwargs
+):
     """An HF ALBERT checkpoint directory, as `save_pretrained` writes it."""
     torch.manual_seed(groups)
     config = tiny_hf_albert_config(
         num_hidden_groups=groups,
-        inner_group_num=groups,
+        inner_group_num=groups if inner is None else inner,
         num_hidden_layers=2 * groups,
         **(
             {"id2label": LABELS, "label2id": {v: k for k, v in LABELS.items()}}
@@ -63,14 +65,19 @@ def _torch_inputs(inputs):
     )
 
 
-@pytest.mark.parametrize("groups", [1, 2])
-def test_fine_tuned_classifier_becomes_a_ready_classifier(tmp_path, tiny_proto, groups):
-    model, hf_tokenizer = _write_checkpoint(tmp_path, tiny_proto, groups=groups)
+@pytest.mark.parametrize("groups, inner", [(1, 1), (2, 2), (2, 1)])
+def test_fine_tuned_classifier_becomes_a_ready_classifier(
+    tmp_path, tiny_proto, groups, inner
+):
+    model, hf_tokenizer = _write_checkpoint(
+        tmp_path, tiny_proto, groups=groups, inner=inner
+    )
     classifier = TextClassifier.from_preset(str(tmp_path))  # Class inferred.
 
     assert isinstance(classifier, AlbertTextClassifier)
     assert classifier.label_names == ["negative", "neutral", "positive"]
     assert classifier.backbone.num_groups == groups
+    assert classifier.backbone.num_inner_repetitions == inner
     # Raw strings in, through our in-graph tokenizer, vs HF's tokenizer + model.
     encoded = hf_tokenizer(
         TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt"
@@ -126,6 +133,15 @@ def test_v1_exact_gelu_checkpoint_matches_transformers(tmp_path, tiny_proto):
     (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
     with pytest.raises(ValueError, match="hidden_act='relu'.*'gelu', 'gelu_new'"):
         AlbertBackbone.from_preset(str(tmp_path))
+    # Without hidden_act, transformers' AlbertConfig default: the tanh GELU.
+    del config["hidden_act"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert transformers.AlbertConfig.from_pretrained(tmp_path).hidden_act == "gelu_new"
+    assert AlbertBackbone.from_preset(str(tmp_path)).activation == "gelu_approximate"
+    relative = {**config, "position_embedding_type": "relative_key"}
+    (tmp_path / "config.json").write_text(json.dumps(relative))
+    with pytest.raises(ValueError, match="position_embedding_type='relative_key'"):
+        AlbertBackbone.from_preset(str(tmp_path))
 
 
 def test_tokenizer_follows_tokenizer_config(tmp_path, tiny_proto):
@@ -137,8 +153,10 @@ def test_tokenizer_follows_tokenizer_config(tmp_path, tiny_proto):
     )
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     config["keep_accents"] = True
+    config["do_lower_case"] = False
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
-    assert AlbertTokenizer.from_preset(str(tmp_path)).strip_accents is False
+    tokenizer = AlbertTokenizer.from_preset(str(tmp_path))
+    assert (tokenizer.strip_accents, tokenizer.lowercase) == (False, False)
 
 
 def test_pytorch_bin_is_read_without_pickle_execution(tmp_path, tiny_proto):
@@ -153,6 +171,28 @@ def test_pytorch_bin_is_read_without_pickle_execution(tmp_path, tiny_proto):
     np.testing.assert_allclose(
         backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
     )
+
+
+def test_sharded_safetensors_load_every_shard(tmp_path, tiny_proto):
+    model, _ = _write_checkpoint(
+        tmp_path, tiny_proto, classifier=False, groups=2, max_shard_size="10KB"
+    )
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2
+    assert not (tmp_path / "model.safetensors").exists()
+    backbone = AlbertBackbone.from_preset(str(tmp_path))
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
+    np.testing.assert_allclose(
+        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+    # A shard outside the checkpoint folder is refused, not read.
+    some_weight = next(iter(index["weight_map"]))
+    index["weight_map"][some_weight] = "../elsewhere.safetensors"
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="'../elsewhere.safetensors' is not a file"):
+        AlbertBackbone.from_preset(str(tmp_path))
 
 
 def test_pytorch_bin_without_torch_is_refused(tmp_path, tiny_proto, monkeypatch):
@@ -313,3 +353,12 @@ def test_naming_the_classes_of_a_checkpoint_with_label_i_names(
     np.testing.assert_array_equal(
         named.predict_on_batch(TEXTS), kept.predict_on_batch(TEXTS)
     )
+
+
+def test_id2label_that_skips_a_class_is_refused(tmp_path, tiny_proto):
+    _write_checkpoint(tmp_path, tiny_proto)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["id2label"] = {"0": "negative", "2": "positive", "3": "mixed"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"does not name classes 0\.\.2"):
+        AlbertTextClassifier.from_preset(str(tmp_path))

@@ -108,6 +108,10 @@ def test_wrong_class_and_missing_weights(tmp_path, tiny_proto):
     )
     with pytest.raises(ValueError, match="'BertBackbone', expected 'AlbertBackbone'"):
         AlbertBackbone.from_preset(str(tmp_path))
+    fields = {k: v for k, v in config["config"].items() if k != "hidden_dim"}
+    (tmp_path / "config.json").write_text(json.dumps({**config, "config": fields}))
+    with pytest.raises(ValueError, match=r"lacks the AlbertBackbone fields \['hidden"):
+        AlbertBackbone.from_preset(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "model.weights.h5").unlink()
     with pytest.raises(FileNotFoundError, match="model.weights.h5"):

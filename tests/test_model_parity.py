@@ -25,6 +25,10 @@ GROUPINGS = [
     pytest.param(
         dict(num_groups=2, num_inner_repetitions=2, num_layers=4), id="2groups"
     ),
+    # Unequal counts, so swapping groups and inner repetitions shows.
+    pytest.param(
+        dict(num_groups=2, num_inner_repetitions=1, num_layers=4), id="2groups1inner"
+    ),
 ]
 TOLERANCE = 1e-5
 
