@@ -65,6 +65,15 @@ def _torch_inputs(inputs):
     )
 
 
+def _assert_pooled_output_matches(backbone, model):
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
+    np.testing.assert_allclose(
+        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+
+
 @pytest.mark.parametrize("groups, inner", [(1, 1), (2, 2), (2, 1)])
 def test_fine_tuned_classifier_becomes_a_ready_classifier(
     tmp_path, tiny_proto, groups, inner
@@ -164,13 +173,7 @@ def test_pytorch_bin_is_read_without_pickle_execution(tmp_path, tiny_proto):
         tmp_path, tiny_proto, classifier=False, safe_serialization=False
     )
     assert (tmp_path / "pytorch_model.bin").is_file()
-    backbone = AlbertBackbone.from_preset(str(tmp_path))
-    inputs = padded_inputs()
-    with torch.no_grad():
-        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
-    np.testing.assert_allclose(
-        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
-    )
+    _assert_pooled_output_matches(AlbertBackbone.from_preset(str(tmp_path)), model)
 
 
 def test_sharded_safetensors_load_every_shard(tmp_path, tiny_proto):
@@ -180,13 +183,7 @@ def test_sharded_safetensors_load_every_shard(tmp_path, tiny_proto):
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 2
     assert not (tmp_path / "model.safetensors").exists()
-    backbone = AlbertBackbone.from_preset(str(tmp_path))
-    inputs = padded_inputs()
-    with torch.no_grad():
-        expected = model(**_torch_inputs(inputs)).pooler_output.numpy()
-    np.testing.assert_allclose(
-        backbone(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
-    )
+    _assert_pooled_output_matches(AlbertBackbone.from_preset(str(tmp_path)), model)
     # A shard outside the checkpoint folder is refused, not read.
     some_weight = next(iter(index["weight_map"]))
     index["weight_map"][some_weight] = "../elsewhere.safetensors"
