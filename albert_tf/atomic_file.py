@@ -1,9 +1,14 @@
 """Whole-or-nothing file writes: a temp file beside the target, then a rename."""
 
 import contextlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
+
+logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"  # Hidden: servers and globs skip it.
 
@@ -48,6 +53,50 @@ def remove_temp_leftovers(folder, names=None):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.remove(path)
+
+
+def owned_temp_folder(parent, label):
+    """A new temp folder in `parent` named with `label`, this process's id and
+    host, so `remove_dead_writers_folders` can tell a killed writer's
+    leftovers from a live one's. Readable like a `mkdir` folder."""
+    tmp = tempfile.mkdtemp(
+        prefix=f"{TEMP_PREFIX}{label}-{os.getpid()}@{socket.gethostname()}-",
+        dir=parent,
+    )
+    os.chmod(tmp, open_folder_mode())  # mkdtemp's 0700 would hide it from others.
+    return tmp
+
+
+def remove_dead_writers_folders(parent):
+    """Deletes the `owned_temp_folder`s in `parent` whose process is gone
+    (killed mid-write: `kill -9`, a crash, a power cut). Folders of live
+    processes, or of other hosts (a shared disk), stay."""
+    if not os.path.isdir(parent):
+        return
+    host = socket.gethostname()
+    for name in os.listdir(parent):
+        match = _OWNED.match(name)
+        if not match or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        path = os.path.join(parent, name)
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("Removed %s, left half-written by a stopped process", path)
+
+
+# `.tmp-LABEL-PID@HOST-RANDOM`; RANDOM is mkdtemp's 8 characters.
+_OWNED = re.compile(
+    rf"^{re.escape(TEMP_PREFIX)}.+-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]{{8}}$"
+)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # Signal 0: only checks that the process exists.
+    except ProcessLookupError:
+        return False
+    except OSError:  # E.g. another user's process: it exists.
+        return True
+    return True
 
 
 def open_folder_mode():

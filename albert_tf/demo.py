@@ -16,6 +16,8 @@ import statistics
 import sys
 import time
 
+from albert_tf import cli_types
+
 DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
 DEMO_TRAIN = DATA_DIR / "demo_train.tsv"
 DEMO_DEV = DATA_DIR / "demo_dev.tsv"
@@ -50,7 +52,9 @@ def register(subparsers):
         "default: trained on the training texts at run time",
     )
     parser.add_argument("--output", default="demo_output", help="where artifacts go")
-    parser.add_argument("--steps", type=int, default=300, help="training steps")
+    parser.add_argument(
+        "--steps", type=cli_types.positive_int, default=300, help="training steps"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -145,6 +149,37 @@ def demo_config(train, dev, vocabulary, output_dir, steps, label_names):
     }
 
 
+def check_same_demo(config_path, config):
+    """Refuses an output folder that holds a demo of other data or settings.
+
+    Rerunning the same demo resumes its run; another one would overwrite the
+    vocabulary and config of the run that is there, then fail to resume it.
+    """
+    import yaml
+
+    if not config_path.is_file():
+        return
+    old = _flat(yaml.safe_load(config_path.read_text()) or {})
+    new = _flat(config)
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) != new.get(key):
+            raise ValueError(
+                f"'{config_path.parent}' holds a demo of other settings ({key}: "
+                f"{old.get(key)!r} there, {new.get(key)!r} now); pass --output "
+                f"NEW_FOLDER, or delete '{config_path.parent}' to start over"
+            )
+
+
+def _flat(config, prefix=""):
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _median_ms(fn, runs=10):
     fn()
     times = []
@@ -212,19 +247,21 @@ def run_demo(
     dev_texts, dev_labels = _read(dev_path, skip_bad_rows)
     label_names = LabelVocabulary.from_labels(train_labels).names
 
-    _step(1, f"Training on {train_path.name} ({len(train_texts)} rows)")
-    if vocabulary is None:
-        vocabulary = train_vocabulary(train_texts, output / "vocabulary.spm")
-        print(f"Trained a SentencePiece vocabulary: {vocabulary}")
     config = demo_config(
         train_path,
         dev_path,
-        pathlib.Path(vocabulary).resolve(),
+        pathlib.Path(vocabulary or output / "vocabulary.spm").resolve(),
         output / "run",
         steps,
         label_names,
     )
     config_path = output / "demo.yaml"
+    check_same_demo(config_path, config)  # Before anything there changes.
+
+    _step(1, f"Training on {train_path.name} ({len(train_texts)} rows)")
+    if vocabulary is None:
+        vocabulary = train_vocabulary(train_texts, output / "vocabulary.spm")
+        print(f"Trained a SentencePiece vocabulary: {vocabulary}")
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     train_config = load_config(str(config_path), overrides=overrides or {})
     metrics = train(train_config)
@@ -300,6 +337,10 @@ def run_demo(
         "grpc_max_abs_logit_diff": grpc_diff,
         "tflite_max_abs_logit_diff": tflite_diff,
         "agree": keras_labels == grpc_labels == classify_labels == tflite_labels,
+        "overrides": [
+            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in (overrides or {}).items()
+        ],
         "latency_ms_batch1": {"keras": keras_ms, "grpc": grpc_ms, "tflite": tflite_ms},
         "sizes_bytes": {
             "model.keras": _size(model_path),
@@ -356,7 +397,8 @@ def format_summary(summary):
         f"  TFLite           {paths['tflite']}",
         "",
         "Each step by hand:",
-        f"  albert-tf train --config {q(paths['config'])}",
+        f"  albert-tf train --config {q(paths['config'])}"
+        + "".join(f" --set {q(item)}" for item in summary["overrides"]),
         f"  albert-tf evaluate {q(paths['model'])} {q(paths['dev'])}",
         f"  albert-tf predict {q(paths['model'])} 'A warm, funny film.'",
         f"  albert-tf export {q(paths['model'])} {q(paths['export'])}",
@@ -367,7 +409,7 @@ def format_summary(summary):
         f"  albert-tf tflite {q(paths['model'])} model.tflite --quantize dynamic "
         f"--verify {q(paths['dev'])}",
         "On your own data (TSV, CSV or JSONL with sentence and label columns):",
-        "  albert-tf demo --data train.tsv --dev dev.tsv "
+        "  albert-tf demo --data train.tsv --dev dev.tsv --output my_demo "
         "[--vocabulary ../shared/data/albert/spiece.model]",
     ]
     return "\n".join(lines)

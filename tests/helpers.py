@@ -144,3 +144,29 @@ def randomize_keras_weights(model, seed=0, std=RANDOM_WEIGHT_STD):
             value += 1.0
         variable.assign(value.astype(variable.dtype))
     return model
+
+
+def dead_writers_temp_folder(parent, label):
+    """A temp folder made by `owned_temp_folder` in a process that then ended
+    without removing it, as a writer killed with `kill -9` leaves it."""
+    import subprocess
+    import sys
+
+    from albert_tf import atomic_file
+
+    # atomic_file imports nothing of albert_tf: load it alone, without TF.
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('a', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(module.owned_temp_folder(sys.argv[2], sys.argv[3]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, atomic_file.__file__, str(parent), label],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout.strip()

@@ -1,14 +1,18 @@
 """Whole-or-nothing writes: the target is replaced whole or left as it was."""
 
 import os
+import socket
 import stat
 
 import pytest
 
 from albert_tf.atomic_file import atomic_path
 from albert_tf.atomic_file import ensure_writable
+from albert_tf.atomic_file import owned_temp_folder
+from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_all
 from albert_tf.atomic_file import write_text
+from tests.helpers import dead_writers_temp_folder
 
 
 def test_write_replaces_the_file_whole_with_open_permissions(tmp_path):
@@ -85,3 +89,28 @@ def test_write_all_renames_in_the_order_given(tmp_path, monkeypatch):
     names = ["m.json", "m.labels.txt", "m.tflite"]  # The model last.
     write_all([(tmp_path / name, b"x") for name in names])
     assert renamed == names
+
+
+def test_only_dead_writers_temp_folders_are_removed(tmp_path, caplog):
+    dead = dead_writers_temp_folder(tmp_path, "3")
+    assert os.path.basename(dead).startswith(".tmp-3-")
+    live = owned_temp_folder(tmp_path, "4")  # This process: still writing.
+    assert stat.S_IMODE(os.stat(live).st_mode) == 0o777 & ~_umask()
+    dead_pid = os.path.basename(dead).split("-")[2].split("@")[0]
+    elsewhere = tmp_path / f".tmp-5-{dead_pid}@not-{socket.gethostname()}-abcd1234"
+    other = tmp_path / ".tmp-ckpt-200-x"  # Not this scheme: another owner's.
+    for folder in (elsewhere, other):
+        folder.mkdir()
+    with caplog.at_level("INFO", logger="albert_tf"):
+        remove_dead_writers_folders(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [os.path.basename(live), elsewhere.name, other.name]
+    )
+    assert f"Removed {dead}, left half-written by a stopped process" in caplog.text
+    remove_dead_writers_folders(tmp_path / "missing")  # Nothing to do.
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -1,6 +1,7 @@
 """`albert-tf demo` end to end: every artifact exists and agrees with Keras."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -9,9 +10,11 @@ from albert_tf.cli import main
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path, capsys):
+def test_demo_runs_end_to_end(tmp_path, capsys, caplog):
     output = tmp_path / "demo"
-    assert main(["demo", "--output", str(output), "--steps", "40"]) == 0
+    # An override (here the demo's own value) shows in the hand-run command.
+    override = ["--set", "optimizer.warmup_ratio=0.1"]
+    assert main(["demo", "--output", str(output), "--steps", "40", *override]) == 0
     summary = json.loads((output / "summary.json").read_text())
     for key in ("config", "model", "tflite"):
         assert (output / summary["paths"][key]).exists(), key
@@ -30,6 +33,27 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert np.isfinite(summary["tflite_max_abs_logit_diff"])
     printed = capsys.readouterr().out
     assert "Dev accuracy" in printed and "albert-tf serve" in printed
+
+    # The printed train command finds the finished run (not a refusal).
+    command = next(
+        line for line in printed.splitlines() if "albert-tf train --config" in line
+    )
+    assert command.endswith("--set optimizer.warmup_ratio=0.1")
+    caplog.clear()
+    assert main(shlex.split(command)[1:]) == 0
+    assert "Training already finished at step 40" in caplog.text
+    # Other data into the same folder is refused before anything there changes.
+    vocabulary = (output / "vocabulary.spm").read_bytes()
+    config = (output / "demo.yaml").read_text()
+    other = tmp_path / "other.tsv"
+    other.write_text("sentence\tlabel\na fine film\tpositive\na dull one\tnegative\n")
+    args = ["demo", "--output", str(output), "--steps", "40", *override]
+    assert main([*args, "--data", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert f"'{output}' holds a demo of other settings (data.dev: " in err
+    assert "pass --output NEW_FOLDER" in err
+    assert (output / "vocabulary.spm").read_bytes() == vocabulary
+    assert (output / "demo.yaml").read_text() == config
 
 
 def test_demo_names_a_missing_data_file(tmp_path, capsys):

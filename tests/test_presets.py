@@ -31,6 +31,7 @@ from albert_tf.models import load_classifier
 from albert_tf.presets import BUILTIN_PRESETS
 from albert_tf.presets import count_backbone_params
 from albert_tf.presets import resolve_preset
+from tests.helpers import dead_writers_temp_folder
 from tests.helpers import padded_inputs
 from tests.helpers import tiny_backbone_kwargs
 
@@ -444,7 +445,9 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     source = tmp_path / "release"
     source.mkdir()
     write_release(source, tiny_proto, groups=2)
+    dead = dead_writers_temp_folder(tmp_path, "convert")  # A killed convert's.
     assert cli.main(["convert", str(source), str(tmp_path / "out")]) == 0
+    assert not os.path.exists(dead)
     out = capsys.readouterr().out
     assert '"num_groups": 2' in out and "parameters:" in out and "sha256:" in out
     converted = AlbertBackbone.from_preset(str(tmp_path / "out"))
@@ -497,3 +500,33 @@ def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     np.testing.assert_array_equal(
         published.predict_on_batch(TEXTS), classifier.predict_on_batch(TEXTS)
     )
+
+
+@pytest.mark.parametrize(
+    "files, given, hint",
+    [
+        (["albert.tflite"], "albert.tflite", "it is a TFLite build; run it with"),
+        (
+            ["saved_model.pb", "variables/variables.index"],
+            "saved_model.pb",
+            "it belongs to the SavedModel",
+        ),
+        (["config.json", "model.weights.h5"], "model.weights.h5", "pass the folder"),
+        (["notes.txt"], "notes.txt", "pass a `.keras` model or a preset folder"),
+    ],
+)
+def test_a_file_given_as_a_model_gets_a_hint_that_fits_it(
+    tmp_path, files, given, hint, capsys
+):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert cli.main(["predict", str(tmp_path / given), "A fine film."]) == 1
+    err = capsys.readouterr().err
+    assert f"Preset '{tmp_path / given}' is a file, not a folder: {hint}" in err
+
+
+def test_predict_with_a_text_where_the_model_goes_says_so(capsys):
+    assert cli.main(["predict", "A warm film.", "Dull."]) == 1
+    err = capsys.readouterr().err
+    assert "'A warm film.' is not a model: the first argument is MODEL" in err

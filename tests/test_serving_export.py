@@ -19,6 +19,7 @@ from albert_tf.serving import signatures as sig
 from albert_tf.serving.warmup import MAX_WARMUP_RECORDS
 from albert_tf.serving.warmup import read_warmup_file
 from albert_tf.training import predict
+from tests.helpers import dead_writers_temp_folder
 from tests.serving_models import LABEL_NAMES
 from tests.serving_models import PAIRS
 from tests.serving_models import TEXTS
@@ -385,6 +386,15 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
     assert sorted(os.listdir(fresh)) == [sig.BATCHING_FILE, sig.MODELS_CONFIG_FILE]
 
 
+def test_export_removes_what_killed_exports_left(classifier, tmp_path):
+    base = tmp_path / "albert"
+    base.mkdir()
+    dead = dead_writers_temp_folder(base, "1")
+    export_classifier(classifier, base, run_preflight=False)
+    assert not os.path.exists(dead)
+    assert sorted(os.listdir(base)) == ["1", sig.BATCHING_FILE, sig.MODELS_CONFIG_FILE]
+
+
 def test_reexport_keeps_edited_server_files(tmp_path, caplog):
     from albert_tf.serving.batcher import BatchingParameters
     from albert_tf.serving.export import _write_server_files
@@ -421,6 +431,34 @@ def test_reexport_keeps_edited_server_files(tmp_path, caplog):
     params = BatchingParameters.from_file(batching)
     assert (params.max_batch_size, params.batch_timeout_micros) == (16, 2000)
     assert batching.read_text() == edited_batching.replace("value: 8", "value: 16")
+
+
+def test_batching_parameters_name_the_line_of_a_bad_value(tmp_path):
+    from albert_tf.serving.batcher import BatchingParameters
+
+    path = tmp_path / "batching.txt"
+    path.write_text("batch_timeout_micros { value: 0 }\nmax_batch_size { value: 0 }\n")
+    with pytest.raises(ValueError, match=r"batching.txt:2: max_batch_size must be 1"):
+        BatchingParameters.from_file(path)
+    path.write_text(
+        "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: x }\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"batching.txt:2: expected `num_batch_threads"
+    ):
+        BatchingParameters.from_file(path)
+    path.write_text("batch_timeout_micros { value: 0 }\n")  # No waiting: allowed.
+    assert BatchingParameters.from_file(path).batch_timeout_micros == 0
+
+
+@pytest.mark.parametrize(
+    "option", [{"max_batch_size": 0}, {"batch_timeout_micros": -1}]
+)
+def test_export_refuses_bad_batching_values_before_loading(tmp_path, option):
+    # A path that does not exist: the check comes before the model loads.
+    with pytest.raises(ValueError, match=f"`{next(iter(option))}` must be"):
+        export_classifier(str(tmp_path / "missing.keras"), tmp_path / "m", **option)
+    assert not (tmp_path / "m").exists()
 
 
 def test_export_needs_a_preprocessor(classifier, tmp_path):

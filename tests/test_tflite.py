@@ -340,7 +340,7 @@ def test_quantization_config_is_frozen_and_checked():
 
 
 @pytest.mark.slow
-def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
+def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys, monkeypatch):
     from albert_tf.cli import main
 
     model_path = tmp_path / "model.keras"
@@ -379,7 +379,7 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
         classifier.predict(TINY_CORPUS, verbose=0).argmax(-1)
         == np.arange(len(TINY_CORPUS)) % 2
     )
-    assert f"(Keras {100 * expected:.2f}%)" in printed, printed
+    assert f"(float model {100 * expected:.2f}%)" in printed, printed
     # Bad --verify data is named by file and line, and nothing is written.
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\ngood\t1\nno label here\n")
@@ -425,8 +425,19 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
     ]
     assert out.read_bytes()[4:8] == b"TFL3"
 
-    # A gate that cannot pass (accuracy must rise 100 points): nothing written.
+    # A build whose predictions collapse, as users report after quantizing
+    # (here every class flipped): the agreement gate fails, nothing is written.
     # Calibration texts need no labels.
+    from albert_tf.tflite.tflite_classifier import TFLiteClassifier
+
+    predict = TFLiteClassifier.predict
+
+    def collapsed(self, *args, **kwargs):
+        outputs = predict(self, *args, **kwargs)
+        outputs["logits"] = outputs["logits"][:, ::-1]
+        return outputs
+
+    monkeypatch.setattr(TFLiteClassifier, "predict", collapsed)
     unlabelled = tmp_path / "unlabelled.tsv"
     unlabelled.write_text("sentence\n" + "".join(f"{t}\n" for t in TINY_CORPUS))
     gated = tmp_path / "gated.tflite"
@@ -443,12 +454,13 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys):
             str(unlabelled),
             "--verify",
             str(data),
-            "--max-accuracy-drop",
-            "-100",
+            "--min-agreement",
+            "0.9",
         ]
     )
     assert code == 1
-    assert "verification failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "verification failed" in err and "agreement 0.00% < 90.00% required" in err
     assert not gated.exists()
 
 

@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+
+from albert_tf.atomic_file import owned_temp_folder
+from albert_tf.atomic_file import remove_dead_writers_folders
 
 
 def weights_checksum(model):
@@ -61,7 +63,8 @@ def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
     try:
         parent = os.path.dirname(output_dir)
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-convert-", dir=parent)
+        remove_dead_writers_folders(parent)  # Killed conversions' leftovers.
+        tmp = owned_temp_folder(parent, "convert")
     except OSError as e:
         raise OSError(
             e.errno, f"Cannot write the preset to '{output_dir}': {e.strerror}"

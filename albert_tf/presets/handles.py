@@ -228,14 +228,35 @@ def resolve_preset(preset):
         logger.info("Downloading built-in preset '%s' from %s", preset, handle)
         return _kaggle_download(handle, f"built-in preset '{preset}'")
     if os.path.isfile(preset):
-        hint = (
-            "load it with `albert_tf.models.load_classifier`"
-            if preset.endswith(".keras")
-            else f"pass the folder that holds it, '{os.path.dirname(preset) or '.'}'"
+        raise FileNotFoundError(
+            f"Preset '{preset}' is a file, not a folder: {_file_hint(preset)}."
         )
-        raise FileNotFoundError(f"Preset '{preset}' is a file, not a folder: {hint}.")
     raise FileNotFoundError(
         f"Preset '{preset}' is not a local directory, a built-in id "
         f"({', '.join(BUILTIN_PRESETS)}), an hf://owner/repo or a "
         "kaggle://owner/model/framework/variation[/version] handle."
     )
+
+
+def _file_hint(path):
+    """What to pass instead of `path`, a file given where a preset goes."""
+    import tensorflow as tf
+
+    folder = os.path.dirname(path) or "."
+    if path.endswith(".keras"):
+        return "load it with `albert_tf.models.load_classifier`"
+    if path.endswith(".tflite"):
+        return (
+            "it is a TFLite build; run it with `albert_tf.tflite.TFLiteClassifier` "
+            "(or in an app)"
+        )
+    if tf.saved_model.contains_saved_model(folder):
+        return (
+            f"it belongs to the SavedModel '{folder}' (an `albert-tf export` "
+            "version folder?); serve that, or load the `.keras` model it was "
+            "exported from"
+        )
+    checkpoint_files = ("config.json", "albert_config.json")
+    if any(os.path.isfile(os.path.join(folder, n)) for n in checkpoint_files):
+        return f"pass the folder that holds it, '{folder}'"
+    return "pass a `.keras` model or a preset folder"

@@ -14,6 +14,8 @@ import time
 from albert_tf.serving.servable import RequestError
 from albert_tf.serving.servable import concat_inputs
 
+_LOWEST = {"batch_timeout_micros": 0}  # Others: 1.
+
 
 @dataclasses.dataclass
 class BatchingParameters:
@@ -50,6 +52,12 @@ class BatchingParameters:
                         f"{path}:{number}: expected `{name} {{ value: N }}`, got "
                         f"'{line}' ({e})."
                     ) from None
+                lowest = _LOWEST.get(name, 1)
+                if value < lowest:  # TF Serving refuses these at load too.
+                    raise ValueError(
+                        f"{path}:{number}: {name} must be {lowest} or more, got "
+                        f"{value}."
+                    )
                 setattr(params, name, int(value))
         return params
 

@@ -2,6 +2,8 @@
 
 import logging
 
+from albert_tf import cli_types
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,16 +20,20 @@ def register(subparsers):
         "model", metavar="MODEL", help="A .keras file or a preset directory."
     )
     parser.add_argument("export_base", metavar="EXPORT_BASE", help="Model base path.")
-    parser.add_argument("--version", type=int, help="Version to write (default: next).")
+    parser.add_argument(
+        "--version",
+        type=cli_types.positive_int,
+        help="Version to write (default: next).",
+    )
     parser.add_argument(
         "--max-batch-size",
-        type=int,
+        type=cli_types.positive_int,
         help="max_batch_size in batching_parameters.txt (default: 32 in a new "
         "file; an existing file keeps its value).",
     )
     parser.add_argument(
         "--batch-timeout-micros",
-        type=int,
+        type=cli_types.non_negative_int,
         help="batch_timeout_micros in batching_parameters.txt (default: 2000 in "
         "a new file; an existing file keeps its value).",
     )
@@ -54,10 +60,20 @@ def register(subparsers):
         "Serving's gRPC API (and REST with --rest-port). For development and "
         "tests; deploy with the official tensorflow_model_server.",
     )
-    parser.add_argument("--model-base-path", required=True)
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--port", type=int, default=8500)
-    parser.add_argument("--rest-port", type=int, help="Also serve REST on this port.")
+    parser.add_argument(
+        "--model-base-path",
+        required=True,
+        help="Folder of integer version folders (an `albert-tf export` base).",
+    )
+    parser.add_argument(
+        "--model-name",
+        required=True,
+        help="Name clients ask for (TF Serving's --model_name).",
+    )
+    parser.add_argument("--port", type=cli_types.port, default=8500)
+    parser.add_argument(
+        "--rest-port", type=cli_types.port, help="Also serve REST on this port."
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -75,20 +91,20 @@ def register(subparsers):
     )
     parser.add_argument(
         "--max-batch-size",
-        type=int,
+        type=cli_types.positive_int,
         help="Largest batch, and largest accepted request (overrides the file; "
         "implies batching). Without batching, as in TF Serving, no limit.",
     )
     parser.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=cli_types.positive_int,
         default=4 * 1024 * 1024,
         help="Largest gRPC message and REST body (gRPC's own default; TF "
         "Serving allows 2 GiB).",
     )
     parser.add_argument(
         "--poll-seconds",
-        type=float,
+        type=cli_types.positive_float,
         default=1.0,
         help="How often to look for new versions.",
     )

@@ -10,14 +10,14 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
 from tensorflow.core.protobuf import saved_model_pb2
 
-from albert_tf.atomic_file import open_folder_mode
+from albert_tf.atomic_file import owned_temp_folder
+from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_text
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.model_manager import version_folders
@@ -424,6 +424,12 @@ def export_classifier(
     export_classifier("classifier.keras", "export/albert")  # export/albert/1
     ```
     """
+    for name, value, lowest in (
+        ("max_batch_size", max_batch_size, 1),
+        ("batch_timeout_micros", batch_timeout_micros, 0),
+    ):
+        if value is not None and value < lowest:  # Before a minutes-long load.
+            raise ValueError(f"`{name}` must be {lowest} or more. Received: {value}")
     if isinstance(classifier, (str, os.PathLike)):
         from albert_tf.models import load_classifier
 
@@ -452,8 +458,8 @@ def export_classifier(
 
     functions = _ServingFunctions(classifier)
     # Hidden temp name: TF Serving and our server only load integer names.
-    tmp = tempfile.mkdtemp(dir=export_base, prefix=f".tmp-{version}-")
-    os.chmod(tmp, open_folder_mode())  # 0700 would hide it from a server user.
+    remove_dead_writers_folders(export_base)  # Killed exports' leftovers.
+    tmp = owned_temp_folder(export_base, str(version))
     try:
         tf.saved_model.save(
             functions.trackable(), tmp, signatures=functions.concrete_functions()

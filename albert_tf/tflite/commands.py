@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from albert_tf import cli_types
 from albert_tf.tflite.quantization_config import MODES
 from albert_tf.training.commands import add_column_arguments
 
@@ -47,7 +48,7 @@ def register(subparsers):
     )
     parser.add_argument(
         "--sequence-length",
-        type=int,
+        type=cli_types.positive_int,
         default=None,
         help="Packed length (default: the model preprocessor's, or the one a "
         "SavedModel export records).",
@@ -61,7 +62,7 @@ def register(subparsers):
     )
     parser.add_argument(
         "--calibration-size",
-        type=int,
+        type=cli_types.positive_int,
         default=200,
         help="How many calibration texts int8 uses (default 200).",
     )
@@ -75,13 +76,13 @@ def register(subparsers):
     )
     parser.add_argument(
         "--max-accuracy-drop",
-        type=float,
+        type=cli_types.percentage_points,
         default=1.0,
         help="Quantized builds: allowed accuracy drop in points (default 1).",
     )
     parser.add_argument(
         "--min-agreement",
-        type=float,
+        type=cli_types.fraction,
         default=None,
         help="Quantized builds: minimum prediction agreement with float, 0-1.",
     )

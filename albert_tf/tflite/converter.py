@@ -350,7 +350,7 @@ def _convert_function(function, weights, configure, description):
         raise ValueError(
             f"The TFLite graph needs ops without TFLite kernels: {sorted(unexpected)}."
         )
-    logger.info("Converted a %s build: %.2f MB.", description, len(content) / 2**20)
+    logger.info("Converted the %s build: %.2f MB.", description, len(content) / 2**20)
     return content
 
 

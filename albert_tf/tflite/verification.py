@@ -53,7 +53,7 @@ class Verification:
         if self.tflite_accuracy is not None:
             parts.append(
                 f"accuracy {100 * self.tflite_accuracy:.2f}% "
-                f"(Keras {100 * self.keras_accuracy:.2f}%)"
+                f"(float model {100 * self.keras_accuracy:.2f}%)"
             )
         return ", ".join(parts)
 

@@ -6,6 +6,13 @@ import sys
 
 import numpy as np
 
+from albert_tf import cli_types
+
+MODEL_HELP = (
+    "a .keras model (e.g. OUTPUT/model.keras) or a preset: a folder, hf://, "
+    "kaggle:// or a built-in id"
+)
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -34,10 +41,10 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "evaluate", help="accuracy, per-class P/R/F1 and confusion matrix on a file"
     )
-    parser.add_argument("model", help="a .keras model (e.g. OUTPUT/model.keras)")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("data", help="labelled TSV/CSV/JSONL/TFRecord file")
     add_column_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=cli_types.positive_int, default=64)
     parser.add_argument("--output", help="also write the report as JSON here")
     parser.add_argument("--plot", help="also write the confusion matrix PNG here")
     parser.add_argument(
@@ -51,6 +58,9 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "predict",
         help="classify texts with a local model or a TF Serving server",
+        description="Classifies texts (arguments, a file, or standard input) "
+        "with a local model, or with a served one over gRPC (--server): the "
+        "label and class probabilities of each, as a table or JSON lines.",
         usage="albert-tf predict MODEL [TEXT ...] [--file F] [--format table|jsonl]\n"
         "       albert-tf predict --server HOST:PORT --model-name NAME [TEXT ...] "
         "[--file F] [--wait S] [--timeout S]",
@@ -59,7 +69,7 @@ def register(subparsers):
         "inputs",
         nargs="*",
         metavar="MODEL TEXT",
-        help="a .keras model (without --server), then texts",
+        help=f"without --server: MODEL, {MODEL_HELP}; then texts",
     )
     parser.add_argument(
         "--file",
@@ -70,17 +80,20 @@ def register(subparsers):
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=cli_types.positive_int,
         help="texts per batch (default: 64 locally, 32 per request with --server)",
     )
     parser.add_argument("--server", help="TF Serving gRPC address HOST:PORT")
     parser.add_argument("--model-name", default="albert", help="served model name")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="gRPC deadline in seconds"
+        "--timeout",
+        type=cli_types.positive_float,
+        default=30.0,
+        help="gRPC deadline in seconds",
     )
     parser.add_argument(
         "--wait",
-        type=float,
+        type=cli_types.non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="with --server: wait up to this long for a server that is still "
@@ -414,6 +427,13 @@ def run_predict(args):
         if not inputs:
             raise ValueError("give a MODEL (a .keras file) or --server HOST:PORT")
         model_path = inputs.pop(0)
+        if not os.path.exists(model_path) and any(c.isspace() for c in model_path):
+            # Preset ids and handles have no spaces: a text came first.
+            raise ValueError(
+                f"'{model_path}' is not a model: the first argument is MODEL (a "
+                ".keras file or a preset), then the texts (or --server HOST:PORT "
+                "for a served model)"
+            )
     elif inputs and os.path.isfile(inputs[0]) and inputs[0].endswith(".keras"):
         raise ValueError(
             f"'{inputs[0]}' is a model file, but with --server the server's model "
@@ -421,8 +441,6 @@ def run_predict(args):
         )
     if args.wait and args.server is None:
         raise ValueError("--wait is for --server (waiting for a server to start)")
-    if args.wait < 0:
-        raise ValueError(f"--wait must be 0 or more seconds; got {args.wait:g}")
     texts, pairs = inputs, None
     if args.file:
         if texts:
