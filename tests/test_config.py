@@ -101,6 +101,7 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ),
         ("optimizer.learning_rate", -1.0, "learning_rate': must be > 0, got -1.0"),
         ("optimizer.clipnorm", -1.0, "'optimizer.clipnorm': must be > 0"),
+        ("strategy.join_timeout_s", 0, "'strategy.join_timeout_s': must be > 0"),
         ("optimizer.warmup_steps", -5, "'optimizer.warmup_steps': must be >= 0"),
         ("optimizer.weight_decay", -1.0, "'optimizer.weight_decay': must be >= 0"),
         ("optimizer.beta_2", 1.0, "'optimizer.beta_2': must be in [0, 1), got 1.0"),

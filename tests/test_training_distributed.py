@@ -624,3 +624,75 @@ def test_a_worker_whose_port_is_taken_names_it(tmp_path, tiny_proto):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert f"Cannot start this worker at {address}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _start_lone_worker(tmp_path, overrides, index, name):
+    """Starts task `index` of a fresh 2-worker TF_CONFIG, alone; returns
+    `(process, cluster addresses, stderr log)`."""
+    cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    env = subprocess_env()
+    env["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+    )
+    log = tmp_path / f"{name}.log"
+    with log.open("w") as stderr:  # The child keeps its own copy.
+        proc = subprocess.Popen(
+            _train_command(tmp_path / name, overrides),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return proc, cluster, log
+
+
+def test_a_worker_whose_peers_never_start_gives_up_naming_them(tmp_path, tiny_proto):
+    """A lone task of a 2-task TF_CONFIG (a typo, a crashed peer) would wait
+    an hour; it gives up after `strategy.join_timeout_s` and names the task
+    it waited for. Worker 0 leads the start; worker 1 waits for the leader.
+    Ctrl-C cannot end the wait (TensorFlow holds the GIL), but is obeyed
+    when it ends.
+    """
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "data.dev": None,
+            "strategy.name": "multi_worker",
+            "strategy.join_timeout_s": 5,
+        },
+    )
+    start = time.monotonic()
+    workers = []
+    try:
+        for index, name in [(0, "leader"), (1, "other"), (0, "ctrl-c")]:
+            workers.append(_start_lone_worker(tmp_path, overrides, index, name))
+        ctrl_c, _, ctrl_c_log = workers[2]
+        deadline = time.monotonic() + 120
+        while "Joining a cluster" not in ctrl_c_log.read_text():
+            assert ctrl_c.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1)  # In the wait.
+        ctrl_c.send_signal(signal.SIGINT)
+        for proc, _, _ in workers:
+            proc.wait(timeout=240)
+    finally:
+        for proc, _, _ in workers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # Three start TensorFlow on 2 loaded cores; then 5 s (+ a retry) each.
+    assert time.monotonic() - start < 150
+    errs = [log.read_text() for _, _, log in workers]
+    assert [proc.returncode for proc, _, _ in workers] == [1, 1, 130], errs
+    assert all("Traceback" not in err for err in errs)
+    (_, leader, _), (_, other, _), _ = workers
+    (line,) = [x for x in errs[0].splitlines() if "Gave up joining" in x]
+    assert f'TF_CONFIG ({{"worker": {json.dumps(leader)}}})' in line
+    assert f"as worker 0 at {leader[0]} after 5 s (strategy.join_timeout_s)" in line
+    assert f"not started: worker 1 at {leader[1]}." in line
+    (line,) = [x for x in errs[1].splitlines() if "Gave up joining" in x]
+    assert f"as worker 1 at {other[1]} after 5 s" in line
+    assert f"no answer from worker 0 at {other[0]}, which coordinates" in line
+    # TensorFlow logs its agent's shutdown after it.
+    assert "albert-tf train: interrupted" in errs[2].splitlines()

@@ -132,6 +132,8 @@ class StrategyConfig:
     else one device), `default`, `one_device`, `mirrored`, `multi_worker`
     (reads `TF_CONFIG`) or `tpu`. `num_cpu_devices` splits the CPU into that
     many logical devices for `mirrored` (must be set before TensorFlow starts).
+    `join_timeout_s`: how long a `multi_worker` task waits for every task in
+    `TF_CONFIG` to start before it gives up with an error.
     `mixed_precision`: `false`, `true` (bfloat16 on TPU/CPU, float16 on GPU),
     or `mixed_bfloat16`/`mixed_float16`. `static_shapes` forces fixed-size
     batches (always on for TPUs).
@@ -140,6 +142,7 @@ class StrategyConfig:
     name: str = "auto"
     tpu: str | None = None
     num_cpu_devices: int | None = None
+    join_timeout_s: float = 300.0
     mixed_precision: bool | str = False
     jit_compile: bool = False
     static_shapes: bool = False
@@ -325,6 +328,7 @@ def validate(config):
         "training.epochs",
         "data.shuffle_buffer",
         "strategy.num_cpu_devices",
+        "strategy.join_timeout_s",
         "optimizer.learning_rate",
         "optimizer.epsilon",
         "optimizer.clipnorm",

@@ -1,10 +1,17 @@
 """One helper for every `tf.distribute` strategy the trainer supports."""
 
+import contextlib
 import json
 import logging
 import os
+import re
+import signal
+import threading
 
 import tensorflow as tf
+
+# No public API configures the coordination service (see `_bound_the_join`).
+from tensorflow.python.eager import context
 
 logger = logging.getLogger(__name__)
 
@@ -103,21 +110,29 @@ def make_strategy(strategy_config):
                 "collectives on CPU, so a multi-worker step cannot compile "
                 "without GPUs; set it to false"
             )
-        # The constructor blocks until every task has connected.
+        # The constructor blocks until every task has connected, in one
+        # TensorFlow call that holds the GIL: no Python code runs meanwhile,
+        # so only a timeout can end the wait.
+        timeout_s = strategy_config.join_timeout_s
         logger.info(
             "Joining a cluster of %d tasks as %s at %s (from TF_CONFIG); waiting "
-            "until every task has started",
+            "up to %g s (strategy.join_timeout_s) until every task has started",
             _tf_config_workers(),
             _tf_config_task(),
             _tf_config_address(),
+            timeout_s,
         )
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        except tf.errors.OpError as e:  # Its gRPC server did not start.
-            raise ValueError(
-                f"Cannot start this worker at {_tf_config_address()} (from "
-                f"TF_CONFIG; is the port in use?): {e.message.splitlines()[0]}"
-            ) from None
+        _bound_the_join(timeout_s)
+        with _signals_during_the_join():
+            try:
+                strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            except tf.errors.DeadlineExceededError as e:
+                raise ValueError(_join_timeout_message(e.message, timeout_s)) from None
+            except tf.errors.OpError as e:  # Its gRPC server did not start.
+                raise ValueError(
+                    f"Cannot start this worker at {_tf_config_address()} (from "
+                    f"TF_CONFIG; is the port in use?): {e.message.splitlines()[0]}"
+                ) from None
     elif name == "mirrored":
         if strategy_config.num_cpu_devices and not tf.config.list_physical_devices(
             "GPU"
@@ -147,6 +162,93 @@ def make_strategy(strategy_config):
     return strategy
 
 
+def _bound_the_join(timeout_s):
+    """Makes every task of `TF_CONFIG` give up after `timeout_s` if one of
+    the others never starts.
+
+    MultiWorkerMirroredStrategy sets up TensorFlow's coordination service
+    only if nothing did yet, with no timeouts: each task then waits up to an
+    hour to register, and the leader (which registers with itself at once)
+    as long again for the others' devices. Registering through a barrier
+    bounds both waits by `cluster_register_timeout_in_ms`.
+    """
+    config = _tf_config()
+    cluster = config.get("cluster", {})
+    jobs = [job for job in ("chief", "worker") if job in cluster]
+    if config.get("task", {}).get("type") not in jobs:
+        return  # As TensorFlow: other tasks (an evaluator) do not coordinate.
+    ctx = context.context()
+    ctx.configure_coordination_service(
+        service_type="standalone",
+        service_leader=f"/job:{jobs[0]}/replica:0/task:0",  # TensorFlow's choice.
+        # 0 would mean TensorFlow's hour.
+        cluster_register_timeout_in_ms=max(1, round(timeout_s * 1000)),
+    )
+    service = ctx.coordination_service  # The config the strategy will use.
+    service.cluster_register_with_barrier = True
+    for job in jobs:
+        service.coordinated_job_list.add(name=job, num_tasks=len(cluster[job]))
+
+
+def _join_timeout_message(message, timeout_s):
+    """Names the tasks that did not join, as far as TensorFlow tells."""
+    cluster = _tf_config().get("cluster", {})
+    # The leader's barrier lists the tasks that never registered; a task
+    # that cannot reach the leader only learns that its request timed out.
+    _, _, stragglers = message.partition("timed out task names:")
+    stragglers = stragglers.strip().partition("\n\n")[0]  # Not gRPC's copy.
+    missing = [
+        f"{job} {index} at {_task_address(job, int(index))}"
+        for job, index in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", stragglers)
+    ]
+    leader = "chief" if "chief" in cluster else "worker"
+    if missing:
+        what = f"not started: {', '.join(missing)}"
+    elif _tf_config_task() != f"{leader} 0":
+        what = (
+            f"no answer from {leader} 0 at {_task_address(leader, 0)}, which "
+            "coordinates the start"
+        )
+    else:
+        what = "some tasks did not start"
+    return (
+        f"Gave up joining the cluster in TF_CONFIG ({json.dumps(cluster)}) as "
+        f"{_tf_config_task()} at {_tf_config_address()} after {timeout_s:g} s "
+        f"(strategy.join_timeout_s): {what}. Start every task, correct "
+        "TF_CONFIG, or raise strategy.join_timeout_s if tasks start slowly"
+    )
+
+
+@contextlib.contextmanager
+def _signals_during_the_join():
+    """Raises a Ctrl-C pressed during the join once it ends, and gives
+    SIGTERM back to Python.
+
+    Python runs the SIGINT handler as TensorFlow's call returns, while
+    pybind11 builds its exception; a `KeyboardInterrupt` raised there
+    becomes a `RuntimeError` ("MISMATCH of original and normalized active
+    exception types"). Joining also installs TensorFlow's own SIGTERM
+    handler, a preemption notice nothing here reads, which would ignore
+    SIGTERM until training starts (and during the join: it cannot be taken
+    back while TensorFlow holds the GIL).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    hold = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    sigterm = signal.getsignal(signal.SIGTERM)
+    pressed = []
+    if hold:
+        signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        if hold:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if main and sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+        if pressed:
+            raise KeyboardInterrupt
+
+
 def _tf_config():
     try:
         return json.loads(os.environ["TF_CONFIG"])
@@ -165,10 +267,13 @@ def _tf_config_task():
 
 
 def _tf_config_address():
-    config = _tf_config()
-    task = config.get("task", {})
+    task = _tf_config().get("task", {})
+    return _task_address(task.get("type"), task.get("index"))
+
+
+def _task_address(job, index):
     try:
-        return config["cluster"][task["type"]][task["index"]]
+        return _tf_config()["cluster"][job][index]
     except (KeyError, IndexError, TypeError):
         return "its task's address"
 
