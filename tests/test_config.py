@@ -107,6 +107,18 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("optimizer.beta_2", 1.0, "'optimizer.beta_2': must be in [0, 1), got 1.0"),
         ("model.backbone.num_layers", 0, "'model.backbone.num_layers': must be > 0"),
         ("model.backbone.dropout", 1.0, "'model.backbone.dropout': must be in [0, 1)"),
+        (
+            "model.backbone.num_heads",
+            3,
+            "'model.backbone.num_heads': 3 does not divide "
+            "'model.backbone.hidden_dim' (16)",
+        ),
+        (
+            "model.backbone.num_groups",
+            3,
+            "'model.backbone.num_groups': 3 does not divide "
+            "'model.backbone.num_layers' (2)",
+        ),
         ("data.bucket_boundaries", [8, 4], "'data.bucket_boundaries': must increase"),
         ("data.bucket_boundaries", [200], "below model.sequence_length (128)"),
         ("data.label_names", ["a", "a"], "'data.label_names': duplicate names"),

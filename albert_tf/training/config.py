@@ -393,6 +393,17 @@ def validate(config):
             f"'model.backbone.max_sequence_length' "
             f"({model.backbone.max_sequence_length})"
         )
+    backbone = model.backbone
+    for key, whole, part in (
+        ("num_heads", "hidden_dim", "each head gets an equal share"),
+        ("num_groups", "num_layers", "each group serves as many layers"),
+    ):
+        if backbone is not None and getattr(backbone, whole) % getattr(backbone, key):
+            raise ValueError(
+                f"config key 'model.backbone.{key}': {getattr(backbone, key)} "
+                f"does not divide 'model.backbone.{whole}' "
+                f"({getattr(backbone, whole)}); {part}"
+            )
     return config
 
 
