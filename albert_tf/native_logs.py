@@ -20,12 +20,20 @@ _IMPORT_CHATTER = re.compile(
 )
 
 
+# Where TensorFlow found no CUDA driver, its failing cuInit call says the same
+# again at ERROR level. With a driver present, the error is real and stays.
+_NO_DRIVER = "Could not find cuda drivers on your machine"
+_CUINIT_FAILED = re.compile(r"E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuInit")
+
+
 def without_import_chatter(text):
     """`text` without the native INFO lines TensorFlow prints at import."""
+    no_driver = _NO_DRIVER in text
     return "".join(
         line
         for line in text.splitlines(keepends=True)
         if not _IMPORT_CHATTER.match(line)
+        and not (no_driver and _CUINIT_FAILED.match(line))
     )
 
 
@@ -54,8 +62,11 @@ def import_tensorflow_quietly():
     with captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
             import tensorflow_text  # noqa: F401
+
+            # The CUDA probe, which TensorFlow runs at first device use.
+            tensorflow.config.list_physical_devices("GPU")
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -40,8 +40,8 @@ def test_subpackages_are_attributes_of_the_package():
 
 
 # Runs `import albert_tf` in a fresh process, after `prelude`.
-def _import_stderr(prelude="", **env):
-    code = f"{prelude}\nimport albert_tf\nprint('imported')"
+def _import_stderr(prelude="", after="", **env):
+    code = f"{prelude}\nimport albert_tf\n{after}\nprint('imported')"
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -62,8 +62,29 @@ def test_import_drops_tensorflows_native_info_lines():
     assert "absl::InitializeLog" not in stderr
     assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
     # Asked for, they stay.
-    stderr = _import_stderr(TF_CPP_MIN_LOG_LEVEL="0")
-    assert re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE)
+    loud = _import_stderr(TF_CPP_MIN_LOG_LEVEL="0")
+    assert re.search(r"^I\d{4} ", loud, flags=re.MULTILINE)
+    # Without a CUDA driver (as here), cuInit's error at the first device use
+    # repeats that news.
+    if "Could not find cuda drivers" in loud:
+        use = "import tensorflow as tf\ntf.constant(1) + 1"
+        assert "failed call to cuInit" in _import_stderr(
+            after=use, TF_CPP_MIN_LOG_LEVEL="0"
+        )
+        assert "failed call to cuInit" not in _import_stderr(after=use)
+
+
+def test_cuinit_error_is_kept_where_a_driver_was_found():
+    error = (
+        "E0000 00:00:1795756891.045933   28409 cuda_platform.cc:52] failed call "
+        "to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR\n"
+    )
+    assert without_import_chatter(error) == error
+    no_driver = (
+        "I0000 00:00:1.5   28409 cudart_stub.cc:31] Could not find cuda drivers on "
+        "your machine, GPU will not be used.\n"
+    )
+    assert without_import_chatter(no_driver + error) == ""
 
 
 def test_import_passes_on_other_native_output():
