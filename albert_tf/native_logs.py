@@ -4,10 +4,14 @@ Before absl logging is set up, TensorFlow's C++ code writes INFO lines
 (oneDNN, CUDA stubs, CPU features) straight to file descriptor 2, whatever
 `TF_CPP_MIN_LOG_LEVEL` says, and prints them twice. They would open every
 `albert-tf` command's output. Only those lines are dropped: warnings and errors
-printed during the import are passed on, after it. `TF_CPP_MIN_LOG_LEVEL=0` keeps
-everything as TensorFlow prints it (to see why an import crashes the process).
+printed during the import are passed on, after it. Later INFO lines (a TFLite
+conversion prints a dozen) are left to TensorFlow's own switch: unless set,
+`TF_CPP_MIN_LOG_LEVEL` becomes 1 (warnings and errors only) for this process
+and its children. `TF_CPP_MIN_LOG_LEVEL=0` keeps everything as TensorFlow
+prints it (to see why an import crashes the process).
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -40,9 +44,29 @@ def without_import_chatter(text):
 def import_tensorflow_quietly():
     """Imports `tensorflow` and `tensorflow_text` (once per process) with file
     descriptor 2 captured, then writes back all but the INFO lines."""
-    # Already imported, INFO asked for, or no stderr (a daemon, pythonw).
-    quiet = "tensorflow" not in sys.modules and sys.stderr is not None
-    quiet = quiet and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+    if "tensorflow" in sys.modules:
+        import tensorflow_text  # noqa: F401
+
+        return
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":
+        # Read once, at TensorFlow's first log line.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    with native_info_dropped():
+        import tensorflow
+        import tensorflow_text  # noqa: F401
+
+        # The CUDA probe, which TensorFlow runs at first device use.
+        tensorflow.config.list_physical_devices("GPU")
+
+
+@contextlib.contextmanager
+def native_info_dropped():
+    """Captures file descriptor 2 while the block runs, then writes back all
+    but native INFO lines: for native code that logs before absl logging is
+    set up (TensorFlow's import, tf-text's model builders), which
+    `TF_CPP_MIN_LOG_LEVEL` does not reach. Passes everything through where
+    `TF_CPP_MIN_LOG_LEVEL=0` or there is no stderr (a daemon, pythonw)."""
+    quiet = sys.stderr is not None and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
     if quiet:
         sys.stderr.flush()
         try:
@@ -56,17 +80,12 @@ def import_tensorflow_quietly():
             captured.close()
             quiet = False
     if not quiet:
-        import tensorflow_text  # noqa: F401
-
+        yield
         return
     with captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow
-            import tensorflow_text  # noqa: F401
-
-            # The CUDA probe, which TensorFlow runs at first device use.
-            tensorflow.config.list_physical_devices("GPU")
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

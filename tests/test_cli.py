@@ -74,6 +74,20 @@ def test_import_drops_tensorflows_native_info_lines():
         assert "failed call to cuInit" not in _import_stderr(after=use)
 
 
+def test_later_native_info_lines_are_off_unless_asked_for():
+    # A TFLite conversion's C++ logs "Estimated count of arithmetic ops" and more.
+    convert = (
+        "import tensorflow as tf\n"
+        "f = tf.function(lambda x: x + 1, "
+        "input_signature=[tf.TensorSpec([1], tf.float32)])\n"
+        "tf.lite.TFLiteConverter.from_concrete_functions("
+        "[f.get_concrete_function()], f).convert()"
+    )
+    info = re.compile(r"^I\d{4} .*flatbuffer_export\.cc", flags=re.MULTILINE)
+    assert info.search(_import_stderr(after=convert, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert not info.search(_import_stderr(after=convert))
+
+
 def test_cuinit_error_is_kept_where_a_driver_was_found():
     error = (
         "E0000 00:00:1795756891.045933   28409 cuda_platform.cc:52] failed call "

@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -210,6 +213,28 @@ def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):
     got = runner(text=np.array(texts, dtype=object))
     for key in converter.ID_INPUTS:
         np.testing.assert_array_equal(got[key], expected[key].numpy(), err_msg=key)
+
+
+def test_folding_the_preprocessing_prints_no_native_info_lines(tiny_proto, tmp_path):
+    # SentencePiece's normaliser builder logs "Loading CharsMap" and more.
+    # A fresh process: a trainer run with minloglevel=2 silences it for good.
+    proto = tmp_path / "spiece.model"
+    proto.write_bytes(tiny_proto)
+    code = (
+        "import sys\n"
+        "from albert_tf.tflite.tflite_text_packer import fuse_albert_preprocessing\n"
+        "fuse_albert_preprocessing(open(sys.argv[1], 'rb').read())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(proto)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not re.search(r"^I\d{4} ", done.stderr, flags=re.MULTILINE), done.stderr
 
 
 def _masked_attention_function():

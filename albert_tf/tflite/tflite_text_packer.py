@@ -29,6 +29,7 @@ import tensorflow_text as tf_text
 from sentencepiece import sentencepiece_model_pb2
 
 from albert_tf.models.albert.albert_text_preprocessing import preprocess_text
+from albert_tf.native_logs import native_info_dropped
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
     logger.info(
         "Folding %d normalisation rules into the SentencePiece model.", len(rules)
     )
+    with native_info_dropped():  # SentencePiece's builder logs INFO lines.
+        normalizer = spm.SentencePieceNormalizer(norm_map=rules)
     spec = sentencepiece_model_pb2.NormalizerSpec()
-    spec.ParseFromString(
-        spm.SentencePieceNormalizer(norm_map=rules).serialized_normalizer_spec()
-    )
+    spec.ParseFromString(normalizer.serialized_normalizer_spec())
     model.normalizer_spec.precompiled_charsmap = spec.precompiled_charsmap
     model.normalizer_spec.name = "albert_preprocessing+" + model.normalizer_spec.name
     return model.SerializeToString()
