@@ -51,12 +51,27 @@ def test_shipped_configs_are_valid():
 def test_unknown_key_is_named(tmp_path):
     path = _write(tmp_path, MINIMAL + "  shufle_buffer: 10\n")
     with pytest.raises(
-        ValueError, match=r"c\.yaml: unknown config key 'data\.shufle_buffer'"
+        ValueError, match=r"c\.yaml:line 7: unknown config key 'data\.shufle_buffer'"
     ):
         load_config(path)
     path = _write(tmp_path, MINIMAL + "learning_rate: 1\n")
-    with pytest.raises(ValueError, match="unknown config key 'learning_rate'"):
+    with pytest.raises(
+        ValueError, match=r"c\.yaml:line 7: unknown config key 'learning_rate'"
+    ):
         load_config(path)
+    # Inside an optional section (and a flow mapping), the key itself is named.
+    bad = MINIMAL.replace("{num_layers: 2}", "{num_layers: 2, num_heads: abc}")
+    with pytest.raises(
+        ValueError,
+        match=r"c\.yaml:line 4: config key 'model\.backbone\.num_heads': expected "
+        r"int, got str 'abc'",
+    ):
+        load_config(_write(tmp_path, bad))
+    # A key the file does not hold (a required one) gets no line.
+    with pytest.raises(ValueError, match=r"c\.yaml: config key 'data\.train'"):
+        load_config(
+            _write(tmp_path, MINIMAL.replace("data:\n  train: data/train.tsv\n", ""))
+        )
 
 
 @pytest.mark.parametrize(

@@ -490,7 +490,7 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     # A blank line inside would misalign outputs with input lines: refused.
     text_file.write_text(f"{texts[0]}\n  \n{texts[1]}\n")
     assert main(["predict", model_path, "--file", str(text_file)]) == 1
-    assert f"{text_file}: line 2: empty text (use --skip-bad-rows" in (
+    assert f"{text_file}:line 2: empty text (use --skip-bad-rows" in (
         capsys.readouterr().err
     )
     assert (

@@ -312,7 +312,7 @@ def _plain_lines(lines, source, skip_blank):
     blank = [i for i, line in enumerate(lines, 1) if not line.strip()]
     if blank and not skip_blank:
         raise ValueError(
-            f"{source}: line {blank[0]}: empty text (use --skip-bad-rows to skip "
+            f"{source}:line {blank[0]}: empty text (use --skip-bad-rows to skip "
             "blank lines; outputs then no longer line up with input lines)"
         )
     if blank:

@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import math
 import os
+import re
 import types
 import typing
 
@@ -200,6 +201,9 @@ def _convert(value, tp, key):
             if type(None) in options:
                 return None
             raise TypeError(f"config key '{key}': expected {_type_name(tp)}, got null")
+        others = [option for option in options if option is not type(None)]
+        if len(others) == 1:  # `X | None`: X's own error names the inner key.
+            return _convert(value, others[0], key)
         errors = []
         for option in options:
             if option is type(None):
@@ -478,10 +482,11 @@ def load_config(path=None, overrides=None, data=None):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file not found: '{path}'")
         with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise ValueError(f"{path}: invalid YAML: {e}") from None
+            text = f.read()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: invalid YAML: {e}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
     if data is None:
         data = {}
@@ -504,7 +509,27 @@ def load_config(path=None, overrides=None, data=None):
         if given:
             where = f"{where[:-2]} with " if where else "override "
             where += f"{given[0]}={overrides[given[0]]}: "
+        elif path is not None and (line := _key_line(text, str(e))):
+            where = f"{path}:line {line}: "
         raise ValueError(f"{where}{e}") from None
+
+
+def _key_line(text, message):
+    """The line of the YAML `text` that holds the key `message` names."""
+    named = re.search(r"config key '([^']+)'", message)
+    if not named:
+        return None
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    line = None
+    for part in re.sub(r"\[\d+\]$", "", named[1]).split("."):
+        found = isinstance(node, yaml.MappingNode) and [
+            (key, value) for key, value in node.value if key.value == part
+        ]
+        if not found:
+            return None  # Not written in the file: a default, or a section.
+        key, node = found[0]
+        line = key.start_mark.line + 1
+    return line
 
 
 def _names_key(message, key):

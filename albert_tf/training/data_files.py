@@ -100,7 +100,7 @@ def _tsv_records(path):
         if fields and not warned and any(map(_looks_csv_quoted, fields)):
             warned = True
             logger.warning(
-                "%s: line %d: a field looks CSV-quoted (%s); TSV fields are read "
+                "%s:line %d: a field looks CSV-quoted (%s); TSV fields are read "
                 "as they are, quotes included. For a file written with quoting "
                 "(e.g. pandas to_csv(sep='\\t')), write a .csv instead.",
                 path,
