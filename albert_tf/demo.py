@@ -157,10 +157,12 @@ def check_same_demo(config_path, config):
     """
     import yaml
 
+    from albert_tf.training.config import dotted
+
     if not config_path.is_file():
         return
-    old = _flat(yaml.safe_load(config_path.read_text()) or {})
-    new = _flat(config)
+    old = dotted(yaml.safe_load(config_path.read_text()) or {})
+    new = dotted(config)
     for key in sorted(old.keys() | new.keys()):
         if old.get(key) != new.get(key):
             raise ValueError(
@@ -168,16 +170,6 @@ def check_same_demo(config_path, config):
                 f"{old.get(key)!r} there, {new.get(key)!r} now); pass --output "
                 f"NEW_FOLDER, or delete '{config_path.parent}' to start over"
             )
-
-
-def _flat(config, prefix=""):
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _median_ms(fn, runs=10):

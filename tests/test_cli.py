@@ -168,82 +168,33 @@ def test_a_tensorflow_error_is_one_line(monkeypatch, capsys):
     )
 
 
+SERVE = "serve --model-base-path b --model-name a"
+INT_1 = "expected an integer of 1 or more"
+
+
 @pytest.mark.parametrize(
-    "args, message",
+    "command, message",
     [
-        (
-            ["export", "m", "b", "--max-batch-size", "0"],
-            "--max-batch-size: expected an integer of 1 or more, got 0",
-        ),
-        (
-            ["export", "m", "b", "--batch-timeout-micros", "-5"],
-            "--batch-timeout-micros: expected an integer of 0 or more",
-        ),
-        (
-            ["export", "m", "b", "--version", "0"],
-            "--version: expected an integer of 1 or more",
-        ),
-        (
-            ["serve", "--model-base-path", "b", "--model-name", "a", "--port", "70000"],
-            "--port: expected a port",
-        ),
-        (
-            [
-                "serve",
-                "--model-base-path",
-                "b",
-                "--model-name",
-                "a",
-                "--max-batch-size",
-                "0",
-            ],
-            "--max-batch-size: expected an integer of 1 or more",
-        ),
-        (
-            [
-                "serve",
-                "--model-base-path",
-                "b",
-                "--model-name",
-                "a",
-                "--poll-seconds",
-                "0",
-            ],
-            "--poll-seconds: expected a number above 0",
-        ),
-        (
-            ["tflite", "m", "o", "--min-agreement", "1.5"],
-            "--min-agreement: expected a fraction from 0 to 1, got 1.5",
-        ),
-        (
-            ["tflite", "m", "o", "--max-accuracy-drop", "-5"],
-            "--max-accuracy-drop: expected points from 0 to 100",
-        ),
-        (
-            ["tflite", "m", "o", "--max-accuracy-drop", "nan"],
-            "--max-accuracy-drop: expected points from 0 to 100",
-        ),
-        (
-            ["tflite", "m", "o", "--calibration-size", "0"],
-            "--calibration-size: expected an integer of 1 or more",
-        ),
-        (
-            ["predict", "--server", "h:1", "--wait", "-1", "hi"],
-            "--wait: expected a number of 0 or more, got -1",
-        ),
-        (
-            ["predict", "--server", "h:1", "--timeout", "0", "hi"],
-            "--timeout: expected a number above 0",
-        ),
-        (
-            ["evaluate", "m", "d", "--batch-size", "ten"],
-            "--batch-size: expected an integer of 1 or more, got 'ten'",
-        ),
-        (["demo", "--steps", "0"], "--steps: expected an integer of 1 or more"),
+        ("export m b --max-batch-size 0", f"--max-batch-size: {INT_1}, got 0"),
+        ("export m b --batch-timeout-micros -5", "expected an integer of 0 or more"),
+        ("export m b --version 0", f"--version: {INT_1}"),
+        (f"{SERVE} --port 70000", "--port: expected a port"),
+        (f"{SERVE} --max-batch-size 0", f"--max-batch-size: {INT_1}"),
+        (f"{SERVE} --poll-seconds 0", "--poll-seconds: expected a number above 0"),
+        ("tflite m o --min-agreement 1.5", "expected a fraction from 0 to 1, got 1.5"),
+        ("tflite m o --max-accuracy-drop -5", "expected points from 0 to 100"),
+        ("tflite m o --max-accuracy-drop nan", "expected points from 0 to 100"),
+        ("tflite m o --calibration-size 0", f"--calibration-size: {INT_1}"),
+        ("predict --server h:1 --wait -1 hi", "expected a number of 0 or more, got -1"),
+        ("predict --server h:1 --timeout 0 hi", "--timeout: expected a number above 0"),
+        ("evaluate m d --batch-size ten", f"--batch-size: {INT_1}, got 'ten'"),
+        ("demo --steps 0", f"--steps: {INT_1}"),
     ],
 )
-def test_a_bad_number_is_refused_at_parsing_naming_the_option(args, message, capsys):
+def test_a_bad_number_is_refused_at_parsing_naming_the_option(command, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(args)
+        main(command.split())
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    option = [word for word in command.split() if word.startswith("--")][-1]
+    assert f"argument {option}: expected" in err and message in err

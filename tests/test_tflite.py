@@ -195,6 +195,12 @@ def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
     np.testing.assert_allclose(got["probabilities"], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got["logits"], np.log(expected), atol=1e-4, rtol=0)
     assert got["class_id"].tolist() == expected.argmax(-1).tolist()
+    # `verify` compares log-probabilities with log-probabilities: a float32
+    # text build of the softmax head matches it, as any float32 build must.
+    result = tflite.verify(
+        softmax, tflite.convert(softmax), list(TINY_CORPUS), quantized=False
+    )
+    assert not result.failures and result.max_abs_logit_diff <= 1e-4, result
 
 
 def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):

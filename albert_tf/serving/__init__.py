@@ -10,7 +10,7 @@ from albert_tf.serving import ServingClient, export_classifier, preflight
 
 version_dir = export_classifier("runs/sst2/model.keras", "exports/albert")
 print(preflight(version_dir).format())
-ServingClient("localhost:8500").predict(["A warm, funny film."])
+ServingClient("localhost:8500", "albert").predict(["A warm, funny film."])
 ```
 """
 

@@ -394,10 +394,11 @@ def export_classifier(
     writes `models.config` and `batching_parameters.txt` examples beside the
     version folders; existing ones are kept, as they may hold your edits.
 
-    The Predict signatures return `logits` (the classifier's output, as its
-    `predict()` returns it; probabilities already if its activation is
-    softmax), `probabilities`, `class_id` and `label` (the classifier's
-    `label_names`, or the id as text). Texts must be valid UTF-8.
+    The Predict signatures return `logits` (the classifier's logits; for a
+    softmax head, its log-probabilities, as in TFLite builds and
+    `albert_tf.training.predict`), `probabilities`, `class_id` and `label`
+    (the classifier's `label_names`, or the id as text). Texts must be valid
+    UTF-8.
 
     Args:
         classifier: an `albert_tf.models.TextClassifier` with a preprocessor,

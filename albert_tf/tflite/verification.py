@@ -59,8 +59,13 @@ class Verification:
 
 
 def keras_logits(classifier, texts, batch_size=32):
-    """The float Keras model's logits for raw texts."""
-    return np.asarray(classifier.predict(texts, batch_size=batch_size, verbose=0))
+    """The float Keras model's logits for raw texts: for a softmax head, its
+    log-probabilities, floored like the TFLite build's (`converter._outputs`)."""
+    outputs = np.asarray(classifier.predict(texts, batch_size=batch_size, verbose=0))
+    activation = getattr(classifier, "activation", None)
+    if getattr(activation, "__name__", "") == "softmax":
+        return np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
+    return outputs
 
 
 def verify(

@@ -435,14 +435,14 @@ def _apply_override(data, dotted_key, value):
     node[parts[-1]] = value
 
 
-def _dotted(overrides, prefix=""):
+def dotted(overrides, prefix=""):
     """`{"training": {"steps": 5}}` as `{"training.steps": 5}`: a section given
     as a mapping changes the keys it names, not the whole section (no config
     value is itself a mapping)."""
     flat = {}
     for key, value in overrides.items():
         if isinstance(value, dict):
-            flat.update(_dotted(value, f"{prefix}{key}."))
+            flat.update(dotted(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -494,7 +494,7 @@ def load_config(path=None, overrides=None, data=None):
         raise ValueError(f"{path}: expected a mapping at the top level")
     data = copy.deepcopy(data)
     where = f"{path}: " if path else ""
-    overrides = _dotted(overrides or {})
+    overrides = dotted(overrides or {})
     for key, value in overrides.items():
         _apply_override(data, key, value)
     try:
