@@ -55,37 +55,28 @@ def _import_stderr(prelude="", after="", **env):
     return result.stderr
 
 
-def test_import_drops_tensorflows_native_info_lines():
-    # TensorFlow prints oneDNN/CUDA/CPU-feature INFO lines at import.
-    stderr = _import_stderr()
-    assert "oneDNN custom operations" not in stderr
-    assert "absl::InitializeLog" not in stderr
-    assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
-    # Asked for, they stay.
-    loud = _import_stderr(TF_CPP_MIN_LOG_LEVEL="0")
-    assert re.search(r"^I\d{4} ", loud, flags=re.MULTILINE)
-    # Without a CUDA driver (as here), cuInit's error at the first device use
-    # repeats that news.
-    if "Could not find cuda drivers" in loud:
-        use = "import tensorflow as tf\ntf.constant(1) + 1"
-        assert "failed call to cuInit" in _import_stderr(
-            after=use, TF_CPP_MIN_LOG_LEVEL="0"
-        )
-        assert "failed call to cuInit" not in _import_stderr(after=use)
-
-
-def test_later_native_info_lines_are_off_unless_asked_for():
-    # A TFLite conversion's C++ logs "Estimated count of arithmetic ops" and more.
-    convert = (
+def test_native_info_lines_are_off_unless_asked_for():
+    # INFO lines at import (oneDNN, CUDA stubs, CPU features), at the first
+    # device use (cuInit's error where no driver was found) and later (a
+    # TFLite conversion's "Estimated count of arithmetic ops").
+    later = (
         "import tensorflow as tf\n"
         "f = tf.function(lambda x: x + 1, "
         "input_signature=[tf.TensorSpec([1], tf.float32)])\n"
         "tf.lite.TFLiteConverter.from_concrete_functions("
         "[f.get_concrete_function()], f).convert()"
     )
-    info = re.compile(r"^I\d{4} .*flatbuffer_export\.cc", flags=re.MULTILINE)
-    assert info.search(_import_stderr(after=convert, TF_CPP_MIN_LOG_LEVEL="0"))
-    assert not info.search(_import_stderr(after=convert))
+    stderr = _import_stderr(after=later)
+    assert "oneDNN custom operations" not in stderr
+    assert "absl::InitializeLog" not in stderr
+    assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
+    # Asked for, they stay.
+    loud = _import_stderr(after=later, TF_CPP_MIN_LOG_LEVEL="0")
+    assert re.search(r"^I\d{4} ", loud, flags=re.MULTILINE)
+    assert re.search(r"^I\d{4} .*flatbuffer_export\.cc", loud, flags=re.MULTILINE)
+    if "Could not find cuda drivers" in loud:  # As here.
+        assert "failed call to cuInit" in loud
+        assert "failed call to cuInit" not in stderr
 
 
 def test_cuinit_error_is_kept_where_a_driver_was_found():

@@ -496,7 +496,7 @@ def test_cli_builds_verifies_and_gates(classifier, tmp_path, capsys, monkeypatch
 
 
 def test_cli_report_compares_every_mode_on_the_verify_data(
-    classifier, tmp_path, capsys
+    classifier, tmp_path, capsys, caplog
 ):
     from albert_tf.cli import main
 
@@ -514,7 +514,14 @@ def test_cli_report_compares_every_mode_on_the_verify_data(
     assert "--report needs --verify" in capsys.readouterr().err
     assert not out.exists() and not report.exists()
 
-    assert main([*args, "--verify", str(data), "--report", str(report)]) == 0
+    caplog.clear()
+    with caplog.at_level("INFO", logger="albert_tf"):
+        args += ["--sequence-length", "12", "--verify", str(data)]
+        assert main([*args, "--report", str(report)]) == 0
+    # One build per mode, all at the length asked for: the written dynamic
+    # build is reused, not built again.
+    converted = [m for m in caplog.messages if m.startswith("Converted the")]
+    assert len(converted) == 4 and all("(length 12)" in m for m in converted)
     table = report.read_text()
     assert table in capsys.readouterr().out
     rows = {
@@ -530,7 +537,7 @@ def test_cli_report_compares_every_mode_on_the_verify_data(
     # The float build is the reference: same size, same answers as Keras.
     assert rows["none"][2] == "1.00x" and rows["none"][6] == "100.00%"
     assert rows["none"][7] == f"{100 * keras_accuracy:.2f}%"
-    assert f"Float Keras model accuracy: {100 * keras_accuracy:.2f}%." in table
+    assert f"Float model accuracy: {100 * keras_accuracy:.2f}%." in table
     # Its dynamic row measures the file this command wrote.
     assert rows["dynamic"][1] == f"{out.stat().st_size / 2**20:.2f}"
 

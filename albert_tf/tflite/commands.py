@@ -220,7 +220,13 @@ def run(args):
     )
     if args.report:
         rows = report.compare_builds(
-            classifier, texts, labels, args.input_kind, calibration_texts=calibration
+            classifier,
+            texts,
+            labels,
+            args.input_kind,
+            calibration_texts=calibration,
+            sequence_length=length,
+            builds={config.mode: content},  # Just built: not again.
         )
         table = report.format_report(rows)
         write_text(args.report, table)

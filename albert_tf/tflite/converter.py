@@ -288,7 +288,7 @@ def convert(classifier, quantization=None, input_kind="text", sequence_length=No
         function,
         classifier.weights,
         lambda c: _configure(c, classifier, quantization, input_kind, sequence_length),
-        f"{input_kind}-in {quantization.mode}",
+        f"{input_kind}-in {quantization.mode} (length {sequence_length})",
     )
 
 
