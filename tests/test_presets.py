@@ -449,7 +449,8 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     assert cli.main(["convert", str(source), str(tmp_path / "out")]) == 0
     assert not os.path.exists(dead)
     out = capsys.readouterr().out
-    assert '"num_groups": 2' in out and "parameters:" in out and "sha256:" in out
+    assert "backbone: vocabulary_size=80, num_layers=4, " in out
+    assert "num_groups=2, " in out and "parameters:" in out and "sha256:" in out
     converted = AlbertBackbone.from_preset(str(tmp_path / "out"))
     original = AlbertBackbone.from_preset(str(source))
     inputs = padded_inputs()

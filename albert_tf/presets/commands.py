@@ -8,7 +8,6 @@ so a failed conversion leaves nothing behind.
 """
 
 import hashlib
-import json
 import os
 import shutil
 
@@ -110,7 +109,12 @@ def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
 def run_convert(args):
     model = convert(args.source, args.output, args.format, args.vocabulary)
     backbone = getattr(model, "backbone", model)
-    print(json.dumps(backbone.get_config(), indent=2, default=str))
+    # The hyperparameters to check against the source's config, on one line
+    # (Keras's name, trainable and dtype policy say nothing here).
+    config = backbone.get_config()
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    print("backbone: " + ", ".join(f"{k}={v}" for k, v in config.items()))
     if hasattr(model, "num_classes"):
         print(f"classifier: {model.num_classes} classes, labels {model.label_names}")
     print(f"parameters: {model.count_params():,}")
