@@ -172,6 +172,14 @@ def check_same_demo(config_path, config):
             )
 
 
+def override_arguments(overrides):
+    """`--set` arguments that `parse_overrides` reads back as `overrides`."""
+    return [
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in overrides.items()
+    ]
+
+
 def _median_ms(fn, runs=10):
     fn()
     times = []
@@ -329,10 +337,7 @@ def run_demo(
         "grpc_max_abs_logit_diff": grpc_diff,
         "tflite_max_abs_logit_diff": tflite_diff,
         "agree": keras_labels == grpc_labels == classify_labels == tflite_labels,
-        "overrides": [
-            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in (overrides or {}).items()
-        ],
+        "overrides": override_arguments(overrides or {}),
         "latency_ms_batch1": {"keras": keras_ms, "grpc": grpc_ms, "tflite": tflite_ms},
         "sizes_bytes": {
             "model.keras": _size(model_path),

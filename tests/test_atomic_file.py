@@ -114,3 +114,14 @@ def _umask():
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def test_another_users_writer_counts_as_alive(tmp_path, monkeypatch):
+    dead = dead_writers_temp_folder(tmp_path, "3")
+
+    def not_permitted(pid, signum):  # Another user's process: it exists.
+        raise PermissionError
+
+    monkeypatch.setattr(os, "kill", not_permitted)
+    remove_dead_writers_folders(tmp_path)
+    assert os.path.isdir(dead)

@@ -67,7 +67,16 @@ def test_unknown_key_is_named(tmp_path):
         r"int, got str 'abc'",
     ):
         load_config(_write(tmp_path, bad))
-    # A key the file does not hold (a required one) gets no line.
+    # A list item is found by its list's key.
+    listed = MINIMAL + "  label_names: [a, 1]\n"
+    with pytest.raises(
+        ValueError, match=r"c\.yaml:line 7: config key 'data\.label_names\[1\]'"
+    ):
+        load_config(_write(tmp_path, listed))
+    # A key the file does not hold gets no line, even in a section it holds.
+    no_train = MINIMAL.replace("  train: data/train.tsv", "  dev: data/dev.tsv")
+    with pytest.raises(ValueError, match=r"c\.yaml: config key 'data\.train'"):
+        load_config(_write(tmp_path, no_train))
     with pytest.raises(ValueError, match=r"c\.yaml: config key 'data\.train'"):
         load_config(
             _write(tmp_path, MINIMAL.replace("data:\n  train: data/train.tsv\n", ""))

@@ -98,3 +98,17 @@ def test_demo_checks_its_data_files_before_training(tmp_path, capsys):
     assert main([*args, "--set", "data.skip_bad_rows=true"]) == 1
     assert "own.csv:line 2: missing text column 'sentence'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "run").exists()
+
+
+def test_the_printed_overrides_read_back_as_given():
+    from albert_tf.demo import override_arguments
+    from albert_tf.training.config import parse_overrides
+
+    overrides = {
+        "data.dev": None,
+        "data.skip_bad_rows": True,
+        "optimizer.learning_rate": 0.002,
+        "data.label_names": ["neg", "pos"],
+        "output_dir": "runs/my demo",
+    }
+    assert parse_overrides(override_arguments(overrides)) == overrides

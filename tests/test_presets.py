@@ -527,7 +527,20 @@ def test_a_file_given_as_a_model_gets_a_hint_that_fits_it(
     assert f"Preset '{tmp_path / given}' is a file, not a folder: {hint}" in err
 
 
-def test_predict_with_a_text_where_the_model_goes_says_so(capsys):
+def test_a_bare_file_name_points_at_the_working_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("config.json", "model.weights.h5"):
+        (tmp_path / name).write_bytes(b"")
+    assert cli.main(["predict", "model.weights.h5", "A fine film."]) == 1
+    assert "pass the folder that holds it, '.'" in capsys.readouterr().err
+
+
+def test_predict_with_a_text_where_the_model_goes_says_so(tmp_path, capsys):
     assert cli.main(["predict", "A warm film.", "Dull."]) == 1
     err = capsys.readouterr().err
     assert "'A warm film.' is not a model: the first argument is MODEL" in err
+    # A model path with a space that exists is a model path.
+    (tmp_path / "my model").mkdir()
+    assert cli.main(["predict", str(tmp_path / "my model"), "Dull."]) == 1
+    err = capsys.readouterr().err
+    assert "is not a model" not in err and "is not a preset" in err

@@ -387,12 +387,18 @@ def test_cli_export_next_version_inspect_and_atomic_failure(
 
 
 def test_export_removes_what_killed_exports_left(classifier, tmp_path):
+    from albert_tf.serving.batcher import BatchingParameters
+
     base = tmp_path / "albert"
     base.mkdir()
     dead = dead_writers_temp_folder(base, "1")
-    export_classifier(classifier, base, run_preflight=False)
+    # The smallest batching values are allowed (one row, no waiting).
+    limits = {"max_batch_size": 1, "batch_timeout_micros": 0}
+    export_classifier(classifier, base, run_preflight=False, **limits)
     assert not os.path.exists(dead)
     assert sorted(os.listdir(base)) == ["1", sig.BATCHING_FILE, sig.MODELS_CONFIG_FILE]
+    params = BatchingParameters.from_file(base / sig.BATCHING_FILE)
+    assert (params.max_batch_size, params.batch_timeout_micros) == (1, 0)
 
 
 def test_reexport_keeps_edited_server_files(tmp_path, caplog):
@@ -439,6 +445,11 @@ def test_batching_parameters_name_the_line_of_a_bad_value(tmp_path):
     path = tmp_path / "batching.txt"
     path.write_text("batch_timeout_micros { value: 0 }\nmax_batch_size { value: 0 }\n")
     with pytest.raises(ValueError, match=r"batching.txt:2: max_batch_size must be 1"):
+        BatchingParameters.from_file(path)
+    path.write_text("batch_timeout_micros { value: -1 }\n")
+    with pytest.raises(
+        ValueError, match=r"batching.txt:1: batch_timeout_micros must be 0 or more"
+    ):
         BatchingParameters.from_file(path)
     path.write_text(
         "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: x }\n"

@@ -696,3 +696,23 @@ def test_a_worker_whose_peers_never_start_gives_up_naming_them(tmp_path, tiny_pr
     assert f"no answer from worker 0 at {other[0]}, which coordinates" in line
     # TensorFlow logs its agent's shutdown after it.
     assert "albert-tf train: interrupted" in errs[2].splitlines()
+
+
+def test_python_gets_sigterm_back_after_the_join():
+    """Joining installs TensorFlow's preemption notifier as the SIGTERM
+    handler, which would ignore SIGTERM until training began."""
+    from albert_tf.training import strategy
+
+    def ours(signum, frame):
+        pass
+
+    def tensorflows(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        with strategy._signals_during_the_join():
+            signal.signal(signal.SIGTERM, tensorflows)  # What the join does.
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
