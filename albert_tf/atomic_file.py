@@ -95,7 +95,7 @@ def _alive(pid):
     except ProcessLookupError:
         return False
     except OSError:  # E.g. another user's process: it exists.
-        return True
+        pass
     return True
 
 

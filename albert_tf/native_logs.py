@@ -48,9 +48,8 @@ def import_tensorflow_quietly():
         import tensorflow_text  # noqa: F401
 
         return
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":
-        # Read once, at TensorFlow's first log line.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    # Unless the user set it; read once, at TensorFlow's first log line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     with native_info_dropped():
         import tensorflow
         import tensorflow_text  # noqa: F401
