@@ -17,6 +17,11 @@ from albert_tf.serving.servable import concat_inputs
 _LOWEST = {"batch_timeout_micros": 0}  # Others: 1.
 
 
+def lowest_value(name):
+    """The smallest value TF Serving accepts for batching field `name`."""
+    return _LOWEST.get(name, 1)
+
+
 @dataclasses.dataclass
 class BatchingParameters:
     """The fields of TF Serving's `--batching_parameters_file` that we honour."""
@@ -52,7 +57,7 @@ class BatchingParameters:
                         f"{path}:{number}: expected `{name} {{ value: N }}`, got "
                         f"'{line}' ({e})."
                     ) from None
-                lowest = _LOWEST.get(name, 1)
+                lowest = lowest_value(name)
                 if value < lowest:  # TF Serving refuses these at load too.
                     raise ValueError(
                         f"{path}:{number}: {name} must be {lowest} or more, got "

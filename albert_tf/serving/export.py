@@ -20,6 +20,7 @@ from albert_tf.atomic_file import owned_temp_folder
 from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_text
 from albert_tf.serving import signatures as sig
+from albert_tf.serving.batcher import lowest_value
 from albert_tf.serving.model_manager import version_folders
 from albert_tf.serving.preflight import preflight
 from albert_tf.serving.warmup import WARMUP_TEXTS
@@ -425,10 +426,11 @@ def export_classifier(
     export_classifier("classifier.keras", "export/albert")  # export/albert/1
     ```
     """
-    for name, value, lowest in (
-        ("max_batch_size", max_batch_size, 1),
-        ("batch_timeout_micros", batch_timeout_micros, 0),
+    for name, value in (
+        ("max_batch_size", max_batch_size),
+        ("batch_timeout_micros", batch_timeout_micros),
     ):
+        lowest = lowest_value(name)
         if value is not None and value < lowest:  # Before a minutes-long load.
             raise ValueError(f"`{name}` must be {lowest} or more. Received: {value}")
     if isinstance(classifier, (str, os.PathLike)):

@@ -13,6 +13,7 @@ import numpy as np
 
 from albert_tf.models.task import class_ids
 from albert_tf.tflite.tflite_classifier import TFLiteClassifier
+from albert_tf.training.evaluation import logits_from
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,7 @@ def keras_logits(classifier, texts, batch_size=32):
     """The float Keras model's logits for raw texts: for a softmax head, its
     log-probabilities, floored like the TFLite build's (`converter._outputs`)."""
     outputs = np.asarray(classifier.predict(texts, batch_size=batch_size, verbose=0))
-    activation = getattr(classifier, "activation", None)
-    if getattr(activation, "__name__", "") == "softmax":
-        return np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
-    return outputs
+    return logits_from(classifier, outputs)
 
 
 def verify(

@@ -72,6 +72,15 @@ def probabilities(model, outputs):
     return outputs if model.returns_probabilities else softmax(outputs)
 
 
+def logits_from(model, outputs):
+    """Logits from the model's outputs: for a softmax head, its
+    log-probabilities, floored so that an underflowed 0 gives no -inf (as
+    exports and TFLite builds report them)."""
+    if getattr(getattr(model, "activation", None), "__name__", "") == "softmax":
+        return np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
+    return outputs
+
+
 # Each model's traced forward pass, kept while the model lives: the function
 # holds a weak proxy, so the cache does not keep the model alive.
 _forward_functions = weakref.WeakKeyDictionary()
@@ -189,12 +198,8 @@ def predict(model, texts, pairs=None, batch_size=64):
     outputs = model_outputs(model, _labelled_text(model, texts, pairs), batch_size)
     class_id = outputs.argmax(-1)
     names = class_names(model)
-    if model.returns_probabilities:  # A softmax head: log-probabilities are logits.
-        logits = np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
-    else:
-        logits = outputs
     return {
-        "logits": logits,
+        "logits": logits_from(model, outputs),
         "probabilities": probabilities(model, outputs),
         "class_id": class_id,
         "label": np.array([names[i] for i in class_id], dtype=object),

@@ -180,7 +180,7 @@ def _bound_the_join(timeout_s):
     ctx = context.context()
     ctx.configure_coordination_service(
         service_type="standalone",
-        service_leader=f"/job:{jobs[0]}/replica:0/task:0",  # TensorFlow's choice.
+        service_leader=f"/job:{_leader_job(cluster)}/replica:0/task:0",
         # 0 would mean TensorFlow's hour.
         cluster_register_timeout_in_ms=max(1, round(timeout_s * 1000)),
     )
@@ -188,6 +188,11 @@ def _bound_the_join(timeout_s):
     service.cluster_register_with_barrier = True
     for job in jobs:
         service.coordinated_job_list.add(name=job, num_tasks=len(cluster[job]))
+
+
+def _leader_job(cluster):
+    """The job whose task 0 coordinates the start (TensorFlow's choice)."""
+    return "chief" if "chief" in cluster else "worker"
 
 
 def _join_timeout_message(message, timeout_s):
@@ -201,7 +206,7 @@ def _join_timeout_message(message, timeout_s):
         f"{job} {index} at {_task_address(job, int(index))}"
         for job, index in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", stragglers)
     ]
-    leader = "chief" if "chief" in cluster else "worker"
+    leader = _leader_job(cluster)
     if missing:
         what = f"not started: {', '.join(missing)}"
     elif _tf_config_task() != f"{leader} 0":
