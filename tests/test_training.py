@@ -1091,3 +1091,46 @@ def test_resumed_run_logs_each_step_once(tmp_path, tiny_proto):
     longer = load_config(TINY_CONFIG, overrides={**overrides, "training.steps": 4})
     Trainer(longer, tmp_path / "run").train()
     assert _event_steps(tmp_path / "run" / "logs" / "train") == [1, 2, 3, 4]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_plain_log_lines_unless_stdout_is_a_terminal(
+    tmp_path, tiny_proto, monkeypatch, caplog
+):
+    # Keras's bar redraws with backspaces and colour codes even into a file;
+    # a log file or CI output gets lines instead.
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 8,
+            "training.log_every_steps": 4,
+            "training.verbose": 1,
+            "data.dev": None,
+        },
+    )
+    piped = io.StringIO()
+    monkeypatch.setattr("sys.stdout", piped)
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        Trainer(load_config(TINY_CONFIG, overrides=overrides), tmp_path / "run").train()
+    assert "\x1b" not in piped.getvalue() and "\b" not in piped.getvalue()
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("progress")]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Step 4/8: loss ") and "accuracy" in lines[0]
+    assert lines[1].startswith("Step 8/8: ") and " ms/step, 0:00 left)" in lines[1]
+
+    from albert_tf.training.progress import progress_display
+
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    progress_display(8, verbose=1).update(8, values=[("loss", 0.5)])
+    assert "\x1b[1m8/8\x1b[0m" in terminal.getvalue()  # Keras's own bar.
+    progress_display(8, verbose=2).update(8, values=[("loss", 0.5)])
+    progress_display(8, verbose=0).update(8, values=[("loss", 0.5)])
+    assert terminal.getvalue().count("8/8") == 1
+    with pytest.raises(ValueError, match="'training.verbose': expected one of 0, 1, 2"):
+        load_config(TINY_CONFIG, overrides={**overrides, "training.verbose": 3})

@@ -110,7 +110,10 @@ class TrainingConfig:
     `steps` wins over `epochs` when set. `global_batch_size` is split evenly
     over all replicas. `best_metric` is `accuracy`, `macro_f1` or `loss`
     (lower is better for loss); the saved model is the best one on `data.dev`
-    when a dev file is given, the last one otherwise.
+    when a dev file is given, the last one otherwise. `verbose`: 0 shows no
+    progress; 1 a Keras progress bar on a terminal or in a notebook, and a
+    log line every `log_every_steps` where output goes to a file or a pipe;
+    2 log lines always.
     """
 
     global_batch_size: int = 32
@@ -168,6 +171,7 @@ class TrainConfig:
 _CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "tfrecord"),
     "training.best_metric": ("accuracy", "macro_f1", "loss"),
+    "training.verbose": (0, 1, 2),
     "strategy.name": (
         "auto",
         "default",
@@ -291,8 +295,9 @@ def validate(config):
     for key, choices in _CHOICES.items():
         obj, name = _get_section(config, key)
         if getattr(obj, name) not in choices:
+            expected = ", ".join(map(str, choices))
             raise ValueError(
-                f"config key '{key}': expected one of {', '.join(choices)}, got "
+                f"config key '{key}': expected one of {expected}, got "
                 f"{getattr(obj, name)!r}"
             )
     precision = config.strategy.mixed_precision

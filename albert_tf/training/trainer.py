@@ -31,6 +31,7 @@ from albert_tf.training.evaluation import predict_logits
 from albert_tf.training.evaluation import report_from_outputs
 from albert_tf.training.model_factory import build_classifier
 from albert_tf.training.model_factory import build_preprocessor
+from albert_tf.training.progress import progress_display
 from albert_tf.training.resume import check_same_run
 from albert_tf.training.resume import check_workers_agree
 from albert_tf.training.resume import drop_events_after
@@ -471,11 +472,7 @@ class Trainer:
         if chief:
             self._write_config()
         writers = self._summary_writers(chief)
-        progbar = keras.utils.Progbar(
-            total_steps,
-            verbose=cfg.training.verbose if chief else 0,
-            stateful_metrics=["loss", "accuracy", "lr"],
-        )
+        progbar = progress_display(total_steps, cfg.training.verbose if chief else 0)
         if start_step:
             progbar.update(start_step)
 
