@@ -206,7 +206,7 @@ def run(args):
         result = None
         if config.mode != "none":
             logger.warning(
-                "Writing a %s-quantized build without --verify: its accuracy is "
+                "Writing the %s-quantized build without --verify: its accuracy is "
                 "unchecked (recorded as verification: null in the metadata).",
                 config.mode,
             )
