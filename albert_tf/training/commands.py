@@ -253,7 +253,7 @@ def run_evaluate(args):
         column_hint=COLUMN_HINT,
     )
     _check_pairs(model, args.model, data.text_pairs is not None, from_file=True)
-    outputs = evaluation.model_outputs(model, data, args.batch_size)
+    outputs = evaluation.model_outputs(model, data, args.batch_size, verbose=1)
     report = evaluation.report_from_outputs(
         outputs,
         data.labels,
@@ -464,6 +464,8 @@ def run_predict(args):
         model = evaluation.load_text_classifier(model_path)
         columns = bool(args.file) and _read_by_columns(args.file)
         _check_pairs(model, model_path, pairs is not None, from_file=columns)
-        outputs = evaluation.predict(model, texts, pairs, args.batch_size or 64)
+        outputs = evaluation.predict(
+            model, texts, pairs, args.batch_size or 64, verbose=1
+        )
     sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
     return 0

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training.data_files import LabelledText
+from albert_tf.training.progress import ProgressLog
 
 
 def load_text_classifier(model):
@@ -39,12 +40,13 @@ def inference_function(model):
     return forward
 
 
-def predict_logits(forward, dataset):
+def predict_logits(forward, dataset, progress=None):
     """Logits (float32 numpy) and labels of a dataset of `x` or `(x, y)` batches.
 
     Args:
         forward: a function from `inference_function(model)`.
         dataset: `tf.data.Dataset` of preprocessed batches.
+        progress: `update(rows_done, values)`, e.g. a `ProgressLog`, or None.
 
     Returns:
         `(logits, labels)`; `labels` is `None` for a dataset of `x` only.
@@ -57,6 +59,8 @@ def predict_logits(forward, dataset):
         else:
             x = batch
         logits.append(forward(x).numpy())
+        if progress is not None:
+            progress.update(sum(len(batch) for batch in logits), values=())
     logits = np.concatenate(logits)
     return logits, (np.concatenate(labels) if labels else None)
 
@@ -93,8 +97,9 @@ def _forward(model):
     return forward
 
 
-def model_outputs(model, data, batch_size):
-    """Float32 outputs for every row of a `LabelledText`, in order."""
+def model_outputs(model, data, batch_size, verbose=0):
+    """Float32 outputs for every row of a `LabelledText`, in order; with
+    `verbose=1`, an INFO line of progress every 10 s (none for shorter runs)."""
     from albert_tf.training.data_pipeline import eval_dataset
 
     try:
@@ -107,8 +112,15 @@ def model_outputs(model, data, batch_size):
     if not len(data):
         return np.zeros((0, model.num_classes), np.float32)
     unlabelled = LabelledText(texts=data.texts, text_pairs=data.text_pairs, labels=None)
+    progress = (
+        ProgressLog(len(data), what="Rows", unit="row", every_s=10.0)
+        if verbose
+        else None
+    )
     outputs, _ = predict_logits(
-        _forward(model), eval_dataset(unlabelled, model.preprocessor, batch_size)
+        _forward(model),
+        eval_dataset(unlabelled, model.preprocessor, batch_size),
+        progress,
     )
     return outputs
 
@@ -166,7 +178,7 @@ def _labelled_text(model, texts, pairs):
     return LabelledText(texts=texts, text_pairs=pairs, labels=None)
 
 
-def predict(model, texts, pairs=None, batch_size=64):
+def predict(model, texts, pairs=None, batch_size=64, verbose=0):
     """Classifies texts (or sentence pairs) with a trained classifier.
 
     The outputs have the keys, shapes and meaning of `ServingClient.predict`
@@ -180,6 +192,8 @@ def predict(model, texts, pairs=None, batch_size=64):
         pairs: list of str, the second text of each example, for models
             trained on pairs; `None` otherwise.
         batch_size: int. Texts per forward pass.
+        verbose: int. 1 logs progress (rows done, time left) every 10 s to
+            the `albert_tf` logger; 0 does not.
 
     Returns:
         dict of numpy arrays: `logits` and `probabilities` `[n, num_classes]`,
@@ -195,7 +209,9 @@ def predict(model, texts, pairs=None, batch_size=64):
     from albert_tf.models import class_names
 
     model = load_text_classifier(model)
-    outputs = model_outputs(model, _labelled_text(model, texts, pairs), batch_size)
+    outputs = model_outputs(
+        model, _labelled_text(model, texts, pairs), batch_size, verbose
+    )
     class_id = outputs.argmax(-1)
     names = class_names(model)
     return {
@@ -221,7 +237,7 @@ def report_from_outputs(outputs, labels, label_names, from_logits=True):
     return report
 
 
-def evaluate(model, texts, labels, pairs=None, batch_size=64):
+def evaluate(model, texts, labels, pairs=None, batch_size=64, verbose=0):
     """Accuracy, per-class precision/recall/F1, confusion matrix and loss.
 
     The report `albert-tf evaluate` prints, and `metrics.json` keeps for the
@@ -236,6 +252,8 @@ def evaluate(model, texts, labels, pairs=None, batch_size=64):
         pairs: list of str, the second text of each example, for models
             trained on pairs; `None` otherwise.
         batch_size: int. Texts per forward pass.
+        verbose: int. 1 logs progress (rows done, time left) every 10 s to
+            the `albert_tf` logger; 0 does not.
 
     Returns:
         A JSON-ready dict: `accuracy`, `macro_f1`, `num_examples`, `loss`,
@@ -260,7 +278,7 @@ def evaluate(model, texts, labels, pairs=None, batch_size=64):
         raise ValueError("No texts to evaluate.")
     ids = class_ids(model, labels, num_inputs=len(data))
     return report_from_outputs(
-        model_outputs(model, data, batch_size),
+        model_outputs(model, data, batch_size, verbose),
         ids,
         class_names(model),
         from_logits=not model.returns_probabilities,

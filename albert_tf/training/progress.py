@@ -1,10 +1,11 @@
-"""Training progress: a Keras progress bar on a terminal, log lines elsewhere.
+"""Progress: a Keras progress bar on a terminal, log lines elsewhere.
 
 Keras's `Progbar` redraws one line with backspaces, carriage returns and ANSI
 colours even when stdout is a file or a pipe (it treats every POSIX system as
 a terminal). In a log file, `kubectl logs` or CI output that makes one ever
 longer line of escape codes per epoch, so there the trainer logs a plain line
-per update instead.
+per update instead. `evaluate` and `predict` log lines (stdout holds their
+results).
 """
 
 import logging
@@ -38,13 +39,25 @@ def progress_display(total_steps, verbose):
 
 
 class ProgressLog:
-    """One INFO line per update: the step, the values given, the time per step
+    """INFO lines of progress: the count, the values given, the time per unit
     and the time left, e.g. `Step 500/2042: loss 0.4044, accuracy 0.8247,
-    lr 4.018e-04 (93 ms/step, 2:22 left)`."""
+    lr 4.018e-04 (93 ms/step, 2:22 left)`.
 
-    def __init__(self, total_steps):
-        self.total_steps = total_steps
-        self._since = None  # (step, time) of the first line: rates leave out tracing.
+    Args:
+        total: int. The count at the end.
+        what: str. What is counted, as the line starts with it.
+        unit: str. One of what is counted, for the rate.
+        every_s: float. At most one line this often; the last count gets a
+            line only after earlier ones (a short job logs nothing).
+    """
+
+    def __init__(self, total, what="Step", unit="step", every_s=0.0):
+        self.total = total
+        self.what = what
+        self.unit = unit
+        self.every_s = every_s
+        self._since = None  # (count, time) of the first update: no tracing.
+        self._last_line = None
 
     def update(self, current, values=None):
         if values is None:  # Keras's bar jumps to a resumed step; lines need not.
@@ -52,14 +65,28 @@ class ProgressLog:
         now = time.perf_counter()
         if self._since is None:
             self._since = (current, now)
-        shown = ", ".join(f"{name} {_number(value)}" for name, value in values)
-        line = f"Step {current}/{self.total_steps}: {shown}"
-        steps = current - self._since[0]
-        if steps > 0:
-            per_step = (now - self._since[1]) / steps
-            left = per_step * (self.total_steps - current)
-            line += f" ({per_step * 1000:.0f} ms/step, {_duration(left)} left)"
+            self._last_line = now
+        due = now - self._last_line >= self.every_s
+        if current >= self.total:
+            due = due or self._last_line != self._since[1]
+        if not due:
+            return
+        self._last_line = now
+        line = f"{self.what} {current}/{self.total}"
+        if values:
+            line += ": " + ", ".join(f"{name} {_number(v)}" for name, v in values)
+        done = current - self._since[0]
+        if done > 0:
+            per_unit = (now - self._since[1]) / done
+            left = per_unit * (self.total - current)
+            line += f" ({_rate(per_unit)}/{self.unit}, {_duration(left)} left)"
         logger.info("%s", line)
+
+
+def _rate(seconds):
+    if seconds >= 1:
+        return f"{seconds:.1f} s"
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} µs"
 
 
 def _number(value):
