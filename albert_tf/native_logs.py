@@ -3,10 +3,8 @@
 Before absl logging is set up, TensorFlow's C++ code writes INFO lines
 (oneDNN, CUDA stubs, CPU features) straight to file descriptor 2, whatever
 `TF_CPP_MIN_LOG_LEVEL` says, and prints them twice. They would open every
-`albert-tf` command's output. Only those lines are dropped, and oneDNN's
-once-per-process ERROR that integer ops use TensorFlow's own kernels (a normal
-fallback, provoked during the import so that it is said there): other warnings
-and errors printed during the import are passed on, after it. Later INFO lines (a TFLite
+`albert-tf` command's output. Only those lines are dropped: warnings and errors
+printed during the import are passed on, after it. Later INFO lines (a TFLite
 conversion prints a dozen) are left to TensorFlow's own switch: unless set,
 `TF_CPP_MIN_LOG_LEVEL` becomes 1 (warnings and errors only) for this process
 and its children. `TF_CPP_MIN_LOG_LEVEL=0` keeps everything as TensorFlow
@@ -26,15 +24,6 @@ _IMPORT_CHATTER = re.compile(
 )
 
 
-# TensorFlow's oneDNN build says once per process, at ERROR level, that an
-# integer op (the first ragged concat or transpose: every tokenizer run) falls
-# back to its own kernels: normal, whatever the CPU, and nothing to act on.
-_ONEDNN_INT_FALLBACK = re.compile(
-    r"E\d{4} [\d:.]+ +\d+ util\.cc:\d+\] oneDNN supports DT_INT\d+ only on "
-    r"platforms with AVX-512\. Falling back to the default Eigen-based "
-    r"implementation if present\.$"
-)
-
 # Where TensorFlow found no CUDA driver, its failing cuInit call says the same
 # again at ERROR level. With a driver present, the error is real and stays.
 _NO_DRIVER = "Could not find cuda drivers on your machine"
@@ -48,7 +37,6 @@ def without_import_chatter(text):
         line
         for line in text.splitlines(keepends=True)
         if not _IMPORT_CHATTER.match(line)
-        and not _ONEDNN_INT_FALLBACK.match(line)
         and not (no_driver and _CUINIT_FAILED.match(line))
     )
 
@@ -116,8 +104,9 @@ def import_tensorflow_quietly():
 
         # The CUDA probe, which TensorFlow runs at first device use.
         tensorflow.config.list_physical_devices("GPU")
-        # The oneDNN integer fallback's one log line, said here and dropped.
-        tensorflow.transpose(tensorflow.zeros([1, 1], tensorflow.int64))
+        # No op may run here: that would start TensorFlow's runtime, after
+        # which logical CPU devices (`strategy.num_cpu_devices`) and GPU
+        # memory growth can no longer be configured.
 
 
 @contextlib.contextmanager

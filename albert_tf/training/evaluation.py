@@ -52,6 +52,7 @@ def predict_logits(forward, dataset, progress=None):
         `(logits, labels)`; `labels` is `None` for a dataset of `x` only.
     """
     logits, labels = [], []
+    rows = 0
     for batch in dataset:
         if isinstance(batch, tuple):
             x, y = batch
@@ -59,8 +60,9 @@ def predict_logits(forward, dataset, progress=None):
         else:
             x = batch
         logits.append(forward(x).numpy())
+        rows += len(logits[-1])
         if progress is not None:
-            progress.update(sum(len(batch) for batch in logits), values=())
+            progress.update(rows, values=())
     logits = np.concatenate(logits)
     return logits, (np.concatenate(labels) if labels else None)
 
