@@ -14,7 +14,6 @@ import tensorflow as tf
 import albert_tf
 from albert_tf import cli_types
 from albert_tf.cli import main
-from albert_tf.native_logs import without_converter_notices
 from albert_tf.native_logs import without_import_chatter
 from tests.training_helpers import REPO
 
@@ -238,31 +237,3 @@ def test_a_log_level_set_by_the_user_is_kept():
 )
 def test_numbers_at_the_edge_of_their_range_are_accepted(parse, text, value):
     assert parse(text) == value
-
-
-def test_converter_notices_go_unless_a_custom_op_is_unexpected():
-    def custom_op_list(*ops):
-        return (
-            "W0000 00:00:1.5   7 flatbuffer_export.cc:4248] The following "
-            "operation(s) need TFLite custom op implementation(s):\n"
-            f"Custom ops: {', '.join(ops)}\n"
-            "Details:\n"
-            f"\ttf.{ops[0]}(tensor<?x!tf_type.string>) -> (tensor<?xi32>)\n"
-            "See instructions: https://www.tensorflow.org/lite/guide/ops_custom\n"
-        )
-
-    expected = frozenset({"TFText>FastSentencepieceTokenize", "TFText>RoundRobinTrim"})
-    routine = (
-        "W0000 00:00:1.5   7 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.\n"
-        "W0000 00:00:1.5   7 tf_tfl_flatbuffer_helpers.cc:367] Ignored "
-        "drop_control_dependency.\n"
-        "fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
-        "output_inference_type: FLOAT32\n"
-    )
-    other = "W0000 00:00:1.5   7 x.cc:1] Ignored something else.\n"
-    known = custom_op_list("TFText>FastSentencepieceTokenize", "TFText>RoundRobinTrim")
-    unknown = custom_op_list("TFText>FastSentencepieceTokenize", "SentencepieceOp")
-    text = routine + known + other + unknown
-    assert without_converter_notices(text, expected) == other + unknown
-    cut_short = known.rsplit("See", 1)[0]  # No end: nothing is dropped.
-    assert without_converter_notices(cut_short, expected) == cut_short

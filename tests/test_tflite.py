@@ -74,7 +74,7 @@ def _check_signature(model, input_kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
-def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode, capfd):
+def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
     texts = TINY_CORPUS[:3]
     config = (
         tflite.int8(TINY_CORPUS) if mode == "int8" else tflite.QuantizationConfig(mode)
@@ -88,8 +88,6 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode, cap
             ["TFText>FastSentencepieceTokenize"] if input_kind == "text" else []
         )
         assert converter.custom_ops(content) == expected_ops  # ids: builtins only.
-        # The int8 quantizer's settings line is printed, not logged.
-        assert "fully_quantize" not in capfd.readouterr().err
         outputs[input_kind] = model.predict(texts, preprocessor=classifier.preprocessor)
         # No texts: empty outputs of the same kind for both builds.
         empty = model.predict([], preprocessor=classifier.preprocessor)
@@ -257,31 +255,6 @@ def test_folding_the_preprocessing_prints_no_native_info_lines(tiny_proto, tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert not re.search(r"^I\d{4} ", done.stderr, flags=re.MULTILINE), done.stderr
-
-
-def test_conversion_passes_on_no_routine_converter_notices(tiny_proto, tmp_path):
-    # At the default log level (warnings shown): TF's converter warns that it
-    # ignores two legacy options, and lists the custom ops, on every build.
-    proto = tmp_path / "spiece.model"
-    proto.write_bytes(tiny_proto)
-    code = (
-        "import sys\n"
-        "from albert_tf import tflite\n"
-        "from albert_tf.models import AlbertTokenizer\n"
-        "tokenizer = AlbertTokenizer(proto=open(sys.argv[1], 'rb').read())\n"
-        "tflite.convert_tokenizer(tokenizer, 16)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(proto)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    for notice in ("Ignored output_format", "custom op implementation", "Details:"):
-        assert notice not in done.stderr, done.stderr
 
 
 def _masked_attention_function():

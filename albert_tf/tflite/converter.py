@@ -20,8 +20,6 @@ import tensorflow_text as tf_text
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.lite.python import convert as lite_convert
 
-from albert_tf.native_logs import native_info_dropped
-from albert_tf.native_logs import without_converter_notices
 from albert_tf.tflite.quantization_config import QuantizationConfig
 from albert_tf.tflite.tflite_text_packer import TFLiteTextPacker
 
@@ -316,10 +314,6 @@ def convert_tokenizer(tokenizer, sequence_length):
     return _convert_function(function, [], configure, "tokenizer")
 
 
-def _without_expected_notices(text):
-    return without_converter_notices(text, TFTEXT_CUSTOM_OPS)
-
-
 def _convert_function(function, weights, configure, description):
     module = tf.Module()
     module.serve = function
@@ -344,14 +338,12 @@ def _convert_function(function, weights, configure, description):
             warnings.filterwarnings(
                 "ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated"
             )
-            with native_info_dropped(_without_expected_notices):
-                content = converter.convert()
+            content = converter.convert()
         if getattr(converter, "_experimental_calibrate_only", False):
             # Calibrated float model -> int8, sensitive ops denylisted.
-            with native_info_dropped(_without_expected_notices):
-                content = lite_convert.mlir_quantize(
-                    content, denylisted_ops=list(INT8_FLOAT_OPS)
-                )
+            content = lite_convert.mlir_quantize(
+                content, denylisted_ops=list(INT8_FLOAT_OPS)
+            )
             _check_int8_ranges(content)
     unexpected = set(custom_ops(content)) - TFTEXT_CUSTOM_OPS
     if unexpected:
