@@ -1166,3 +1166,16 @@ def test_long_evaluations_log_progress_every_10_seconds(trained, monkeypatch, ca
     for rows in (20, 40):  # 4 s in all: nothing.
         quick.update(rows, values=())
     assert not [r for r in caplog.records if r.name.endswith("progress")]
+
+    # A resumed run: the jump to the restored step logs nothing, and rates
+    # count from the first step this process took.
+    resumed = progress.ProgressLog(300)
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        resumed.update(100)
+        resumed.update(150, values=[("loss", 0.5)])
+        resumed.update(200, values=[("loss", 0.25)])
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("progress")]
+    assert lines == [
+        "Step 150/300: loss 0.5000",
+        "Step 200/300: loss 0.2500 (80 ms/step, 0:08 left)",
+    ]
