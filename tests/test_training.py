@@ -1126,6 +1126,17 @@ def test_progress_is_plain_log_lines_unless_stdout_is_a_terminal(
     assert lines[1].startswith("Step 8/8: ")
     assert re.search(r" \(\d+(\.\d)? (µs|ms|s)/step, 0:00 left\)$", lines[1]), lines
 
+    # On a terminal, Keras's bar; its line ends before a dev evaluation's or
+    # checkpoint's log line, which would otherwise continue it.
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    with_dev = {**overrides, "data.dev": overrides["data.train"]}
+    with_dev["training.eval_every_steps"] = 4
+    Trainer(load_config(TINY_CONFIG, overrides=with_dev), tmp_path / "tty").train()
+    first_line = terminal.getvalue().split("\n")[0]
+    assert "\x1b[1m4/8\x1b[0m" in first_line and "8/8" not in first_line
+    assert terminal.getvalue().endswith("\n")
+
     from albert_tf.training.progress import progress_display
 
     terminal = _Terminal()

@@ -32,10 +32,30 @@ def progress_display(total_steps, verbose):
             a notebook, else a log line per update; 2: log lines always.
     """
     if verbose == 0 or (verbose == 1 and _on_terminal()):
-        return keras.utils.Progbar(
+        return TerminalProgbar(
             total_steps, verbose=verbose, stateful_metrics=["loss", "accuracy", "lr"]
         )
     return ProgressLog(total_steps)
+
+
+class TerminalProgbar(keras.utils.Progbar):
+    """Keras's progress bar, plus `end_line()`: the bar stays on its line
+    between updates, so a log line printed then would continue it."""
+
+    _mid_line = False
+
+    def update(self, current, values=None, finalize=None):
+        super().update(current, values, finalize)
+        # Keras ends the line itself at the last step.
+        self._mid_line = self.verbose == 1 and current < self.target
+
+    def end_line(self):
+        """Ends the bar's line, if it is mid-line: the next update draws the
+        bar again below whatever is printed in between."""
+        if self._mid_line:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._mid_line = False
 
 
 class ProgressLog:
@@ -81,6 +101,9 @@ class ProgressLog:
             left = per_unit * (self.total - current)
             line += f" ({_rate(per_unit)}/{self.unit}, {_duration(left)} left)"
         logger.info("%s", line)
+
+    def end_line(self):
+        """Nothing to end: each update is a whole line."""
 
 
 def _rate(seconds):

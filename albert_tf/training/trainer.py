@@ -566,6 +566,13 @@ class Trainer:
                 eval_due = dev_dataset is not None and (
                     (eval_every and current % eval_every == 0) or current == total_steps
                 )
+                checkpoint_due = (
+                    current % cfg.training.checkpoint_every_steps == 0
+                    or current == total_steps
+                    or stopping
+                )
+                if eval_due or checkpoint_due:
+                    progbar.end_line()  # Their log lines start lines of their own.
                 if eval_due and stopping:  # Checkpoint first: grace periods are short.
                     logger.info(
                         "The step-%d dev evaluation will run when training resumes",
@@ -573,11 +580,7 @@ class Trainer:
                     )
                 elif eval_due:
                     run_eval()
-                if (
-                    current % cfg.training.checkpoint_every_steps == 0
-                    or current == total_steps
-                    or stopping
-                ):
+                if checkpoint_due:
                     for writer in writers.values():
                         writer.flush()  # Logs as far as the checkpoint, at least.
                     manager.save(
