@@ -8,6 +8,7 @@ import pathlib
 import re
 import shutil
 import socket
+import sys
 import types
 
 import filelock
@@ -1135,7 +1136,7 @@ def test_progress_is_plain_log_lines_unless_stdout_is_a_terminal(
     Trainer(load_config(TINY_CONFIG, overrides=with_dev), tmp_path / "tty").train()
     first_line = terminal.getvalue().split("\n")[0]
     assert "\x1b[1m4/8\x1b[0m" in first_line and "8/8" not in first_line
-    assert terminal.getvalue().endswith("\n")
+    assert terminal.getvalue().endswith("\n") and "\n\n" not in terminal.getvalue()
 
     from albert_tf.training.progress import progress_display
 
@@ -1143,14 +1144,28 @@ def test_progress_is_plain_log_lines_unless_stdout_is_a_terminal(
     monkeypatch.setattr("sys.stdout", terminal)
     progress_display(8, verbose=1).update(8, values=[("loss", 0.5)])
     assert "\x1b[1m8/8\x1b[0m" in terminal.getvalue()  # Keras's own bar.
-    progress_display(8, verbose=2).update(8, values=[("loss", 0.5)])
-    progress_display(8, verbose=0).update(8, values=[("loss", 0.5)])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        progress_display(8, verbose=2).update(8, values=[("loss", 0.5)])
+        progress_display(8, verbose=0).update(8, values=[("loss", 0.5)])
     assert terminal.getvalue().count("8/8") == 1
+    assert [r.getMessage() for r in caplog.records] == ["Step 8/8: loss 0.5000"]
+    bar = progress_display(8, verbose=1)
+    bar.update(4, values=[("loss", 0.5)])
+    bar.end_line()
+    bar.end_line()  # Once only.
+    assert terminal.getvalue().endswith("loss: 0.5000\n")
+    # A notebook redraws the bar too, whatever its stdout says.
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert isinstance(progress_display(8, verbose=1), keras.utils.Progbar)
     with pytest.raises(ValueError, match="'training.verbose': expected one of 0, 1, 2"):
         load_config(TINY_CONFIG, overrides={**overrides, "training.verbose": 3})
 
 
-def test_long_evaluations_log_progress_every_10_seconds(trained, monkeypatch, caplog):
+def test_long_evaluations_log_progress_every_10_seconds(
+    trained, monkeypatch, caplog, capsys
+):
     from albert_tf.training import evaluate
     from albert_tf.training import progress
 
@@ -1173,6 +1188,22 @@ def test_long_evaluations_log_progress_every_10_seconds(trained, monkeypatch, ca
     evaluate(str(output / "model.keras"), texts, labels, batch_size=4)  # verbose=0
     assert not [r for r in caplog.records if r.name.endswith("progress")]
 
+    # The commands log progress; their stdout holds only the results.
+    from albert_tf.cli import main
+
+    model_path, data = str(output / "model.keras"), trained[2]  # 32 rows.
+    for command in (["evaluate", model_path, data], ["predict", model_path]):
+        if command[0] == "predict":
+            command += ["--file", data, "--format", "jsonl"]
+        clock = iter(range(0, 1000, 4))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="albert_tf"):
+            assert main([*command, "--batch-size", "4"]) == 0
+        lines = [r.getMessage() for r in caplog.records if r.name.endswith("progress")]
+        assert lines[-1] == "Rows 32/32 (1.0 s/row, 0:00 left)", command
+        assert "Rows" not in capsys.readouterr().out
+
+    caplog.clear()
     quick = progress.ProgressLog(40, what="Rows", unit="row", every_s=10.0)
     for rows in (20, 40):  # 4 s in all: nothing.
         quick.update(rows, values=())
