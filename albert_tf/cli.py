@@ -109,6 +109,10 @@ def main(argv=None):
         return 2
     import tensorflow as tf
 
+    from albert_tf.native_logs import say_onednn_int_notice_quietly
+
+    if args.command not in ("train", "demo"):  # Trainers do it after device setup.
+        say_onednn_int_notice_quietly()
     try:
         return args.func(args) or 0
     except (ValueError, TypeError, OSError) as e:

@@ -24,6 +24,15 @@ _IMPORT_CHATTER = re.compile(
 )
 
 
+# TensorFlow's oneDNN builds say once per process, at ERROR level, that an
+# integer op falls back to TensorFlow's own kernels: normal on any CPU (the
+# line names AVX-512 even where the CPU has it) and nothing to act on.
+_ONEDNN_INT_NOTICE = re.compile(
+    r"E\d{4} [\d:.]+ +\d+ util\.cc:\d+\] oneDNN supports DT_INT\d+ only on "
+    r"platforms with AVX-512\. Falling back to the default Eigen-based "
+    r"implementation if present\.$"
+)
+
 # Where TensorFlow found no CUDA driver, its failing cuInit call says the same
 # again at ERROR level. With a driver present, the error is real and stays.
 _NO_DRIVER = "Could not find cuda drivers on your machine"
@@ -61,12 +70,32 @@ def import_tensorflow_quietly():
         # memory growth can no longer be configured.
 
 
+def say_onednn_int_notice_quietly():
+    """Provokes oneDNN's integer-fallback notice with a tiny op, and drops it:
+    the tokenizer's first run would print it. Running an op starts
+    TensorFlow's runtime, so call this only once devices are configured (after
+    `make_strategy`), never at import."""
+    import tensorflow as tf
+
+    with native_info_dropped(_without_onednn_int_notice):
+        tf.transpose(tf.zeros([1, 1], tf.int64))
+
+
+def _without_onednn_int_notice(text):
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if not _ONEDNN_INT_NOTICE.match(line)
+    )
+
+
 @contextlib.contextmanager
-def native_info_dropped():
-    """Captures file descriptor 2 while the block runs, then writes back all
-    but native INFO lines: for native code that logs before absl logging is
-    set up (TensorFlow's import, tf-text's model builders), which
-    `TF_CPP_MIN_LOG_LEVEL` does not reach. Passes everything through where
+def native_info_dropped(text_filter=without_import_chatter):
+    """Captures file descriptor 2 while the block runs, then writes back what
+    `text_filter` keeps, by default all but native INFO lines: for native code
+    that logs before absl logging is set up (TensorFlow's import, tf-text's
+    model builders), which `TF_CPP_MIN_LOG_LEVEL` does not reach, or that logs
+    a notice nobody can act on. Passes everything through where
     `TF_CPP_MIN_LOG_LEVEL=0` or there is no stderr (a daemon, pythonw)."""
     quiet = sys.stderr is not None and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
     if quiet:
@@ -94,5 +123,5 @@ def native_info_dropped():
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode("utf-8", errors="replace")
-            sys.stderr.write(without_import_chatter(text))
+            sys.stderr.write(text_filter(text))
             sys.stderr.flush()

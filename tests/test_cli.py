@@ -62,6 +62,9 @@ def test_native_info_lines_are_off_unless_asked_for():
     # TFLite conversion's "Estimated count of arithmetic ops").
     later = (
         "import tensorflow as tf\n"
+        "from albert_tf.native_logs import say_onednn_int_notice_quietly\n"
+        "say_onednn_int_notice_quietly()\n"
+        "tf.concat([tf.ragged.constant([[1]]), tf.ones([1, 1], tf.int32)], 1)\n"
         "f = tf.function(lambda x: x + 1, "
         "input_signature=[tf.TensorSpec([1], tf.float32)])\n"
         "tf.lite.TFLiteConverter.from_concrete_functions("
@@ -70,10 +73,12 @@ def test_native_info_lines_are_off_unless_asked_for():
     stderr = _import_stderr(after=later)
     assert "oneDNN custom operations" not in stderr
     assert "absl::InitializeLog" not in stderr
+    assert "oneDNN supports DT_INT64" not in stderr  # The tokenizer's ragged concat.
     assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
     # Asked for, they stay.
     loud = _import_stderr(after=later, TF_CPP_MIN_LOG_LEVEL="0")
     assert "oneDNN custom operations" in loud  # At import.
+    assert "oneDNN supports DT_INT64 only on platforms with AVX-512" in loud
     assert re.search(r"^I\d{4} .*flatbuffer_export\.cc", loud, flags=re.MULTILINE)
     if "Could not find cuda drivers" in loud:  # As here.
         assert "failed call to cuInit" in loud

@@ -20,6 +20,7 @@ import yaml
 from albert_tf.atomic_file import atomic_path
 from albert_tf.atomic_file import remove_temp_leftovers
 from albert_tf.atomic_file import write_text
+from albert_tf.native_logs import say_onednn_int_notice_quietly
 from albert_tf.training import data_files
 from albert_tf.training import data_pipeline
 from albert_tf.training import metrics as metrics_lib
@@ -332,6 +333,7 @@ class Trainer:
         _check_output_dir(self.output_dir)  # Now, not after loading the data.
         keras.utils.set_random_seed(cfg.seed)
         strategy = strategy_lib.make_strategy(cfg.strategy)
+        say_onednn_int_notice_quietly()  # Devices are set up now.
         chief = self.is_chief = strategy_lib.is_chief(strategy)
         static = cfg.strategy.static_shapes or strategy_lib.is_tpu(strategy)
         if cfg.strategy.jit_compile and not static:
