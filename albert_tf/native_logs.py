@@ -9,6 +9,10 @@ conversion prints a dozen) are left to TensorFlow's own switch: unless set,
 `TF_CPP_MIN_LOG_LEVEL` becomes 1 (warnings and errors only) for this process
 and its children. `TF_CPP_MIN_LOG_LEVEL=0` keeps everything as TensorFlow
 prints it (to see why an import crashes the process).
+
+`say_onednn_int_notice_quietly` drops, the same way, the ERROR line that
+oneDNN builds print once per process when an integer op first runs; it must
+run an op to do so, so commands call it once devices are set up.
 """
 
 import contextlib
@@ -77,7 +81,8 @@ def say_onednn_int_notice_quietly():
     `make_strategy`), never at import."""
     import tensorflow as tf
 
-    with native_info_dropped(_without_onednn_int_notice):
+    # On the CPU, where the tokenizer runs, also on a machine with a GPU.
+    with native_info_dropped(_without_onednn_int_notice), tf.device("/CPU:0"):
         tf.transpose(tf.zeros([1, 1], tf.int64))
 
 
