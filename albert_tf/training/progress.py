@@ -24,7 +24,8 @@ def _on_terminal():
 
 
 def progress_display(total_steps, verbose):
-    """What shows training progress, with Keras `Progbar`'s `update` method.
+    """What shows training progress: `update(current, values)` as Keras's
+    `Progbar` takes it, and `end_line()` before other output.
 
     Args:
         total_steps: int. The step the run ends at.
