@@ -44,12 +44,14 @@ _CUINIT_FAILED = re.compile(r"E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuIni
 
 
 def without_import_chatter(text):
-    """`text` without the native INFO lines TensorFlow prints at import."""
+    """`text` without the native INFO lines TensorFlow prints at import, and
+    without oneDNN's integer-fallback notice."""
     no_driver = _NO_DRIVER in text
     return "".join(
         line
         for line in text.splitlines(keepends=True)
         if not _IMPORT_CHATTER.match(line)
+        and not _ONEDNN_INT_NOTICE.match(line)
         and not (no_driver and _CUINIT_FAILED.match(line))
     )
 
@@ -82,25 +84,17 @@ def say_onednn_int_notice_quietly():
     import tensorflow as tf
 
     # On the CPU, where the tokenizer runs, also on a machine with a GPU.
-    with native_info_dropped(_without_onednn_int_notice), tf.device("/CPU:0"):
+    with native_info_dropped(), tf.device("/CPU:0"):
         tf.transpose(tf.zeros([1, 1], tf.int64))
 
 
-def _without_onednn_int_notice(text):
-    return "".join(
-        line
-        for line in text.splitlines(keepends=True)
-        if not _ONEDNN_INT_NOTICE.match(line)
-    )
-
-
 @contextlib.contextmanager
-def native_info_dropped(text_filter=without_import_chatter):
-    """Captures file descriptor 2 while the block runs, then writes back what
-    `text_filter` keeps, by default all but native INFO lines: for native code
-    that logs before absl logging is set up (TensorFlow's import, tf-text's
-    model builders), which `TF_CPP_MIN_LOG_LEVEL` does not reach, or that logs
-    a notice nobody can act on. Passes everything through where
+def native_info_dropped():
+    """Captures file descriptor 2 while the block runs, then writes back all
+    but native INFO lines and oneDNN's integer-fallback notice: for native
+    code that logs before absl logging is set up (TensorFlow's import,
+    tf-text's model builders), which `TF_CPP_MIN_LOG_LEVEL` does not reach, or
+    that logs a notice nobody can act on. Passes everything through where
     `TF_CPP_MIN_LOG_LEVEL=0` or there is no stderr (a daemon, pythonw)."""
     quiet = sys.stderr is not None and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
     if quiet:
@@ -128,5 +122,5 @@ def native_info_dropped(text_filter=without_import_chatter):
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode("utf-8", errors="replace")
-            sys.stderr.write(text_filter(text))
+            sys.stderr.write(without_import_chatter(text))
             sys.stderr.flush()

@@ -160,10 +160,16 @@ def test_chatter_filter_keeps_lines_that_only_look_alike():
         "To enable the following instructions: AVX2 FMA, in other operations\n"
         "I0 is not a log line\n"
         "UserWarning: To enable the following instructions, see docs\n"
+        "E0000 00:00:1.5   7 util.cc:131] oneDNN supports DT_INT64 only on platforms "
+        "with AVX-512. Falling back to the default Eigen-based implementation if "
+        "present.\n"
+        "E0000 00:00:1.5   7 util.cc:131] oneDNN supports DT_INT64 only on platforms "
+        "with AVX-512. Something else failed.\n"
     )
     assert without_import_chatter(text) == (
         "I0 is not a log line\nUserWarning: To enable the following instructions, "
-        "see docs\n"
+        "see docs\nE0000 00:00:1.5   7 util.cc:131] oneDNN supports DT_INT64 only "
+        "on platforms with AVX-512. Something else failed.\n"
     )
 
 
