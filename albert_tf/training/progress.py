@@ -110,7 +110,7 @@ class ProgressLog:
 def _rate(seconds):
     if seconds >= 1:
         return f"{seconds:.1f} s"
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} µs"
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} us"
 
 
 def _number(value):
