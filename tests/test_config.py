@@ -156,6 +156,17 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("data.train", None, "'data.train': a training file is required"),
         (
+            "training.early_stopping_patience",
+            0,
+            "'training.early_stopping_patience': must be > 0, got 0",
+        ),
+        (
+            "training.early_stopping_patience",
+            3,
+            "'training.early_stopping_patience': counts dev evaluations during "
+            "training, so it needs 'data.dev'",
+        ),
+        (
             "strategy.mixed_precision",
             "fp16",
             "'strategy.mixed_precision': expected true, false or one of float32",
@@ -177,6 +188,15 @@ def test_bad_values_are_named(tmp_path, extra, message):
 def test_out_of_range_values_are_named(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load_config(_write(tmp_path, MINIMAL), overrides={key: value})
+
+
+def test_early_stopping_needs_evaluations_during_training(tmp_path):
+    overrides = {"data.dev": "dev.tsv", "training.early_stopping_patience": 3}
+    with pytest.raises(ValueError, match="so it needs 'training.eval_every_steps'"):
+        load_config(_write(tmp_path, MINIMAL), overrides=overrides)
+    overrides["training.eval_every_steps"] = 100
+    config = load_config(_write(tmp_path, MINIMAL), overrides=overrides)
+    assert config.training.early_stopping_patience == 3
 
 
 def test_boundary_values_are_accepted(tmp_path):

@@ -310,6 +310,59 @@ def test_one_class_is_refused_and_classes_without_rows_warn(
     assert "no training rows for classes ['0']" in caplog.text
 
 
+def test_early_stopping_after_patience_evaluations_then_more_patience_resumes(
+    tmp_path, tiny_proto, caplog
+):
+    """A learning rate too small to change any prediction keeps dev accuracy
+    at its first evaluation's: the run stops `patience` evaluations later,
+    checkpointed there, so a rerun is finished and more patience goes on."""
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "optimizer.learning_rate": 1e-12,
+            "training.steps": 20,
+            "training.eval_every_steps": 2,
+            "training.checkpoint_every_steps": 100,
+            "training.early_stopping_patience": 2,
+        },
+    )
+    config = load_config(TINY_CONFIG, overrides=overrides)
+    output = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        result = Trainer(config, output).train()
+    assert [entry["step"] for entry in result["history"]["eval"]] == [2, 4, 6]
+    assert (result["steps"], result["stopped_early"], result["best"]["step"]) == (
+        6,
+        True,
+        2,
+    )
+    assert (
+        "Stopping early at step 6 of 20: 2 dev evaluations in a row have not "
+        "beaten step 2's accuracy of " in caplog.text
+    )
+    assert json.loads((output / "metrics.json").read_text())["stopped_early"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        assert Trainer(config, output).train()["steps"] == 6
+    assert "Training already finished at step 6" in caplog.text
+    more = {**overrides, "training.early_stopping_patience": 4}
+    result = Trainer(load_config(TINY_CONFIG, overrides=more), output).train()
+    assert result["resumed_from_step"] == 6
+    assert [entry["step"] for entry in result["history"]["eval"]] == [2, 4, 6, 8, 10]
+    assert (result["steps"], result["stopped_early"]) == (10, True)
+    # Without it, the run goes to its end.
+    plain = {
+        **overrides,
+        "training.early_stopping_patience": None,
+        "training.steps": 6,
+    }
+    result = Trainer(
+        load_config(TINY_CONFIG, overrides=plain), tmp_path / "all"
+    ).train()
+    assert (result["steps"], result["stopped_early"]) == (6, False)
+
+
 def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     output, _, _ = trained
     shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")

@@ -303,6 +303,31 @@ def test_multi_worker_two_processes_end_with_identical_weights(tmp_path, tiny_pr
     assert (output / "model.keras").is_file()
 
 
+def test_multi_worker_early_stopping_stops_every_worker_at_one_step(
+    tmp_path, tiny_proto
+):
+    """Each worker evaluates the dev file itself and decides alone: they must
+    agree, or one would wait forever in the next step's all-reduce."""
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "strategy.name": "multi_worker",
+            "optimizer.learning_rate": 1e-12,  # Dev accuracy never improves.
+            "training.steps": 20,
+            "training.eval_every_steps": 2,
+            "training.early_stopping_patience": 1,
+        },
+    )
+    output = tmp_path / "run"
+    results = _run_workers([overrides, overrides], [output, output])
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert "replicas 2 steps 4" in out
+        assert "Stopping early at step 4 of 20" in err
+    assert json.loads((output / "metrics.json").read_text())["stopped_early"]
+
+
 def _train_command(output, overrides):
     return [
         sys.executable,

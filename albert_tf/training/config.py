@@ -110,10 +110,12 @@ class TrainingConfig:
     `steps` wins over `epochs` when set. `global_batch_size` is split evenly
     over all replicas. `best_metric` is `accuracy`, `macro_f1` or `loss`
     (lower is better for loss); the saved model is the best one on `data.dev`
-    when a dev file is given, the last one otherwise. `verbose`: 0 shows no
-    progress; 1 a Keras progress bar on a terminal or in a notebook, and a
-    log line every `log_every_steps` where output goes to a file or a pipe;
-    2 log lines always.
+    when a dev file is given, the last one otherwise.
+    `early_stopping_patience` ends training once that many dev evaluations
+    in a row have not beaten the best one (`None`: never). `verbose`: 0
+    shows no progress; 1 a Keras progress bar on a terminal or in a
+    notebook, and a log line every `log_every_steps` where output goes to a
+    file or a pipe; 2 log lines always.
     """
 
     global_batch_size: int = 32
@@ -125,6 +127,7 @@ class TrainingConfig:
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 2
     best_metric: str = "accuracy"
+    early_stopping_patience: int | None = None
     verbose: int = 1
 
 
@@ -334,6 +337,7 @@ def validate(config):
         "training.keep_checkpoints",
         "training.steps",
         "training.eval_every_steps",
+        "training.early_stopping_patience",
         "training.epochs",
         "data.shuffle_buffer",
         "strategy.num_cpu_devices",
@@ -393,6 +397,16 @@ def validate(config):
         )
     if config.data.train is None:
         raise ValueError("config key 'data.train': a training file is required")
+    if config.training.early_stopping_patience is not None:
+        for key, value in (
+            ("data.dev", config.data.dev),
+            ("training.eval_every_steps", config.training.eval_every_steps),
+        ):
+            if value is None:
+                raise ValueError(
+                    "config key 'training.early_stopping_patience': counts dev "
+                    f"evaluations during training, so it needs '{key}'"
+                )
     if (
         model.backbone is not None
         and model.sequence_length > model.backbone.max_sequence_length

@@ -22,6 +22,7 @@ RESUMABLE_CHANGES = (
     "training.eval_batch_size",
     "training.log_every_steps",
     "training.eval_every_steps",
+    "training.early_stopping_patience",
     "training.checkpoint_every_steps",
     "training.keep_checkpoints",
     "training.verbose",

@@ -121,6 +121,28 @@ def _scalar_summary(name, value, step):
     tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=metadata)
 
 
+def _log_entry(writer, entry):
+    """Writes a history entry's figures (all but `step`) to TensorBoard."""
+    with writer.as_default():
+        for key, value in entry.items():
+            if key != "step":
+                _scalar_summary(key, value, entry["step"])
+
+
+def _evals_since_best(history, best):
+    """How many dev evaluations came after the best one."""
+    return sum(entry["step"] > best["step"] for entry in history["eval"])
+
+
+def _better(entry, best, key):
+    """Whether a dev `entry` beats `best` on `key` (loss: lower is better)."""
+    if best is None:
+        return True
+    if key == "loss":
+        return entry[key] < best[key]
+    return entry[key] > best[key]
+
+
 class Trainer:
     """Fine-tunes or trains an `AlbertTextClassifier` from a `TrainConfig`.
 
@@ -335,6 +357,7 @@ class Trainer:
         strategy = strategy_lib.make_strategy(cfg.strategy)
         say_onednn_int_notice_quietly()  # Devices are set up now.
         chief = self.is_chief = strategy_lib.is_chief(strategy)
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         static = cfg.strategy.static_shapes or strategy_lib.is_tpu(strategy)
         if cfg.strategy.jit_compile and not static:
             logger.warning(
@@ -362,48 +385,19 @@ class Trainer:
             total_steps,
             global_batch,
         )
-
-        # --- Model and optimizer, built under the strategy's scope ---
-        preprocessor = build_preprocessor(cfg.model)
-        with strategy.scope():
-            model = build_classifier(cfg.model, label_names, preprocessor, dtype=policy)
-            preprocessor = model.preprocessor
-            # Saved with the model: it then refuses inputs of the other kind.
-            preprocessor.text_pairs = train_data.text_pairs is not None
-            self.model = model
-            optimizer = make_optimizer(
-                cfg.optimizer,
-                total_steps,
-                loss_scale=policy == "mixed_float16",
-                summed_gradients=True,
-            )
-            optimizer.build(model.trainable_variables)
-            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        model, optimizer, step = self._build(
+            strategy, policy, label_names, train_data.text_pairs, total_steps
+        )
+        preprocessor = model.preprocessor
 
         # --- Resume from the newest checkpoint, if any ---
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        refused = None
-        if chief:  # Only the chief writes to the output directory.
-            refused = self._lock_output_dir(held)
-            if refused and not multi_worker:
-                raise ValueError(refused)
-            # The other workers learn of a refusal in `check_workers_agree`.
         objects = {"model": model, "optimizer": optimizer, "step": step}
         # Dropout's random state is not among the model's checkpointed
         # weights; without it a resumed run draws other masks.
         random_states = _random_states(model)  # Empty without dropout.
         if random_states:
             objects["dropout_rng"] = random_states
-        manager = CheckpointManager(
-            os.path.join(self.output_dir, "checkpoints"),
-            objects,
-            optional=("dropout_rng",),
-            keep=cfg.training.keep_checkpoints,
-            is_chief=chief and not refused,
-        )
-        if chief and not refused:  # Locked: temp files are from killed runs.
-            remove_temp_leftovers(self.output_dir, OUTPUT_FILES)
-            remove_temp_leftovers(manager.directory)
+        manager, refused = self._checkpoint_manager(held, objects, multi_worker)
         fingerprint = resume_fingerprint(cfg)
         # The same file name with other rows must not resume either.
         fingerprint["data.train (sha256 of its contents)"] = file_digest(cfg.data.train)
@@ -417,48 +411,29 @@ class Trainer:
         eval_pending = state.get("eval_pending", False)  # Stopped before its eval.
         _seed_replicas_apart(strategy, random_states)
         start_step = int(step.numpy())
+        best_key = cfg.training.best_metric
+        patience = cfg.training.early_stopping_patience
+
+        def patience_spent():
+            return (
+                patience is not None
+                and best is not None
+                and _evals_since_best(history, best) >= patience
+            )
+
         if multi_worker:
             digest = fingerprint["data.train (sha256 of its contents)"]
             check_workers_agree(
                 strategy, cfg, digest, start_step, total_steps, refused=refused
             )
-        if start_step >= total_steps and resumed:
-            metrics_path = os.path.join(self.output_dir, "metrics.json")
-            done = all(
-                os.path.isfile(os.path.join(self.output_dir, name))
-                for name in ("metrics.json", "model.keras")
-            )
-            # Workers of one cluster must take the same path (collectives
-            # follow), and only the chief writes these files.
-            if done and not multi_worker:
-                # Nothing to do: keep the finished run's reports as they are.
-                logger.info(
-                    "Training already finished at step %d; outputs in %s unchanged",
-                    start_step,
-                    self.output_dir,
-                )
-                with open(metrics_path, encoding="utf-8") as f:
-                    return json.load(f)
-            logger.info("Training already finished at step %d", start_step)
+        if resumed and (start_step >= total_steps or patience_spent()):
+            finished = self._finished_metrics(start_step, multi_worker)
+            if finished is not None:
+                return finished
 
-        # --- Input: one pipeline per worker, batches per replica ---
-        def dataset_fn(context):
-            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-            return data_pipeline.train_dataset(
-                train_data,
-                preprocessor,
-                context.get_per_replica_batch_size(global_batch),
-                seed=cfg.seed,
-                shuffle_buffer=cfg.data.shuffle_buffer,
-                static_shapes=static,
-                bucket_boundaries=cfg.data.bucket_boundaries,
-                num_shards=context.num_input_pipelines,
-                shard_index=context.input_pipeline_id,
-                skip_batches=start_step * per_pipeline,
-                cache=total_steps * global_batch > len(train_data),
-            )
-
-        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+        iterator = self._train_iterator(
+            strategy, train_data, preprocessor, static, start_step, total_steps
+        )
         dev_dataset = None
         if dev_data is not None:
             dev_dataset = data_pipeline.eval_dataset(
@@ -480,7 +455,6 @@ class Trainer:
 
         # --- The loop: step, log, evaluate, checkpoint ---
         eval_every = cfg.training.eval_every_steps
-        best_key = cfg.training.best_metric
         window_loss, window_correct, window_steps = 0.0, 0.0, 0
         started = time.perf_counter()
         steady_start = None
@@ -491,16 +465,10 @@ class Trainer:
             nonlocal best, eval_seconds
             eval_started = time.perf_counter()
             report = self._evaluate(forward, dev_dataset, label_names)
-            entry = {
-                "step": current,
-                "loss": report["loss"],
-                "accuracy": report["accuracy"],
-                "macro_f1": report["macro_f1"],
-            }
+            metrics = ("loss", "accuracy", "macro_f1")
+            entry = {"step": current, **{key: report[key] for key in metrics}}
             history["eval"].append(entry)
-            with writers["dev"].as_default():
-                for key in ("loss", "accuracy", "macro_f1"):
-                    _scalar_summary(key, entry[key], current)
+            _log_entry(writers["dev"], entry)
             logger.info(
                 "Step %d dev: loss %.4f accuracy %.4f macro F1 %.4f",
                 current,
@@ -508,12 +476,7 @@ class Trainer:
                 entry["accuracy"],
                 entry["macro_f1"],
             )
-            better = best is None or (
-                entry[best_key] < best[best_key]
-                if best_key == "loss"
-                else entry[best_key] > best[best_key]
-            )
-            if better:
+            if _better(entry, best, best_key):
                 best = dict(entry, report=report)
                 if chief:
                     self._save_model(model, policy)
@@ -523,7 +486,7 @@ class Trainer:
         if eval_pending and dev_dataset is not None:
             run_eval()
         with DeferredStop() as stop:
-            while current < total_steps:
+            while current < total_steps and not patience_spent():
                 totals = train_step(iterator, stop.requests()).numpy()
                 loss, correct, interrupts, terminations = totals
                 current = int(step.assign_add(1).numpy())
@@ -543,23 +506,20 @@ class Trainer:
                     current % cfg.training.log_every_steps == 0
                     or current == total_steps
                 ):
-                    lr = float(optimizer.learning_rate)
                     entry = {
                         "step": current,
                         "loss": window_loss / window_steps,
                         "accuracy": window_correct / (window_steps * global_batch),
-                        "learning_rate": lr,
+                        "learning_rate": float(optimizer.learning_rate),
                     }
                     history["train"].append(entry)
-                    with writers["train"].as_default():
-                        for key in ("loss", "accuracy", "learning_rate"):
-                            _scalar_summary(key, entry[key], current)
+                    _log_entry(writers["train"], entry)
                     progbar.update(
                         current,
                         values=[
                             ("loss", entry["loss"]),
                             ("accuracy", entry["accuracy"]),
-                            ("lr", lr),
+                            ("lr", entry["learning_rate"]),
                         ],
                     )
                     window_loss, window_correct, window_steps = 0.0, 0.0, 0
@@ -582,6 +542,19 @@ class Trainer:
                     )
                 elif eval_due:
                     run_eval()
+                    if current < total_steps and patience_spent():
+                        logger.info(
+                            "Stopping early at step %d of %d: %d dev evaluations "
+                            "in a row have not beaten step %d's %s of %.4f "
+                            "(training.early_stopping_patience)",
+                            current,
+                            total_steps,
+                            patience,
+                            best["step"],
+                            best_key.replace("_", " "),
+                            best[best_key],
+                        )
+                        checkpoint_due = True  # So that a rerun knows.
                 if checkpoint_due:
                     for writer in writers.values():
                         writer.flush()  # Logs as far as the checkpoint, at least.
@@ -623,6 +596,7 @@ class Trainer:
         result = {
             "steps": current,
             "total_steps": total_steps,
+            "stopped_early": current < total_steps,
             "resumed_from_step": start_step if resumed else None,
             "steps_this_run": steps_run,
             "wall_time_s": elapsed,
@@ -649,6 +623,98 @@ class Trainer:
             self._write_reports(result)
         logger.info("Done: %d steps; outputs in %s", current, self.output_dir)
         return result
+
+    def _build(self, strategy, policy, label_names, text_pairs, total_steps):
+        """The classifier, its optimizer and the step counter, under the scope."""
+        cfg = self.config
+        preprocessor = build_preprocessor(cfg.model)
+        with strategy.scope():
+            model = build_classifier(cfg.model, label_names, preprocessor, dtype=policy)
+            # Saved with the model: it then refuses inputs of the other kind.
+            model.preprocessor.text_pairs = text_pairs is not None
+            self.model = model
+            optimizer = make_optimizer(
+                cfg.optimizer,
+                total_steps,
+                loss_scale=policy == "mixed_float16",
+                summed_gradients=True,
+            )
+            optimizer.build(model.trainable_variables)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        return model, optimizer, step
+
+    def _checkpoint_manager(self, held, objects, multi_worker):
+        """The run's checkpoints; the chief first locks the output folder.
+
+        Returns:
+            `(manager, refused)`: `refused` says why the folder is another
+            run's (the other workers of a cluster learn it in
+            `check_workers_agree`; a single process raises at once).
+        """
+        refused = None
+        if self.is_chief:  # Only the chief writes to the output directory.
+            refused = self._lock_output_dir(held)
+            if refused and not multi_worker:
+                raise ValueError(refused)
+        writer = self.is_chief and not refused
+        manager = CheckpointManager(
+            os.path.join(self.output_dir, "checkpoints"),
+            objects,
+            optional=("dropout_rng",),
+            keep=self.config.training.keep_checkpoints,
+            is_chief=writer,
+        )
+        if writer:  # Locked: temp files are from killed runs.
+            remove_temp_leftovers(self.output_dir, OUTPUT_FILES)
+            remove_temp_leftovers(manager.directory)
+        return manager, refused
+
+    def _finished_metrics(self, step, multi_worker):
+        """A finished run's `metrics.json`, kept as it is; `None` to redo the
+        reports (some are missing, or other workers must take part)."""
+        done = all(
+            os.path.isfile(os.path.join(self.output_dir, name))
+            for name in ("metrics.json", "model.keras")
+        )
+        # Workers of one cluster must take the same path (collectives
+        # follow), and only the chief writes these files.
+        if done and not multi_worker:
+            logger.info(
+                "Training already finished at step %d; outputs in %s unchanged",
+                step,
+                self.output_dir,
+            )
+            with open(
+                os.path.join(self.output_dir, "metrics.json"), encoding="utf-8"
+            ) as f:
+                return json.load(f)
+        logger.info("Training already finished at step %d", step)
+        return None
+
+    def _train_iterator(
+        self, strategy, train_data, preprocessor, static, start_step, total_steps
+    ):
+        """Batches per replica from `start_step` on, one pipeline per worker."""
+        cfg = self.config
+        global_batch = cfg.training.global_batch_size
+
+        def dataset_fn(context):
+            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+            return data_pipeline.train_dataset(
+                train_data,
+                preprocessor,
+                context.get_per_replica_batch_size(global_batch),
+                seed=cfg.seed,
+                shuffle_buffer=cfg.data.shuffle_buffer,
+                static_shapes=static,
+                bucket_boundaries=cfg.data.bucket_boundaries,
+                num_shards=context.num_input_pipelines,
+                shard_index=context.input_pipeline_id,
+                skip_batches=start_step * per_pipeline,
+                cache=total_steps * global_batch > len(train_data),
+            )
+
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     def _summary_writers(self, chief):
         """TensorBoard writers for `logs/train` and `logs/dev` (chief only)."""
