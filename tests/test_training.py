@@ -7,6 +7,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import sys
 import types
@@ -1281,3 +1282,21 @@ def test_long_evaluations_log_progress_every_10_seconds(
         "Step 150/300: loss 0.5000",
         "Step 200/300: loss 0.2500 (80 ms/step, 0:08 left)",
     ]
+
+
+def test_a_signal_the_parent_ignores_stays_ignored():
+    """A script's `albert-tf train ... &` starts with Ctrl-C ignored, so that
+    Ctrl-C stops the script but not its background jobs: training must not
+    take Ctrl-C over."""
+    from albert_tf.training.stop_signals import DeferredStop
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with DeferredStop() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signum is None
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

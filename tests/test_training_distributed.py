@@ -21,6 +21,7 @@ import pytest
 from albert_tf.models import load_classifier
 from tests.training_helpers import REPO
 from tests.training_helpers import TINY_CONFIG
+from tests.training_helpers import default_ctrl_c
 from tests.training_helpers import set_args
 from tests.training_helpers import subprocess_env
 from tests.training_helpers import tiny_overrides
@@ -377,6 +378,7 @@ def _start_until_first_checkpoint(output, overrides, stderr):
         env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=stderr,
+        preexec_fn=default_ctrl_c,
     )
     _wait_for_checkpoint(output, proc)
     return proc
@@ -668,6 +670,7 @@ def _start_lone_worker(tmp_path, overrides, index, name):
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            preexec_fn=default_ctrl_c,
         )
     return proc, cluster, log
 

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import signal
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny.yaml"
@@ -61,3 +62,9 @@ def subprocess_env():
     )
     env.pop("TF_CONFIG", None)
     return env
+
+
+def default_ctrl_c():
+    """`preexec_fn` of a child that a test sends Ctrl-C: a test run started
+    by a script's `cmd &` ignores SIGINT, and its children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

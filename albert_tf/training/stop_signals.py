@@ -25,7 +25,8 @@ class DeferredStop:
 
     Preemptible VMs and Kubernetes send SIGTERM before killing a process. A
     second Ctrl-C interrupts at once. Outside the main thread (where signal
-    handlers cannot be set) both behave as usual.
+    handlers cannot be set) both behave as usual, and a signal the process
+    inherited as ignored stays ignored.
     """
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -70,7 +71,10 @@ class DeferredStop:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in self._SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                # Ignored by the parent (a script's `cmd &` ignores Ctrl-C):
+                # it stays ignored, as Python itself leaves it.
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):

@@ -414,6 +414,8 @@ class Trainer:
         best_key = cfg.training.best_metric
         patience = cfg.training.early_stopping_patience
 
+        # From the checkpointed history, unlike Keras's `EarlyStopping`,
+        # whose counter a resumed run would lose.
         def patience_spent():
             return (
                 patience is not None
