@@ -156,6 +156,21 @@ def test_bad_values_are_named(tmp_path, extra, message):
         ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("data.train", None, "'data.train': a training file is required"),
         (
+            "training.class_weights",
+            "auto",
+            "'training.class_weights': expected 'balanced' or a mapping",
+        ),
+        (
+            "training.class_weights",
+            {"a": -1},
+            "'training.class_weights.a': must be >= 0",
+        ),
+        (
+            "training.class_weights",
+            {"a": "heavy"},
+            "'training.class_weights.a': expected float, got str 'heavy'",
+        ),
+        (
             "training.early_stopping_patience",
             0,
             "'training.early_stopping_patience': must be > 0, got 0",

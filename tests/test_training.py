@@ -772,6 +772,75 @@ def test_step_clips_by_the_norm_of_the_summed_gradient(tmp_path, tiny_proto):
     )
 
 
+def test_class_weights_weigh_each_rows_loss_by_its_gold_class(tmp_path, tiny_proto):
+    """The step's loss is sum(weight[gold] x cross-entropy) / batch, computed
+    here from the model's logits before the step (the tiny config has no
+    dropout); two rows of each class, so a weight by the predicted class
+    or by position gives another sum."""
+    config = load_config(TINY_CONFIG, overrides=tiny_overrides(tmp_path, tiny_proto))
+    keras.utils.set_random_seed(config.seed)
+    model = build_classifier(config.model, ["negative", "positive"])
+    texts = POSITIVE[:2] + NEGATIVE[:2]
+    x = model.preprocessor(tf.constant(texts))
+    y = tf.constant([1, 1, 0, 0], tf.int32)
+    cross_entropy = keras.losses.sparse_categorical_crossentropy(
+        y, model(x), from_logits=True
+    ).numpy()
+    weights = [0.5, 3.0]
+    expected = float(np.sum(np.array(weights)[y.numpy()] * cross_entropy) / 4)
+    assert abs(expected - cross_entropy.mean()) > 0.1  # The weights show.
+    optimizer = make_optimizer(config.optimizer, total_steps=10)
+    optimizer.build(model.trainable_variables)
+    step = Trainer(config, str(tmp_path / "run"))._make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), 4, class_weights=weights
+    )
+    loss = step(iter(tf.data.Dataset.from_tensors((x, y))), tf.zeros(2))[0]
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_class_weights_balanced_named_and_unknown(tmp_path, tiny_proto, caplog):
+    """`balanced` gives rows / (classes x the class's rows); names and ids
+    work; an unknown class is named with the classes there are."""
+    rows = [(t, "positive") for t in POSITIVE * 3] + [(t, "negative") for t in NEGATIVE]
+    train_file = tmp_path / "imbalanced.tsv"
+    train_file.write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows)
+    )
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "data.train": str(train_file),
+            "data.dev": None,
+            "training.steps": 2,
+            "training.class_weights": "balanced",
+        },
+    )
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        result = train(str(TINY_CONFIG), tmp_path / "balanced", overrides=overrides)
+    assert result["class_weights"] == {"negative": 2.0, "positive": 2 / 3}
+    assert "Class weights (training.class_weights): negative 2, positive 0.6667" in (
+        caplog.text
+    )
+    # Weights are part of the run: a rerun with them added does not resume.
+    overrides["training.class_weights"] = None
+    train(str(TINY_CONFIG), tmp_path / "plain", overrides=overrides)
+    overrides["training.class_weights"] = {"1": 4.0}  # An id names class 1.
+    with pytest.raises(
+        ValueError, match=r"settings \(training.class_weights: None -> \{'1': 4.0\}\)"
+    ):
+        train(str(TINY_CONFIG), tmp_path / "plain", overrides=overrides)
+    result = train(str(TINY_CONFIG), tmp_path / "named", overrides=overrides)
+    assert result["class_weights"] == {"negative": 1.0, "positive": 4.0}
+    overrides["training.class_weights"] = {"neutral": 2.0}
+    with pytest.raises(
+        ValueError,
+        match=r"'training.class_weights.neutral': no such class \(the classes: "
+        r"negative, positive\)",
+    ):
+        train(str(TINY_CONFIG), tmp_path / "unknown", overrides=overrides)
+
+
 def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto, capsys):
     """The TPU path off-TPU: static shapes, XLA-compiled step, bfloat16.
 

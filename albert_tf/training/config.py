@@ -112,7 +112,11 @@ class TrainingConfig:
     (lower is better for loss); the saved model is the best one on `data.dev`
     when a dev file is given, the last one otherwise.
     `early_stopping_patience` ends training once that many dev evaluations
-    in a row have not beaten the best one (`None`: never). `verbose`: 0
+    in a row have not beaten the best one (`None`: never). `class_weights`
+    weighs each training row's loss by its class: `balanced` (rows /
+    (classes x the class's rows), as scikit-learn computes it) or label name
+    (or id) -> weight, 1 for classes left out; dev figures stay unweighted
+    (as Keras's `class_weight`). `verbose`: 0
     shows no progress; 1 a Keras progress bar on a terminal or in a
     notebook, and a log line every `log_every_steps` where output goes to a
     file or a pipe; 2 log lines always.
@@ -128,6 +132,7 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     best_metric: str = "accuracy"
     early_stopping_patience: int | None = None
+    class_weights: str | dict[str, float] | None = None
     verbose: int = 1
 
 
@@ -209,8 +214,10 @@ def _convert(value, tp, key):
                 return None
             raise TypeError(f"config key '{key}': expected {_type_name(tp)}, got null")
         others = [option for option in options if option is not type(None)]
-        if len(others) == 1:  # `X | None`: X's own error names the inner key.
-            return _convert(value, others[0], key)
+        mappings = [o for o in others if typing.get_origin(o) is dict]
+        if len(others) == 1 or (isinstance(value, dict) and mappings):
+            # The one option that fits: its own error names the inner key.
+            return _convert(value, (mappings or others)[0], key)
         errors = []
         for option in options:
             if option is type(None):
@@ -231,6 +238,23 @@ def _convert(value, tp, key):
             )
         (item_type,) = typing.get_args(tp)
         return [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"config key '{key}': expected a mapping, got "
+                f"{type(value).__name__} {value!r}"
+            )
+        _, item_type = typing.get_args(tp)
+        converted = {}
+        for k, v in value.items():
+            # Keys name things; YAML reads `0:` as an int, kept as text.
+            if isinstance(k, bool) or not isinstance(k, (str, int)):
+                raise TypeError(
+                    f"config key '{key}': expected names as keys, got "
+                    f"{type(k).__name__} {k!r}"
+                )
+            converted[str(k)] = _convert(v, item_type, f"{key}.{k}")
+        return converted
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -397,6 +421,19 @@ def validate(config):
         )
     if config.data.train is None:
         raise ValueError("config key 'data.train': a training file is required")
+    weights = config.training.class_weights
+    if isinstance(weights, str) and weights != "balanced":
+        raise ValueError(
+            "config key 'training.class_weights': expected 'balanced' or a "
+            f"mapping of class -> weight, got {weights!r}"
+        )
+    if isinstance(weights, dict):
+        for name, weight in weights.items():
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ValueError(
+                    f"config key 'training.class_weights.{name}': must be >= 0, "
+                    f"got {weight}"
+                )
     if config.training.early_stopping_patience is not None:
         for key, value in (
             ("data.dev", config.data.dev),
@@ -456,8 +493,8 @@ def _apply_override(data, dotted_key, value):
 
 def dotted(overrides, prefix=""):
     """`{"training": {"steps": 5}}` as `{"training.steps": 5}`: a section given
-    as a mapping changes the keys it names, not the whole section (no config
-    value is itself a mapping)."""
+    as a mapping changes the keys it names, not the whole section (so does a
+    mapping value: `training.class_weights` gains or changes those classes)."""
     flat = {}
     for key, value in overrides.items():
         if isinstance(value, dict):

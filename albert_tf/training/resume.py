@@ -1,6 +1,8 @@
 """What makes a rerun the same run: settings a resumed (or multi-worker) run
 must share, and TensorBoard events to drop after a crash."""
 
+import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,17 +33,19 @@ RESUMABLE_CHANGES = (
 
 
 def flatten_config(config):
-    """A config's settings as `{dotted.key: value}`."""
+    """A config's settings as `{dotted.key: value}`; a mapping value (such as
+    `training.class_weights`) stays whole, so that adding one shows."""
     flat = {}
 
-    def walk(prefix, value):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}{key}.", item)
-        else:
-            flat[prefix[:-1]] = value
+    def walk(prefix, section):
+        for field in dataclasses.fields(section):
+            value = getattr(section, field.name)
+            if dataclasses.is_dataclass(value):
+                walk(f"{prefix}{field.name}.", value)
+            else:
+                flat[prefix + field.name] = copy.deepcopy(value)
 
-    walk("", config.to_dict())
+    walk("", config)
     return flat
 
 

@@ -6,6 +6,7 @@ keras#20585 and keras#21069, and a custom loop gives exact control of
 gradient clipping across replicas and of resuming mid-epoch).
 """
 
+import collections
 import contextlib
 import json
 import logging
@@ -222,6 +223,33 @@ class Trainer:
             )
         return train, dev, vocabulary
 
+    def _class_weights(self, labels, vocabulary):
+        """`training.class_weights` as a list in class-id order, or `None`."""
+        weights = self.config.training.class_weights
+        if weights is None:
+            return None
+        if weights == "balanced":
+            counts = collections.Counter(labels)
+            return [
+                len(labels) / (len(counts) * counts[i]) if counts[i] else 1.0
+                for i in range(len(vocabulary))
+            ]
+        by_id = [1.0] * len(vocabulary)
+        for name, weight in weights.items():
+            class_id = vocabulary.lookup(name)
+            if class_id is None:
+                raise ValueError(
+                    f"config key 'training.class_weights.{name}': no such class "
+                    f"(the classes: {', '.join(vocabulary.names)})"
+                )
+            by_id[class_id] = weight
+        if not any(by_id):
+            raise ValueError(
+                "config key 'training.class_weights': every class weighs 0, so "
+                "the model would learn nothing"
+            )
+        return by_id
+
     def _total_steps(self, num_examples):
         cfg = self.config.training
         if cfg.steps is not None:
@@ -230,8 +258,12 @@ class Trainer:
 
     # === Steps ===
 
-    def _make_train_step(self, model, optimizer, strategy, global_batch_size):
+    def _make_train_step(
+        self, model, optimizer, strategy, global_batch_size, class_weights=None
+    ):
         clipnorm = self.config.optimizer.clipnorm
+        if class_weights is not None:
+            class_weights = tf.constant(class_weights, tf.float32)
         variables = model.trainable_variables
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -241,6 +273,8 @@ class Trainer:
                 per_example = keras.losses.sparse_categorical_crossentropy(
                     y, logits, from_logits=True
                 )
+                if class_weights is not None:
+                    per_example *= tf.gather(class_weights, y)
                 # Sum over the replica's rows / global batch: summed over
                 # replicas this is the mean over the global batch.
                 loss = tf.reduce_sum(per_example) / global_batch_size
@@ -385,6 +419,14 @@ class Trainer:
             total_steps,
             global_batch,
         )
+        class_weights = self._class_weights(train_data.labels, vocabulary)
+        by_name = None
+        if class_weights is not None:
+            by_name = dict(zip(label_names, class_weights, strict=True))
+            logger.info(
+                "Class weights (training.class_weights): %s",
+                ", ".join(f"{name} {weight:.4g}" for name, weight in by_name.items()),
+            )
         model, optimizer, step = self._build(
             strategy, policy, label_names, train_data.text_pairs, total_steps
         )
@@ -444,7 +486,9 @@ class Trainer:
                 cfg.training.eval_batch_size,
                 static_shapes=static,
             )
-        train_step = self._make_train_step(model, optimizer, strategy, global_batch)
+        train_step = self._make_train_step(
+            model, optimizer, strategy, global_batch, class_weights
+        )
         forward = inference_function(model)
 
         os.makedirs(self.output_dir, exist_ok=True)
@@ -613,6 +657,7 @@ class Trainer:
             "strategy": type(strategy).__name__,
             "dtype_policy": policy,
             "label_names": label_names,
+            "class_weights": by_name,
             "skipped_rows": {
                 "train": train_data.skipped,
                 "dev": dev_data.skipped if dev_data else 0,
