@@ -312,7 +312,7 @@ def test_one_class_is_refused_and_classes_without_rows_warn(
 
 
 def test_early_stopping_after_patience_evaluations_then_more_patience_resumes(
-    tmp_path, tiny_proto, caplog
+    tmp_path, tiny_proto, caplog, capsys
 ):
     """A learning rate too small to change any prediction keeps dev accuracy
     at its first evaluation's: the run stops `patience` evaluations later,
@@ -338,17 +338,23 @@ def test_early_stopping_after_patience_evaluations_then_more_patience_resumes(
         True,
         2,
     )
-    assert (
-        "Stopping early at step 6 of 20: 2 dev evaluations in a row have not "
-        "beaten step 2's accuracy of " in caplog.text
+    assert re.search(
+        r"Stopping early at step 6 of 20: step 2's dev accuracy of 0\.\d{4} is "
+        r"unbeaten after 2 more evaluations \(training.early_stopping_patience\)",
+        caplog.text,
     )
     assert json.loads((output / "metrics.json").read_text())["stopped_early"]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="albert_tf"):
         assert Trainer(config, output).train()["steps"] == 6
     assert "Training already finished at step 6" in caplog.text
+    from albert_tf.cli import main
+
     more = {**overrides, "training.early_stopping_patience": 4}
-    result = Trainer(load_config(TINY_CONFIG, overrides=more), output).train()
+    args = ["train", "--config", str(TINY_CONFIG), "--output", str(output)]
+    assert main([*args, *set_args(more)]) == 0
+    assert "trained 10 of 20 steps (stopped early);" in capsys.readouterr().out
+    result = json.loads((output / "metrics.json").read_text())
     assert result["resumed_from_step"] == 6
     assert [entry["step"] for entry in result["history"]["eval"]] == [2, 4, 6, 8, 10]
     assert (result["steps"], result["stopped_early"]) == (10, True)

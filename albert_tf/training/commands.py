@@ -225,6 +225,10 @@ def run_train(args):
     if not trainer.is_chief:
         model_path += " (the chief worker writes it)"
     summary = f"trained {result['steps']} steps; model: {model_path}"
+    if result.get("stopped_early"):  # Absent from runs finished before it existed.
+        summary = summary.replace(
+            " steps;", f" of {result['total_steps']} steps (stopped early);", 1
+        )
     if best:
         summary += (
             f"; best dev {result['best_metric']} "

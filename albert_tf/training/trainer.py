@@ -590,15 +590,16 @@ class Trainer:
                     run_eval()
                     if current < total_steps and patience_spent():
                         logger.info(
-                            "Stopping early at step %d of %d: %d dev evaluations "
-                            "in a row have not beaten step %d's %s of %.4f "
+                            "Stopping early at step %d of %d: step %d's dev %s "
+                            "of %.4f is unbeaten after %d more evaluation%s "
                             "(training.early_stopping_patience)",
                             current,
                             total_steps,
-                            patience,
                             best["step"],
                             best_key.replace("_", " "),
                             best[best_key],
+                            patience,
+                            "" if patience == 1 else "s",
                         )
                         checkpoint_due = True  # So that a rerun knows.
                 if checkpoint_due:
