@@ -847,6 +847,64 @@ def test_class_weights_balanced_named_and_unknown(tmp_path, tiny_proto, caplog):
         train(str(TINY_CONFIG), tmp_path / "unknown", overrides=overrides)
 
 
+def test_gradient_accumulation_trains_as_the_whole_batch(tmp_path, tiny_proto):
+    """A global batch of 4 as 2 micro-batches of 2 gives the losses and
+    weights of one batch of 4 (static shapes: the same rows; no dropout).
+    epsilon=1 and clipnorm=0.01, as in the mirrored test: a micro-batch's
+    gradient applied alone, or averaged instead of summed, would show."""
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 6,
+            "training.log_every_steps": 1,
+            "data.dev": None,
+            "strategy.static_shapes": True,
+            "optimizer.epsilon": 1.0,
+            "optimizer.learning_rate": 1.0,
+            "optimizer.clipnorm": 0.01,
+            "optimizer.warmup_steps": 0,
+            "optimizer.weight_decay": 0.0,
+        },
+    )
+    whole = train(str(TINY_CONFIG), tmp_path / "whole", overrides=overrides)
+    overrides["training.gradient_accumulation_steps"] = 2
+    split = train(str(TINY_CONFIG), tmp_path / "split", overrides=overrides)
+    losses = [[e["loss"] for e in r["history"]["train"]] for r in (whole, split)]
+    assert len(set(losses[0])) > 1  # Training moved: the comparison means something.
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert [e["accuracy"] for e in split["history"]["train"]] == [
+        e["accuracy"] for e in whole["history"]["train"]
+    ]
+    split_weights = load_classifier(
+        str(tmp_path / "split" / "model.keras")
+    ).get_weights()
+    for a, b in zip(
+        load_classifier(str(tmp_path / "whole" / "model.keras")).get_weights(),
+        split_weights,
+        strict=True,
+    ):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    # Resuming from step 4 skips 4 steps' micro-batches: the same end.
+    shutil.rmtree(tmp_path / "split" / "checkpoints" / "ckpt-00000006")
+    for name in ("metrics.json", "model.keras"):
+        (tmp_path / "split" / name).unlink()
+    resumed = train(str(TINY_CONFIG), tmp_path / "split", overrides=overrides)
+    assert resumed["resumed_from_step"] == 4
+    np.testing.assert_allclose(
+        [e["loss"] for e in resumed["history"]["train"]], losses[1], rtol=1e-6
+    )
+    for a, b in zip(
+        split_weights,
+        load_classifier(str(tmp_path / "split" / "model.keras")).get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    overrides["training.gradient_accumulation_steps"] = 3
+    with pytest.raises(ValueError, match=r"4 is not divisible by the 1 replicas x 3"):
+        train(str(TINY_CONFIG), tmp_path / "three", overrides=overrides)
+
+
 def test_tpu_style_static_jit_bfloat16_step(tmp_path, tiny_proto, capsys):
     """The TPU path off-TPU: static shapes, XLA-compiled step, bfloat16.
 

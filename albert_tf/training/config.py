@@ -108,7 +108,10 @@ class TrainingConfig:
     """Loop length, batch sizes and the cadence of logs, evals and checkpoints.
 
     `steps` wins over `epochs` when set. `global_batch_size` is split evenly
-    over all replicas. `best_metric` is `accuracy`, `macro_f1` or `loss`
+    over all replicas, and on each into `gradient_accumulation_steps`
+    micro-batches run one after another, their gradients summed: the same
+    step in less memory (with length buckets, micro-batches are bucketed
+    apart). `best_metric` is `accuracy`, `macro_f1` or `loss`
     (lower is better for loss); the saved model is the best one on `data.dev`
     when a dev file is given, the last one otherwise.
     `early_stopping_patience` ends training once that many dev evaluations
@@ -123,6 +126,7 @@ class TrainingConfig:
     """
 
     global_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
     eval_batch_size: int = 64
     steps: int | None = None
     epochs: float = 1.0
@@ -355,6 +359,7 @@ def validate(config):
     positive = [
         "model.sequence_length",
         "training.global_batch_size",
+        "training.gradient_accumulation_steps",
         "training.eval_batch_size",
         "training.log_every_steps",
         "training.checkpoint_every_steps",

@@ -262,12 +262,14 @@ class Trainer:
         self, model, optimizer, strategy, global_batch_size, class_weights=None
     ):
         clipnorm = self.config.optimizer.clipnorm
+        accumulation = self.config.training.gradient_accumulation_steps
         if class_weights is not None:
             class_weights = tf.constant(class_weights, tf.float32)
         variables = model.trainable_variables
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-        def replica_step(x, y, stop_requests):
+        def micro_step(x, y):
+            """Gradients, loss and correct count of one micro-batch."""
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(x, training=True), tf.float32)
                 per_example = keras.losses.sparse_categorical_crossentropy(
@@ -275,8 +277,8 @@ class Trainer:
                 )
                 if class_weights is not None:
                     per_example *= tf.gather(class_weights, y)
-                # Sum over the replica's rows / global batch: summed over
-                # replicas this is the mean over the global batch.
+                # Sum over the rows / global batch: summed over micro-batches
+                # and replicas this is the mean over the global batch.
                 loss = tf.reduce_sum(per_example) / global_batch_size
                 scaled_loss = optimizer.scale_loss(loss)
             # Dense gradients: embedding IndexedSlices break some all-reduce
@@ -286,6 +288,19 @@ class Trainer:
             grads = [
                 tf.convert_to_tensor(g) for g in tape.gradient(scaled_loss, variables)
             ]
+            predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
+            return grads, loss, correct
+
+        def replica_step(batches, stop_requests):
+            grads, loss, correct = micro_step(*batches[0])
+            for x, y in batches[1:]:
+                # After the previous micro-batch's backward pass, so that one
+                # micro-batch's activations are held at a time.
+                with tf.control_dependencies(grads):
+                    more_grads, more_loss, more_correct = micro_step(x, y)
+                grads = [a + b for a, b in zip(grads, more_grads, strict=True)]
+                loss, correct = loss + more_loss, correct + more_correct
             context = tf.distribute.get_replica_context()
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             if clipnorm:
@@ -296,8 +311,6 @@ class Trainer:
             # The optimizer was built with `summed_gradients=True`: no second
             # all-reduce inside `apply`.
             optimizer.apply(grads, variables)
-            predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            correct = tf.reduce_sum(tf.cast(tf.equal(predictions, y), tf.float32))
             # One vector, so one reduction a step; concat also gives each
             # replica its own tensor (`regroup` would merge shared inputs).
             return tf.concat([tf.stack([loss, correct]), stop_requests], axis=0)
@@ -313,8 +326,8 @@ class Trainer:
             every replica of every worker, so that all workers can stop after
             the same step.
             """
-            x, y = next(iterator)
-            results = strategy.run(replica_step, args=(x, y, stop_requests))
+            batches = [next(iterator) for _ in range(accumulation)]
+            results = strategy.run(replica_step, args=(batches, stop_requests))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, results, axis=None)
 
         return train_step
@@ -402,10 +415,17 @@ class Trainer:
             )
         policy = strategy_lib.mixed_precision_policy(cfg.strategy, strategy)
         global_batch = cfg.training.global_batch_size
-        if global_batch % strategy.num_replicas_in_sync:
+        accumulation = cfg.training.gradient_accumulation_steps
+        if global_batch % (strategy.num_replicas_in_sync * accumulation):
+            split = f"the {strategy.num_replicas_in_sync} replicas"
+            if accumulation > 1:
+                split += (
+                    f" x {accumulation} micro-batches "
+                    "(training.gradient_accumulation_steps)"
+                )
             raise ValueError(
                 f"config key 'training.global_batch_size': {global_batch} is not "
-                f"divisible by the {strategy.num_replicas_in_sync} replicas"
+                f"divisible by {split}"
             )
 
         train_data, dev_data, vocabulary = self._read_data()
@@ -746,12 +766,17 @@ class Trainer:
         cfg = self.config
         global_batch = cfg.training.global_batch_size
 
+        accumulation = cfg.training.gradient_accumulation_steps
+
         def dataset_fn(context):
-            per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+            # Batches a step takes from each pipeline.
+            per_pipeline = (
+                context.num_replicas_in_sync // context.num_input_pipelines
+            ) * accumulation
             return data_pipeline.train_dataset(
                 train_data,
                 preprocessor,
-                context.get_per_replica_batch_size(global_batch),
+                context.get_per_replica_batch_size(global_batch) // accumulation,
                 seed=cfg.seed,
                 shuffle_buffer=cfg.data.shuffle_buffer,
                 static_shapes=static,
