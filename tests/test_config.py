@@ -205,6 +205,21 @@ def test_out_of_range_values_are_named(tmp_path, key, value, message):
         load_config(_write(tmp_path, MINIMAL), overrides={key: value})
 
 
+def test_class_weight_names_may_hold_dots_and_booleans_are_explained(tmp_path):
+    path = _write(tmp_path, MINIMAL)
+    items = ["training.class_weights={v1.0: 2, other: 1}"]
+    config = load_config(path, overrides=parse_overrides(items))
+    assert config.training.class_weights == {"v1.0": 2.0, "other": 1.0}
+    items = ["training.class_weights.other=3"]  # One class, by dotted key.
+    assert load_config(
+        path, overrides=parse_overrides(items)
+    ).training.class_weights == {"other": 3.0}
+    with pytest.raises(ValueError, match="got bool True .*: quote the name"):
+        load_config(
+            path, overrides=parse_overrides(["training.class_weights={yes: 2}"])
+        )
+
+
 def test_early_stopping_needs_evaluations_during_training(tmp_path):
     overrides = {"data.dev": "dev.tsv", "training.early_stopping_patience": 3}
     with pytest.raises(ValueError, match="so it needs 'training.eval_every_steps'"):

@@ -370,6 +370,61 @@ def test_early_stopping_after_patience_evaluations_then_more_patience_resumes(
     assert (result["steps"], result["stopped_early"]) == (6, False)
 
 
+def test_a_pending_evaluation_that_spends_the_patience_ends_the_run(
+    tmp_path, tiny_proto, caplog
+):
+    """A signal on an eval step leaves that evaluation to the rerun. If it
+    spends the patience there, the run stops, saying so, and checkpoints,
+    so that the next rerun is finished instead of evaluating again."""
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "optimizer.learning_rate": 1e-12,  # Dev accuracy never improves.
+            "training.steps": 4,
+            "training.eval_every_steps": 2,
+        },
+    )
+    output = tmp_path / "run"
+    train(str(TINY_CONFIG), output, overrides=overrides)
+    # As a run stopped by Ctrl-C at step 4 of 20 leaves it.
+    state_path = output / "checkpoints" / "ckpt-00000004" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert [entry["step"] for entry in state["history"]["eval"]] == [2, 4]
+    state["history"]["eval"].pop()
+    state["eval_pending"] = True
+    state_path.write_text(json.dumps(state))
+    (output / "metrics.json").unlink()  # model.keras holds step 2's best.
+    overrides.update({"training.steps": 20, "training.early_stopping_patience": 1})
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        result = train(str(TINY_CONFIG), output, overrides=overrides)
+    assert (result["steps"], result["stopped_early"]) == (4, True)
+    assert [entry["step"] for entry in result["history"]["eval"]] == [2, 4]
+    assert "Stopping early at step 4 of 20" in caplog.text
+    assert json.loads(state_path.read_text())["eval_pending"] is False
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        assert train(str(TINY_CONFIG), output, overrides=overrides) == result
+    assert "Training already finished at step 4; outputs in" in caplog.text
+
+
+def test_a_finished_run_report_of_an_earlier_state_is_rewritten(tmp_path, tiny_proto):
+    """`metrics.json` of an earlier state (a run went on from it, and stopped
+    before writing its own) is not returned as the finished run's report."""
+    overrides = tiny_overrides(
+        tmp_path, tiny_proto, **{"data.dev": None, "training.steps": 4}
+    )
+    output = tmp_path / "run"
+    train(str(TINY_CONFIG), output, overrides=overrides)
+    earlier = (output / "metrics.json").read_text()
+    overrides["training.steps"] = 8
+    train(str(TINY_CONFIG), output, overrides=overrides)
+    (output / "metrics.json").write_text(earlier)  # Crashed before its report.
+    result = train(str(TINY_CONFIG), output, overrides=overrides)
+    assert (result["steps"], result["total_steps"]) == (8, 8)
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 8
+
+
 def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     output, _, _ = trained
     shutil.copytree(output / "checkpoints", tmp_path / "run" / "checkpoints")

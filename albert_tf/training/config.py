@@ -193,6 +193,8 @@ _CHOICES = {
         "tpu",
     ),
 }
+# Settings whose values are mappings, not sections.
+MAPPING_KEYS = ("training.class_weights",)
 PATH_KEYS = (
     "model.preset",
     "model.vocabulary",
@@ -253,9 +255,12 @@ def _convert(value, tp, key):
         for k, v in value.items():
             # Keys name things; YAML reads `0:` as an int, kept as text.
             if isinstance(k, bool) or not isinstance(k, (str, int)):
+                hint = ""
+                if isinstance(k, bool):
+                    hint = " (YAML reads yes, no, on, off as booleans: quote the name)"
                 raise TypeError(
                     f"config key '{key}': expected names as keys, got "
-                    f"{type(k).__name__} {k!r}"
+                    f"{type(k).__name__} {k!r}{hint}"
                 )
             converted[str(k)] = _convert(v, item_type, f"{key}.{k}")
         return converted
@@ -498,11 +503,12 @@ def _apply_override(data, dotted_key, value):
 
 def dotted(overrides, prefix=""):
     """`{"training": {"steps": 5}}` as `{"training.steps": 5}`: a section given
-    as a mapping changes the keys it names, not the whole section (so does a
-    mapping value: `training.class_weights` gains or changes those classes)."""
+    as a mapping changes the keys it names, not the whole section. A setting
+    whose value is a mapping (`training.class_weights`) is replaced whole:
+    its keys are names, which may hold dots."""
     flat = {}
     for key, value in overrides.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and f"{prefix}{key}" not in MAPPING_KEYS:
             flat.update(dotted(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

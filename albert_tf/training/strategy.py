@@ -295,6 +295,12 @@ def is_tpu(strategy):
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
+def any_worker(strategy, flag):
+    """Whether `flag` is true on any worker (a collective: every worker calls it)."""
+    flags = strategy.gather(strategy.run(lambda: tf.constant([int(flag)])), axis=0)
+    return bool(flags.numpy().any())
+
+
 def is_chief(strategy):
     """Whether this process writes outputs (always true off multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -549,10 +549,59 @@ class Trainer:
             if steady_start is not None:
                 eval_seconds += time.perf_counter() - eval_started
 
+        def stop_early():
+            """Whether patience ends the run after this step's dev evaluation.
+
+            Every worker of a cluster evaluates and decides: they stop if any
+            does, or one would wait forever in the next step's all-reduce.
+            """
+            nonlocal stopped_early
+            if patience is None or current >= total_steps:
+                return False
+            stopped_early = patience_spent()
+            if multi_worker:
+                stopped_early = strategy_lib.any_worker(strategy, stopped_early)
+            if stopped_early:
+                logger.info(
+                    "Stopping early at step %d of %d: step %d's dev %s of %.4f is "
+                    "unbeaten after %d more evaluation%s "
+                    "(training.early_stopping_patience)",
+                    current,
+                    total_steps,
+                    best["step"],
+                    best_key.replace("_", " "),
+                    best[best_key],
+                    patience,
+                    "" if patience == 1 else "s",
+                )
+            return stopped_early
+
+        def save_checkpoint(eval_pending):
+            for writer in writers.values():
+                writer.flush()  # Logs as far as the checkpoint, at least.
+            manager.save(
+                current,
+                {
+                    "history": history,
+                    "best": best,
+                    "config": fingerprint,
+                    "total_steps": total_steps,
+                    "wall_time_s": _plus(
+                        earlier_wall_time, time.perf_counter() - started
+                    ),
+                    "eval_pending": eval_pending,
+                },
+            )
+
+        # A run resumed after its early stop (the checkpoints of one run, so
+        # every worker agrees) does not go on.
+        stopped_early = patience_spent()
         if eval_pending and dev_dataset is not None:
             run_eval()
+            if stop_early():
+                save_checkpoint(eval_pending=False)
         with DeferredStop() as stop:
-            while current < total_steps and not patience_spent():
+            while current < total_steps and not stopped_early:
                 totals = train_step(iterator, stop.requests()).numpy()
                 loss, correct, interrupts, terminations = totals
                 current = int(step.assign_add(1).numpy())
@@ -608,36 +657,9 @@ class Trainer:
                     )
                 elif eval_due:
                     run_eval()
-                    if current < total_steps and patience_spent():
-                        logger.info(
-                            "Stopping early at step %d of %d: step %d's dev %s "
-                            "of %.4f is unbeaten after %d more evaluation%s "
-                            "(training.early_stopping_patience)",
-                            current,
-                            total_steps,
-                            best["step"],
-                            best_key.replace("_", " "),
-                            best[best_key],
-                            patience,
-                            "" if patience == 1 else "s",
-                        )
-                        checkpoint_due = True  # So that a rerun knows.
+                    checkpoint_due |= stop_early()  # So that a rerun knows.
                 if checkpoint_due:
-                    for writer in writers.values():
-                        writer.flush()  # Logs as far as the checkpoint, at least.
-                    manager.save(
-                        current,
-                        {
-                            "history": history,
-                            "best": best,
-                            "config": fingerprint,
-                            "total_steps": total_steps,
-                            "wall_time_s": _plus(
-                                earlier_wall_time, time.perf_counter() - started
-                            ),
-                            "eval_pending": bool(eval_due and stopping),
-                        },
-                    )
+                    save_checkpoint(eval_pending=bool(eval_due and stopping))
                 if stopping:
                     stop.raise_after_checkpoint(
                         current, terminations > 0, manager.directory
@@ -747,15 +769,19 @@ class Trainer:
         # Workers of one cluster must take the same path (collectives
         # follow), and only the chief writes these files.
         if done and not multi_worker:
-            logger.info(
-                "Training already finished at step %d; outputs in %s unchanged",
-                step,
-                self.output_dir,
-            )
             with open(
                 os.path.join(self.output_dir, "metrics.json"), encoding="utf-8"
             ) as f:
-                return json.load(f)
+                metrics = json.load(f)
+            # Not the report of an earlier state (a run that went on from
+            # it, then stopped before writing its own).
+            if metrics.get("steps") == step:
+                logger.info(
+                    "Training already finished at step %d; outputs in %s unchanged",
+                    step,
+                    self.output_dir,
+                )
+                return metrics
         logger.info("Training already finished at step %d", step)
         return None
 
