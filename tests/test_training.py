@@ -30,6 +30,7 @@ from albert_tf.training.checkpoints import latest_checkpoint_step
 from albert_tf.training.metrics import classification_report
 from albert_tf.training.model_factory import build_classifier
 from albert_tf.training.schedule import make_optimizer
+from tests.training_helpers import EXACT_STEP_OVERRIDES
 from tests.training_helpers import NEGATIVE
 from tests.training_helpers import POSITIVE
 from tests.training_helpers import TINY_CONFIG
@@ -904,23 +905,12 @@ def test_class_weights_balanced_named_and_unknown(tmp_path, tiny_proto, caplog):
 
 def test_gradient_accumulation_trains_as_the_whole_batch(tmp_path, tiny_proto):
     """A global batch of 4 as 2 micro-batches of 2 gives the losses and
-    weights of one batch of 4 (static shapes: the same rows; no dropout).
-    epsilon=1 and clipnorm=0.01, as in the mirrored test: a micro-batch's
+    weights of one batch of 4 (no dropout in the tiny config): a micro-batch's
     gradient applied alone, or averaged instead of summed, would show."""
     overrides = tiny_overrides(
         tmp_path,
         tiny_proto,
-        **{
-            "training.steps": 6,
-            "training.log_every_steps": 1,
-            "data.dev": None,
-            "strategy.static_shapes": True,
-            "optimizer.epsilon": 1.0,
-            "optimizer.learning_rate": 1.0,
-            "optimizer.clipnorm": 0.01,
-            "optimizer.warmup_steps": 0,
-            "optimizer.weight_decay": 0.0,
-        },
+        **EXACT_STEP_OVERRIDES,
     )
     whole = train(str(TINY_CONFIG), tmp_path / "whole", overrides=overrides)
     overrides["training.gradient_accumulation_steps"] = 2

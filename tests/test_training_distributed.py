@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from albert_tf.models import load_classifier
+from tests.training_helpers import EXACT_STEP_OVERRIDES
 from tests.training_helpers import REPO
 from tests.training_helpers import TINY_CONFIG
 from tests.training_helpers import default_ctrl_c
@@ -90,18 +91,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto, precision):
     overrides = tiny_overrides(
         tmp_path,
         tiny_proto,
-        **{
-            "training.steps": 6,
-            "training.log_every_steps": 1,
-            "data.dev": None,
-            "strategy.static_shapes": True,
-            "optimizer.epsilon": 1.0,
-            "optimizer.learning_rate": 1.0,
-            "optimizer.clipnorm": 0.01,
-            "optimizer.warmup_steps": 0,
-            "optimizer.weight_decay": 0.0,
-            "strategy.mixed_precision": precision,
-        },
+        **{**EXACT_STEP_OVERRIDES, "strategy.mixed_precision": precision},
     )
     stdout = _run_script(TRAIN_TWICE, overrides, tmp_path)
     lines = dict(

@@ -22,6 +22,23 @@ NEGATIVE = [
 ]
 
 
+# Two ways of computing one step (replicas, micro-batches) must give the
+# same weights: static shapes give both the same rows, epsilon=1 makes
+# Adam's update follow the gradient's size, and clipnorm=0.01 keeps
+# clipping active, so a gradient summed twice or clipped in parts shows.
+EXACT_STEP_OVERRIDES = {
+    "training.steps": 6,
+    "training.log_every_steps": 1,
+    "data.dev": None,
+    "strategy.static_shapes": True,
+    "optimizer.epsilon": 1.0,
+    "optimizer.learning_rate": 1.0,
+    "optimizer.clipnorm": 0.01,
+    "optimizer.warmup_steps": 0,
+    "optimizer.weight_decay": 0.0,
+}
+
+
 def write_tiny_tsv(path, repeat=4):
     """A labelled TSV (header `sentence<TAB>label`, names) of 8 * repeat rows."""
     rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
