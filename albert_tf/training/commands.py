@@ -224,11 +224,10 @@ def run_train(args):
     model_path = f"{trainer.output_dir}/model.keras"
     if not trainer.is_chief:
         model_path += " (the chief worker writes it)"
-    summary = f"trained {result['steps']} steps; model: {model_path}"
+    steps = f"{result['steps']} steps"
     if result.get("stopped_early"):  # Absent from runs finished before it existed.
-        summary = summary.replace(
-            " steps;", f" of {result['total_steps']} steps (stopped early);", 1
-        )
+        steps = f"{result['steps']} of {result['total_steps']} steps (stopped early)"
+    summary = f"trained {steps}; model: {model_path}"
     if best:
         summary += (
             f"; best dev {result['best_metric']} "

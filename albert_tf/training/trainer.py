@@ -761,7 +761,8 @@ class Trainer:
 
     def _finished_metrics(self, step, multi_worker):
         """A finished run's `metrics.json`, kept as it is; `None` to redo the
-        reports (some are missing, or other workers must take part)."""
+        reports (some are missing or of an earlier step, or other workers must
+        take part)."""
         done = all(
             os.path.isfile(os.path.join(self.output_dir, name))
             for name in ("metrics.json", "model.keras")
