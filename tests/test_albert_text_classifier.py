@@ -153,17 +153,36 @@ def test_preprocessed_dicts_without_preprocessor(classifier):
     assert model.predict(x, verbose=0).shape == (4, 2)
 
 
-def test_softmax_activation_returns_probabilities(classifier):
+@pytest.mark.parametrize(
+    "activation",
+    ["softmax", keras.ops.softmax, tf.nn.softmax],
+    ids=["name", "keras.ops", "tf.nn"],
+)
+def test_softmax_activation_returns_probabilities(classifier, activation):
     model = AlbertTextClassifier(
         classifier.backbone,
         num_classes=3,
         preprocessor=classifier.preprocessor,
-        activation="softmax",
+        activation=activation,
     )
     model.compile()
     assert not model.loss.from_logits
     probabilities = model.predict(TEXTS, verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # Exports, TFLite builds and `evaluate` report log-probabilities as logits.
+    logits, same = model.logits_and_probabilities(probabilities)
+    np.testing.assert_allclose(logits, np.log(probabilities), rtol=1e-6)
+    np.testing.assert_array_equal(same, probabilities)
+    # An underflowed probability gives a floored logit, not -inf.
+    logits, _ = model.logits_and_probabilities(np.array([[1.0, 0.0]], np.float32))
+    np.testing.assert_array_equal(logits, [[0.0, np.log(np.finfo(np.float32).tiny)]])
+
+
+def test_a_logits_head_reports_softmax_probabilities(classifier):
+    logits = classifier.predict(TEXTS, verbose=0)
+    same, probabilities = classifier.logits_and_probabilities(logits)
+    np.testing.assert_array_equal(same, logits)
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits), rtol=1e-6)
 
 
 def test_freezing_the_backbone(classifier):

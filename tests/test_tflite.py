@@ -203,18 +203,21 @@ def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
     assert not result.failures and result.max_abs_logit_diff <= 1e-4, result
 
 
-def test_reference_logits_of_a_saturated_softmax_head_stay_finite():
+def test_reference_logits_of_a_saturated_softmax_head_stay_finite(classifier):
     from albert_tf.tflite import verification
 
-    class Saturated:  # A softmax head whose smaller probability underflowed.
-        activation = keras.activations.softmax
-
-        def predict(self, texts, batch_size, verbose):
-            return np.array([[1.0, 0.0]], np.float32)
-
-    logits = verification.keras_logits(Saturated(), ["x"])
+    saturated = AlbertTextClassifier(
+        classifier.backbone,
+        num_classes=2,
+        preprocessor=classifier.preprocessor,
+        activation="softmax",
+    )
+    saturated.output_dense.kernel.assign(saturated.output_dense.kernel * 1e4)
+    texts = list(TINY_CORPUS)
+    assert (saturated.predict(texts, verbose=0) == 0).any()  # Underflowed.
+    logits = verification.keras_logits(saturated, texts)
     # Floored like the TFLite build's log, so the two stay comparable.
-    assert logits[0, 0] == 0.0 and logits[0, 1] == np.log(np.finfo(np.float32).tiny)
+    assert logits.min() == np.log(np.finfo(np.float32).tiny)
 
 
 def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):

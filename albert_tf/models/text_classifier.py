@@ -1,6 +1,7 @@
 """The generic base class of text classifiers."""
 
 import keras
+import numpy as np
 
 from albert_tf.api_export import albert_tf_export
 from albert_tf.models.task import Task
@@ -17,8 +18,22 @@ class TextClassifier(Task):
 
     @property
     def returns_probabilities(self):
-        """Whether `predict` gives probabilities (a softmax head), not logits."""
-        return getattr(self, "activation", None) == keras.activations.softmax
+        """Whether `predict` gives probabilities (a softmax head), not logits:
+        `activation="softmax"`, or `keras.ops.softmax` or `tf.nn.softmax`
+        passed as the callable."""
+        activation = getattr(self, "activation", None)
+        return getattr(activation, "__name__", None) in ("softmax", "softmax_v2")
+
+    def logits_and_probabilities(self, outputs):
+        """`(logits, probabilities)`, float32, from the model's outputs, as
+        `evaluate`, exports and TFLite builds report them. For a softmax head
+        the logits are its log-probabilities, floored so that an underflowed
+        0 gives no -inf. Tensors in, tensors out (also inside a graph)."""
+        outputs = keras.ops.cast(outputs, "float32")
+        if self.returns_probabilities:
+            floor = np.finfo(np.float32).tiny
+            return keras.ops.log(keras.ops.maximum(outputs, floor)), outputs
+        return outputs, keras.ops.softmax(outputs, axis=-1)
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Configures the model for training, with task defaults for "auto".

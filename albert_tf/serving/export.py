@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text  # noqa: F401  Registers the ops we trace.
 from tensorflow.core.protobuf import saved_model_pb2
@@ -44,7 +43,6 @@ class _ServingFunctions:
         names = classifier.label_names or [str(i) for i in range(num_classes)]
         self.label_names = list(names)
         self._labels = tf.constant(self.label_names, tf.string)
-        self._outputs_are_probabilities = classifier.returns_probabilities
 
     def concrete_functions(self):
         """`{signature name: concrete function}` for `tf.saved_model.save`.
@@ -96,14 +94,7 @@ class _ServingFunctions:
 
     def _outputs(self, features):
         raw = self.classifier(features, training=False)
-        raw = tf.cast(raw, tf.float32)
-        if self._outputs_are_probabilities:
-            # A softmax head: its log-probabilities are logits (as in TFLite),
-            # floored so that an underflowed 0 gives no -inf.
-            probabilities = raw
-            logits = tf.math.log(tf.maximum(raw, np.finfo(np.float32).tiny))
-        else:
-            probabilities, logits = tf.nn.softmax(raw, axis=-1), raw
+        logits, probabilities = self.classifier.logits_and_probabilities(raw)
         class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)
         return {
             sig.LOGITS: logits,

@@ -63,13 +63,8 @@ def _check_classifier(classifier):
 
 def _outputs(classifier, inputs):
     outputs = classifier(inputs, training=False)
-    activation = getattr(classifier, "activation", None)
-    if getattr(activation, "__name__", "") == "softmax":
-        # The model already ends in a softmax: report log-probabilities as
-        # logits, floored so that an underflowed 0 gives no -inf.
-        logits = tf.math.log(tf.maximum(outputs, np.finfo(np.float32).tiny))
-        return {"logits": logits, "probabilities": outputs}
-    return {"logits": outputs, "probabilities": tf.nn.softmax(outputs, axis=-1)}
+    logits, probabilities = classifier.logits_and_probabilities(outputs)
+    return {"logits": logits, "probabilities": probabilities}
 
 
 def _serving_function(classifier, input_kind, sequence_length):

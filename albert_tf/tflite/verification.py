@@ -13,7 +13,7 @@ import numpy as np
 
 from albert_tf.models.task import class_ids
 from albert_tf.tflite.tflite_classifier import TFLiteClassifier
-from albert_tf.training.evaluation import logits_from
+from albert_tf.training.evaluation import logits_and_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class Verification:
 def keras_logits(classifier, texts, batch_size=32):
     """The float Keras model's logits for raw texts: for a softmax head, its
     log-probabilities, floored like the TFLite build's (`converter._outputs`)."""
-    outputs = np.asarray(classifier.predict(texts, batch_size=batch_size, verbose=0))
-    return logits_from(classifier, outputs)
+    outputs = classifier.predict(texts, batch_size=batch_size, verbose=0)
+    return logits_and_probabilities(classifier, outputs)[0]
 
 
 def verify(

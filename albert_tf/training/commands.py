@@ -268,7 +268,7 @@ def run_evaluate(args):
     if args.output:
         metrics_lib.write_json_atomic(args.output, report)
     if args.predictions:
-        probabilities = evaluation.probabilities(model, outputs)
+        _, probabilities = evaluation.logits_and_probabilities(model, outputs)
         _write_row_predictions(args.predictions, data, probabilities, label_names)
     if args.plot:
         metrics_lib.plot_confusion_matrix(

@@ -193,8 +193,6 @@ _CHOICES = {
         "tpu",
     ),
 }
-# Settings whose values are mappings, not sections.
-MAPPING_KEYS = ("training.class_weights",)
 PATH_KEYS = (
     "model.preset",
     "model.vocabulary",
@@ -501,6 +499,20 @@ def _apply_override(data, dotted_key, value):
     node[parts[-1]] = value
 
 
+def _is_section(dotted_key):
+    """Whether `dotted_key` names a section of `TrainConfig` (a dataclass),
+    not a setting."""
+    tp = TrainConfig
+    for part in dotted_key.split("."):
+        if not dataclasses.is_dataclass(tp):
+            return False
+        tp = typing.get_type_hints(tp).get(part)
+        # `backbone: BackboneConfig | None`: the section, if any.
+        options = typing.get_args(tp) if typing.get_origin(tp) else (tp,)
+        tp = next((o for o in options if dataclasses.is_dataclass(o)), None)
+    return tp is not None
+
+
 def dotted(overrides, prefix=""):
     """`{"training": {"steps": 5}}` as `{"training.steps": 5}`: a section given
     as a mapping changes the keys it names, not the whole section. A setting
@@ -508,7 +520,7 @@ def dotted(overrides, prefix=""):
     its keys are names, which may hold dots."""
     flat = {}
     for key, value in overrides.items():
-        if isinstance(value, dict) and f"{prefix}{key}" not in MAPPING_KEYS:
+        if isinstance(value, dict) and _is_section(f"{prefix}{key}"):
             flat.update(dotted(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

@@ -67,24 +67,11 @@ def predict_logits(forward, dataset, progress=None):
     return logits, (np.concatenate(labels) if labels else None)
 
 
-def softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def probabilities(model, outputs):
-    """Class probabilities from the model's outputs (logits, or already so)."""
-    return outputs if model.returns_probabilities else softmax(outputs)
-
-
-def logits_from(model, outputs):
-    """Logits from the model's outputs: for a softmax head, its
-    log-probabilities, floored so that an underflowed 0 gives no -inf (as
-    exports and TFLite builds report them)."""
-    if getattr(getattr(model, "activation", None), "__name__", "") == "softmax":
-        return np.log(np.maximum(outputs, np.finfo(np.float32).tiny))
-    return outputs
+def logits_and_probabilities(model, outputs):
+    """`model.logits_and_probabilities` on numpy arrays: the same figures
+    exports and TFLite builds report."""
+    logits, probabilities = model.logits_and_probabilities(outputs)
+    return np.asarray(logits), np.asarray(probabilities)
 
 
 # Each model's traced forward pass, kept while the model lives: the function
@@ -216,9 +203,10 @@ def predict(model, texts, pairs=None, batch_size=64, verbose=0):
     )
     class_id = outputs.argmax(-1)
     names = class_names(model)
+    logits, probabilities = logits_and_probabilities(model, outputs)
     return {
-        "logits": logits_from(model, outputs),
-        "probabilities": probabilities(model, outputs),
+        "logits": logits,
+        "probabilities": probabilities,
         "class_id": class_id,
         "label": np.array([names[i] for i in class_id], dtype=object),
     }
