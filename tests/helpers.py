@@ -16,10 +16,12 @@ TINY_CORPUS = [
 ]
 
 
-def train_tiny_sentencepiece(directory, vocab_size=80):
-    """Trains a tiny ALBERT-style SentencePiece model; returns its bytes."""
+def train_tiny_sentencepiece(directory, vocab_size=80, **options):
+    """Trains a tiny ALBERT-style SentencePiece model; returns its bytes.
+    `options` go to the trainer (e.g. `remove_extra_whitespaces=False`)."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
+        **options,
         sentence_iterator=iter(TINY_CORPUS * 4),
         model_writer=model,
         vocab_size=vocab_size,

@@ -320,6 +320,42 @@ def test_regression_and_multi_label_heads_load_as_backbones(
     )
 
 
+def test_masked_lm_checkpoint_loads_with_a_fresh_pooler(tmp_path, tiny_proto, caplog):
+    # E.g. after domain-adaptive pretraining: `AlbertForMaskedLM` has no pooler.
+    model = transformers.AlbertForMaskedLM(tiny_hf_albert_config()).eval()
+    model = randomize_torch_weights(model, seed=3)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "spiece.model").write_bytes(tiny_proto)
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        backbone = AlbertBackbone.from_preset(str(tmp_path))
+    assert "has no pooler weights" in caplog.text
+    inputs = padded_inputs()
+    with torch.no_grad():
+        expected = model.albert(**_torch_inputs(inputs)).last_hidden_state.numpy()
+    mask = inputs["padding_mask"].astype(bool)
+    np.testing.assert_allclose(
+        np.asarray(backbone(inputs)["sequence_output"])[mask],
+        expected[mask],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    assert AlbertTextClassifier.from_preset(str(tmp_path), num_classes=2)
+
+
+def test_a_classifier_whose_config_names_no_architecture_says_so(
+    tmp_path, tiny_proto, caplog
+):
+    _write_checkpoint(tmp_path, tiny_proto)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["architectures"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        classifier = AlbertTextClassifier.from_preset(str(tmp_path), num_classes=3)
+    assert "names no architectures: only the backbone is loaded" in caplog.text
+    assert '"architectures": ["AlbertForSequenceClassification"]' in caplog.text
+    assert classifier.num_classes == 3
+
+
 def test_layer_norm_eps_other_than_albert_s_is_a_warning(tmp_path, tiny_proto, caplog):
     _write_checkpoint(tmp_path, tiny_proto, classifier=False)
     config = json.loads((tmp_path / "config.json").read_text())

@@ -20,6 +20,7 @@ from albert_tf.tflite import converter
 from tests.helpers import TINY_CORPUS
 from tests.helpers import spread_weights
 from tests.helpers import tiny_backbone_kwargs
+from tests.helpers import train_tiny_sentencepiece
 
 SEQUENCE_LENGTH = 16
 
@@ -203,6 +204,19 @@ def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
     assert not result.failures and result.max_abs_logit_diff <= 1e-4, result
 
 
+def test_verify_reads_texts_at_the_builds_length(classifier):
+    texts = list(TINY_CORPUS)
+    x = classifier.preprocessor(tf.constant(texts), sequence_length=8)
+    assert (x["padding_mask"].numpy()[:, -1] == 1).any()  # Some are truncated.
+    content = tflite.convert(classifier, input_kind="text", sequence_length=8)
+    result = tflite.verify(
+        classifier, content, texts, quantized=False, sequence_length=8
+    )
+    assert result.passed and result.max_abs_logit_diff <= 1e-4, result.summary()
+    # At the preprocessor's length the float model reads more of each text.
+    assert not tflite.verify(classifier, content, texts, quantized=False).passed
+
+
 def test_reference_logits_of_a_saturated_softmax_head_stay_finite(classifier):
     from albert_tf.tflite import verification
 
@@ -232,6 +246,23 @@ def test_tokenizer_build_keeps_the_lowercase_switch(tiny_proto):
     assert (expected["token_ids"].numpy() != uncased["token_ids"].numpy()).any()
     runner = tflite.TFLiteClassifier(
         tflite.convert_tokenizer(cased, SEQUENCE_LENGTH)
+    ).runner
+    got = runner(text=np.array(texts, dtype=object))
+    for key in converter.ID_INPUTS:
+        np.testing.assert_array_equal(got[key], expected[key].numpy(), err_msg=key)
+
+
+def test_text_build_collapses_whitespace_whatever_the_vocabulary_says(tmp_path):
+    # A vocabulary trained with remove_extra_whitespaces=False keeps runs of
+    # spaces; ALBERT's preprocessing collapses them before SentencePiece.
+    proto = train_tiny_sentencepiece(tmp_path, remove_extra_whitespaces=False)
+    tokenizer = AlbertTokenizer(proto=proto)
+    texts = ["the  quick   fox", "  leading and trailing  ", "a\u00a0\u00a0b", "x"]
+    expected = AlbertTextClassifierPreprocessor(tokenizer, SEQUENCE_LENGTH)(
+        tf.constant(texts)
+    )
+    runner = tflite.TFLiteClassifier(
+        tflite.convert_tokenizer(tokenizer, SEQUENCE_LENGTH)
     ).runner
     got = runner(text=np.array(texts, dtype=object))
     for key in converter.ID_INPUTS:

@@ -71,7 +71,8 @@ def _pairs_of(matrix):
             [(3 / 4, 3 / 4, 3 / 4), (2 / 3, 1 / 2, 4 / 7), (0.0, 0.0, 0.0)],
             5 / 9,
         ),
-        # A class never seen nor predicted scores 0, not NaN.
+        # A class never seen nor predicted scores 0, not NaN, and is left
+        # out of the macro F1.
         (
             [[2, 0, 0], [1, 1, 0], [0, 0, 0]],
             [(2 / 3, 1, 4 / 5), (1, 1 / 2, 2 / 3), (0, 0, 0)],
@@ -94,8 +95,13 @@ def test_classification_report_matches_hand_computed_metrics(
         assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(
             (precision, recall, f1)
         ), name
-    macro_f1 = sum(f1 for _, _, f1 in expected) / len(expected)
-    assert report["macro_f1"] == pytest.approx(macro_f1)
+    # Over the classes in the labels or the predictions, as scikit-learn's.
+    present = [
+        f1
+        for i, (_, _, f1) in enumerate(expected)
+        if sum(matrix[i]) or sum(row[i] for row in matrix)
+    ]
+    assert report["macro_f1"] == pytest.approx(sum(present) / len(present))
 
 
 def test_checkpoint_manager_keeps_only_the_newest(tmp_path, caplog):
@@ -575,6 +581,37 @@ def test_evaluate_takes_headerless_columns_from_the_run(trained, tmp_path, capsy
     headerless.write_text(pathlib.Path(data).read_text().split("\n", 1)[1])
     assert main(["evaluate", str(run / "model.keras"), str(headerless)]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_predict_file_reads_columns_lines_and_names_bad_ones(trained, tmp_path, capsys):
+    from albert_tf.cli import main
+
+    model_path = str(trained[0] / "model.keras")
+    texts = [POSITIVE[0], NEGATIVE[1]]
+
+    def predict(*args):
+        assert main(["predict", model_path, "--format", "jsonl", *args]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    # A TSV under another extension, read by columns when told the format;
+    # each output names its line, as `evaluate --predictions` does.
+    table = tmp_path / "export.txt"
+    table.write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in texts))
+    rows = predict("--file", str(table), "--data-format", "tsv")
+    assert [(r["line"], r["text"]) for r in rows] == [(2, texts[0]), (3, texts[1])]
+    # Read by lines, the header would have been classified as a text: column
+    # options there are refused rather than ignored.
+    assert main(["predict", model_path, "--file", str(table), "--no-header"]) == 1
+    assert "--no-header is for files with columns" in capsys.readouterr().err
+    # Plain text: a byte-order mark is not part of the first text, a blank
+    # line skipped keeps each output's line, and bad bytes name their line.
+    plain = tmp_path / "texts.txt"
+    plain.write_bytes(f"\ufeff{texts[0]}\n\n{texts[1]}\n".encode())
+    rows = predict("--file", str(plain), "--skip-bad-rows")
+    assert [(r["line"], r["text"]) for r in rows] == [(1, texts[0]), (3, texts[1])]
+    plain.write_bytes(texts[0].encode() + b"\ncaf\xe9\n")
+    assert main(["predict", model_path, "--file", str(plain)]) == 1
+    assert f"{plain}:line 2: undecodable bytes (not UTF-8)" in capsys.readouterr().err
 
 
 def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):

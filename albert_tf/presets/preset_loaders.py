@@ -189,6 +189,16 @@ class HuggingFaceLoader(PresetLoader):
         state = self._state_dict()
         prefix = convert_huggingface.backbone_prefix(state)
         specs = convert_huggingface.backbone_weight_specs(backbone, prefix)
+        pooler = (f"{prefix}pooler.weight", f"{prefix}pooler.bias")
+        if not any(name in state for name in pooler):
+            # AlbertForMaskedLM, token classification and QA models have none.
+            specs = [spec for spec in specs if spec.name not in pooler]
+            logger.warning(
+                "%s has no pooler weights (%s): the pooler keeps its random "
+                "initialisation, as transformers does. Fine-tune before use.",
+                self._source(),
+                ", ".join(pooler),
+            )
         assign_weights(specs, state.get, self._source())
         heads = ("classifier.", "predictions.", "sop_classifier.")  # Not ours.
         _warn_unused(
@@ -221,9 +231,21 @@ class HuggingFaceLoader(PresetLoader):
         return config
 
     def task_config(self):
-        if not convert_huggingface.is_classifier_checkpoint(self.config):
-            return None
-        return convert_huggingface.convert_classifier_config(self.config)
+        if convert_huggingface.is_classifier_checkpoint(self.config):
+            return convert_huggingface.convert_classifier_config(self.config)
+        if not self.config.get("architectures") and "classifier.weight" in (
+            self._state_dict()
+        ):
+            # Token classification and multiple choice heads are named alike,
+            # so only config.json can tell.
+            logger.warning(
+                "%s has a 'classifier' head, but its config.json names no "
+                "architectures: only the backbone is loaded. If it is a "
+                'sequence classifier, add "architectures": '
+                '["AlbertForSequenceClassification"] to config.json.',
+                self._source(),
+            )
+        return None
 
     def load_task_weights(self, task):
         specs = convert_huggingface.head_weight_specs(task)

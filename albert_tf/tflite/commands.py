@@ -132,6 +132,7 @@ def _read_labelled(path, args, classifier, with_labels=True):
         LabelVocabulary(class_names(classifier)),
         with_labels=with_labels,
         column_hint=COLUMN_HINT,
+        format_option="--data-format",
     )
     if data.text_pairs is not None:
         raise ValueError(
@@ -195,6 +196,7 @@ def run(args):
             quantized=config.mode != "none",
             max_accuracy_drop=args.max_accuracy_drop,
             min_agreement=args.min_agreement,
+            sequence_length=length,
         )
         print(f"verify: {result.summary()}")
         if not result.passed:

@@ -43,7 +43,9 @@ def compare_builds(
         list of dicts, one per mode: `mode`, `size_bytes`, `latency_ms`,
         `max_abs_logit_diff`, `agreement`, `accuracy`, `keras_accuracy`.
     """
-    reference = verification.keras_logits(classifier, texts)
+    reference = verification.keras_logits(
+        classifier, texts, sequence_length, fast=input_kind == "text"
+    )
     calibration_texts = calibration_texts or list(texts[:200])
     latency_text = max(texts, key=len)
     rows = []

@@ -100,6 +100,12 @@ class SavedModelClassifier:
         outputs = self.loaded.signatures[sig.PREDICT_IDS].structured_outputs
         self.num_classes = int(outputs["logits"].shape[-1])
 
+    def logits_and_probabilities(self, logits):
+        """As `TextClassifier.logits_and_probabilities`: the export's logits
+        are log-probabilities already for a softmax head."""
+        logits = tf.cast(logits, tf.float32)
+        return logits, tf.nn.softmax(logits, axis=-1)
+
     def __call__(self, inputs, training=False):
         """Ids -> logits, through the export's `predict_ids` signature."""
         return self.loaded.signatures[sig.PREDICT_IDS](**inputs)["logits"]

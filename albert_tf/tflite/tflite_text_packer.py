@@ -99,6 +99,9 @@ def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
     spec = sentencepiece_model_pb2.NormalizerSpec()
     spec.ParseFromString(normalizer.serialized_normalizer_spec())
     model.normalizer_spec.precompiled_charsmap = spec.precompiled_charsmap
+    # ALBERT's preprocessing collapses and strips whitespace whatever the
+    # vocabulary says; whitespace runs are mapped to spaces above for this.
+    model.normalizer_spec.remove_extra_whitespaces = True
     model.normalizer_spec.name = "albert_preprocessing+" + model.normalizer_spec.name
     return model.SerializeToString()
 

@@ -59,11 +59,52 @@ class Verification:
         return ", ".join(parts)
 
 
-def keras_logits(classifier, texts, batch_size=32):
-    """The float Keras model's logits for raw texts: for a softmax head, its
-    log-probabilities, floored like the TFLite build's (`converter._outputs`)."""
-    outputs = classifier.predict(texts, batch_size=batch_size, verbose=0)
-    return logits_and_probabilities(classifier, outputs)[0]
+def keras_logits(classifier, texts, sequence_length=None, fast=False, batch_size=32):
+    """The float model's logits for raw texts, tokenized as a build does.
+
+    Args:
+        classifier: the float `TextClassifier` (or a `SavedModelClassifier`).
+        texts: list of str.
+        sequence_length: int. The build's packed length (default: the
+            preprocessor's).
+        fast: bool. Tokenize with `FastSentencepieceTokenizer`, as text-in
+            builds do; it splits equal-score ties ("eee") the other way
+            from the regular op, which would show as a conversion error.
+        batch_size: int.
+
+    Returns:
+        float32 `[len(texts), num_classes]`: for a softmax head, its
+        log-probabilities, floored like the build's (`converter._outputs`).
+    """
+    preprocessor = classifier.preprocessor
+    if fast and not preprocessor.tokenizer.fast:
+        tokenizer = preprocessor.tokenizer
+        preprocessor = type(preprocessor)(
+            type(tokenizer)(
+                proto=tokenizer.proto,
+                lowercase=tokenizer.lowercase,
+                strip_accents=tokenizer.strip_accents,
+                fast=True,
+            ),
+            sequence_length=preprocessor.sequence_length,
+            truncate=preprocessor.truncate,
+        )
+    length = sequence_length or preprocessor.sequence_length
+    outputs = [
+        np.asarray(
+            classifier(
+                preprocessor(
+                    np.array(texts[i : i + batch_size], dtype=object),
+                    sequence_length=length,
+                ),
+                training=False,
+            )
+        )
+        for i in range(0, len(texts), batch_size)
+    ]
+    if not outputs:
+        return np.zeros((0, classifier.num_classes), np.float32)
+    return logits_and_probabilities(classifier, np.concatenate(outputs))[0]
 
 
 def verify(
@@ -75,8 +116,12 @@ def verify(
     max_accuracy_drop=1.0,
     min_agreement=None,
     reference_logits=None,
+    sequence_length=None,
 ):
     """Compares a TFLite build with the float Keras model on real texts.
+
+    The float model reads the texts as the build does (`keras_logits`), so
+    that differences come from conversion and quantization alone.
 
     Args:
         classifier: the float `albert_tf.models.TextClassifier`.
@@ -89,7 +134,9 @@ def verify(
         max_accuracy_drop: float. Allowed accuracy drop, in points.
         min_agreement: float in [0, 1] or `None`. Minimum share of examples
             whose predicted class matches the float model.
-        reference_logits: precomputed Keras logits for `texts` (optional).
+        reference_logits: precomputed `keras_logits` for `texts` (optional).
+        sequence_length: int. The packed length of a text-in build, if not
+            the preprocessor's (an ids-in build's inputs say it).
 
     Returns:
         A `Verification`; `failures` lists each gate that failed.
@@ -97,7 +144,12 @@ def verify(
     if not isinstance(tflite_model, TFLiteClassifier):
         tflite_model = TFLiteClassifier(tflite_model)
     if reference_logits is None:
-        reference_logits = keras_logits(classifier, texts)
+        reference_logits = keras_logits(
+            classifier,
+            texts,
+            reference_length(tflite_model, sequence_length),
+            fast=tflite_model.input_kind == "text",
+        )
     got = tflite_model.predict(texts, preprocessor=classifier.preprocessor)["logits"]
     diff = float(np.abs(got - reference_logits).max()) if len(texts) else 0.0
     keras_pred = reference_logits.argmax(-1)
@@ -128,6 +180,14 @@ def verify(
         )
     logger.info("TFLite verification: %s", result.summary())
     return result
+
+
+def reference_length(tflite_model, sequence_length=None):
+    """The packed length of a build: an ids-in build's input shape, else
+    `sequence_length` (`None`: the preprocessor's)."""
+    if tflite_model.input_kind == "ids":
+        return int(tflite_model.input_details["token_ids"]["shape"][1])
+    return sequence_length
 
 
 def batch1_latency_ms(tflite_model, text, preprocessor=None, runs=20, warmup=3):

@@ -178,7 +178,10 @@ def data_config_from_args(args, model_path=None):
         if value is None or not args.no_header:
             return value
         try:
-            return int(value)
+            index = int(value)
+            if index < 0:
+                raise ValueError
+            return index
         except ValueError:
             raise ValueError(
                 f"with --no-header, {flag} must be a 0-based column index; got "
@@ -254,6 +257,7 @@ def run_evaluate(args):
         data_config_from_args(args, args.model),
         data_files.LabelVocabulary(label_names),
         column_hint=COLUMN_HINT,
+        format_option="--data-format",
     )
     _check_pairs(model, args.model, data.text_pairs is not None, from_file=True)
     outputs = evaluation.model_outputs(model, data, args.batch_size, verbose=1)
@@ -302,56 +306,86 @@ def _write_row_predictions(path, data, probabilities, label_names):
     write_text(path, "".join(lines))
 
 
-def _split_lines(text):
-    # Only \n (and \r\n) end a line; str.splitlines also splits on U+2028,
-    # form feeds and more, which would misalign outputs with input lines.
-    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")]
+def _plain_lines(source, name, skip_blank):
+    """One text per line of UTF-8 text (a path, or bytes read from a pipe),
+    with the line numbers; a blank line inside would shift every later output."""
+    from albert_tf.training.data_files import numbered_lines
 
-
-def _plain_lines(lines, source, skip_blank):
-    """One text per line; a blank line inside would shift every later output."""
-    while lines and not lines[-1].strip():
-        lines.pop()  # Blank lines at the end shift nothing.
-    blank = [i for i, line in enumerate(lines, 1) if not line.strip()]
+    rows = []
+    for number, text, error in numbered_lines(source, blank=True):
+        if error:
+            raise ValueError(f"{name}:line {number}: {error}")
+        rows.append((number, text))
+    while rows and not rows[-1][1].strip():
+        rows.pop()  # Blank lines at the end shift nothing.
+    blank = [number for number, text in rows if not text.strip()]
     if blank and not skip_blank:
         raise ValueError(
-            f"{source}:line {blank[0]}: empty text (use --skip-bad-rows to skip "
+            f"{name}:line {blank[0]}: empty text (use --skip-bad-rows to skip "
             "blank lines; outputs then no longer line up with input lines)"
         )
     if blank:
-        print(f"{source}: skipped {len(blank)} blank line(s)", file=sys.stderr)
-    return [line for line in lines if line.strip()]
+        print(f"{name}: skipped {len(blank)} blank line(s)", file=sys.stderr)
+    rows = [(number, text) for number, text in rows if text.strip()]
+    return [text for _, text in rows], [number for number, _ in rows]
 
 
-def _read_by_columns(path):
-    """Whether `predict --file` reads `path` by columns (TSV/CSV/...), not by lines."""
+def _read_by_columns(args):
+    """Whether `predict --file` reads by columns (TSV/CSV/...), not by lines."""
     from albert_tf.training.data_files import FORMATS
 
-    return os.path.splitext(path)[1].lower() in FORMATS
+    if args.data_format != "auto":
+        return True
+    return os.path.splitext(args.file)[1].lower() in FORMATS
+
+
+# `predict --file` options that only a file read by columns can use.
+_COLUMN_OPTIONS = {
+    "text_column": "--text-column",
+    "text_pair_column": "--text-pair-column",
+    "label_column": "--label-column",
+    "no_header": "--no-header",
+}
 
 
 def _read_texts(args, model_path):
+    """`(texts, pairs or None, line numbers)` for `predict --file`."""
     from albert_tf.training import data_files
 
-    if args.file == "-":  # A pipe: one text per line.
-        lines = _split_lines(sys.stdin.read())
-        return _plain_lines(lines, "<stdin>", args.skip_bad_rows), None
-    if _read_by_columns(args.file):
+    if _read_by_columns(args):
+        if args.file == "-":
+            raise ValueError(
+                "--file - reads one text per line; for a file with columns "
+                "(--data-format), give its path"
+            )
         data = data_files.read_labelled_text(
             args.file,
             data_config_from_args(args, model_path),
             with_labels=False,
             column_hint=COLUMN_HINT,
+            format_option="--data-format",
         )
-        return data.texts, data.text_pairs
-    if not os.path.isfile(args.file):
+        return data.texts, data.text_pairs, data.line_numbers
+    given = [flag for key, flag in _COLUMN_OPTIONS.items() if getattr(args, key)]
+    if given:
+        raise ValueError(
+            f"{given[0]} is for files with columns, but {args.file} is read as "
+            "plain text, one text per line (by its extension); add --data-format "
+            "tsv, csv, jsonl or tfrecord"
+        )
+    if args.file == "-":
+        stdin = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else None
+        if stdin is None:  # Replaced by a text stream (tests, notebooks).
+            stdin = sys.stdin.read().encode("utf-8")
+        texts, lines = _plain_lines(stdin, "<stdin>", args.skip_bad_rows)
+    elif not os.path.isfile(args.file):
         raise FileNotFoundError(f"text file not found: '{args.file}'")
-    with open(args.file, encoding="utf-8") as f:
-        lines = _split_lines(f.read())
-    return _plain_lines(lines, args.file, args.skip_bad_rows), None
+    else:
+        texts, lines = _plain_lines(args.file, args.file, args.skip_bad_rows)
+    return texts, None, lines
 
 
-def format_predictions(texts, outputs, fmt="table", pairs=None):
+def format_predictions(texts, outputs, fmt="table", pairs=None, lines=None):
     """Formats `{logits, probabilities, class_id, label}` rows for printing.
 
     Args:
@@ -359,6 +393,8 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
         outputs: dict of numpy arrays (a local model's or `ServingClient`'s).
         fmt: `"table"` or `"jsonl"`.
         pairs: list of str, the second text of each pair, or `None`.
+        lines: list of int, each text's line in its file (JSONL's `line`,
+            as in `evaluate --predictions`), or `None`.
 
     Returns:
         str.
@@ -370,13 +406,15 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
     class_ids = np.asarray(outputs["class_id"]).reshape(-1)
     probabilities = np.asarray(outputs["probabilities"])
     logits = np.asarray(outputs["logits"])
-    lines = []
+    rows = []
     if fmt == "jsonl":
         for i, text in enumerate(texts):
+            line = {} if lines is None else {"line": lines[i]}
             pair = {} if pairs is None else {"text_pair": pairs[i]}
-            lines.append(
+            rows.append(
                 json.dumps(
                     {
+                        **line,
                         "text": text,
                         **pair,
                         "label": labels[i],
@@ -388,18 +426,18 @@ def format_predictions(texts, outputs, fmt="table", pairs=None):
                     ensure_ascii=False,
                 )
             )
-        return "\n".join(lines)
+        return "\n".join(rows)
     width = max([len(label) for label in labels] + [5])
-    lines.append(f"{'label':<{width}}  {'prob':>6}  text")
+    rows.append(f"{'label':<{width}}  {'prob':>6}  text")
     for i, text in enumerate(texts):
         if pairs is not None:
             text = f"{text} | {pairs[i]}"
         text = " ".join(text.split())  # A newline would break the table's row.
         shown = text if len(text) <= 70 else text[:67] + "..."
-        lines.append(
+        rows.append(
             f"{labels[i]:<{width}}  {probabilities[i, class_ids[i]]:6.4f}  {shown}"
         )
-    return "\n".join(lines)
+    return "\n".join(rows)
 
 
 def _check_pairs(model, model_path, have_pairs, from_file):
@@ -444,11 +482,11 @@ def run_predict(args):
         )
     if args.wait and args.server is None:
         raise ValueError("--wait is for --server (waiting for a server to start)")
-    texts, pairs = inputs, None
+    texts, pairs, lines = inputs, None, None
     if args.file:
         if texts:
             raise ValueError("give texts on the command line or --file, not both")
-        texts, pairs = _read_texts(args, model_path)
+        texts, pairs, lines = _read_texts(args, model_path)
     if not texts:
         raise ValueError("no texts to classify: give TEXT arguments or --file")
     if args.server is not None:
@@ -465,10 +503,12 @@ def run_predict(args):
         from albert_tf.training import evaluation
 
         model = evaluation.load_text_classifier(model_path)
-        columns = bool(args.file) and _read_by_columns(args.file)
+        columns = bool(args.file) and _read_by_columns(args)
         _check_pairs(model, model_path, pairs is not None, from_file=columns)
         outputs = evaluation.predict(
             model, texts, pairs, args.batch_size or 64, verbose=1
         )
-    sys.stdout.write(format_predictions(texts, outputs, args.format, pairs) + "\n")
+    sys.stdout.write(
+        format_predictions(texts, outputs, args.format, pairs, lines) + "\n"
+    )
     return 0

@@ -7,9 +7,11 @@ feed a `tf.data` pipeline (see `albert_tf.training.data_pipeline`).
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
+import re
 
 logger = logging.getLogger(__name__)
 
@@ -53,38 +55,40 @@ class LabelledText:
         return len(self.texts)
 
 
-def detect_format(path, fmt="auto"):
+def detect_format(path, fmt="auto", format_option="data.format"):
     if fmt != "auto":
         return fmt
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(
             f"{path}: cannot tell the format from the extension '{ext}'; set "
-            f"'data.format' to one of tsv, csv, jsonl, tfrecord"
+            f"{format_option} to one of tsv, csv, jsonl, tfrecord"
         )
     return FORMATS[ext]
 
 
-def _lines(path):
-    """Yields (line number, text with its newline, error) for every line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+def _raw_lines(f):
+    """A binary file's lines, without their ends: \\n, \\r\\n, or a lone \\r
+    (classic Mac OS, which older Excel exports still write)."""
+    for raw in f:
+        yield from raw.removesuffix(b"\n").removesuffix(b"\r").split(b"\r")
+
+
+def numbered_lines(source, blank=False):
+    """Yields (line number, text, error) for each line of UTF-8 text: a
+    file's path, or bytes already read (a pipe). A line that is not UTF-8
+    gives an error, not a crash; blank lines are left out unless `blank`."""
+    with open(source, "rb") if isinstance(source, str) else io.BytesIO(source) as f:
+        for number, raw in enumerate(_raw_lines(f), start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 yield number, None, f"undecodable bytes (not UTF-8): {e.reason}"
                 continue
-            # A byte-order mark (Excel, Notepad) would otherwise join the first name.
-            yield number, (text.removeprefix("\ufeff") if number == 1 else text), None
-
-
-def _decoded_lines(path):
-    """Yields (line number, text, error) for each non-blank line."""
-    for number, text, error in _lines(path):
-        if error:
-            yield number, None, error
-        elif text.strip():
-            yield number, text.rstrip("\r\n"), None
+            if number == 1:  # A byte-order mark (Excel, Notepad) would join the text.
+                text = text.removeprefix("\ufeff")
+            if blank or text.strip():
+                yield number, text, None
 
 
 def _looks_csv_quoted(field):
@@ -94,7 +98,7 @@ def _looks_csv_quoted(field):
 
 def _tsv_records(path):
     warned = False
-    for number, line, error in _decoded_lines(path):
+    for number, line, error in numbered_lines(path):
         # GLUE TSVs are unquoted: fields are taken as they are.
         fields = None if error else line.split("\t")
         if fields and not warned and any(map(_looks_csv_quoted, fields)):
@@ -112,8 +116,12 @@ def _tsv_records(path):
 
 def _csv_records(path):
     """Yields (first line number, fields, error); quoted fields may span lines."""
-    # surrogateescape: undecodable bytes become a bad row, not a crash.
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+    # A text may be as long as the file (csv's default limit is 128 KiB).
+    csv.field_size_limit(2**31 - 1)
+    # utf-8-sig: a byte-order mark (Excel, PowerShell) goes before the csv
+    # module sees a quoted first name. surrogateescape: undecodable bytes
+    # become a bad row, not a crash.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, strict=True)
         start = 1
         while True:
@@ -134,8 +142,6 @@ def _csv_records(path):
             if any("\udc80" <= c <= "\udcff" for c in text):
                 yield number, None, "undecodable bytes (not UTF-8)"
                 continue
-            if number == 1:  # A byte-order mark (Excel) would join the first name.
-                fields[0] = fields[0].removeprefix("\ufeff")
             yield number, fields, None
 
 
@@ -149,6 +155,8 @@ def _delimited_rows(path, delimiter, header):
             continue
         if header and names is None:
             names = fields
+            # Unusable, but harmless unless read (Excel's trailing empty names).
+            repeated = {name: _REPEATED for name in names if names.count(name) > 1}
             continue
         if names is not None and len(fields) != len(names):
             message = (
@@ -156,18 +164,28 @@ def _delimited_rows(path, delimiter, header):
             )
             yield number, None, message + _delimiter_hint(names)
             continue
-        yield number, (dict(zip(names, fields, strict=True)) if names else fields), None
+        if names is None:
+            yield number, fields, None
+        else:
+            yield number, {**dict(zip(names, fields, strict=True)), **repeated}, None
 
 
 def _jsonl_rows(path):
-    for number, line, error in _decoded_lines(path):
+    for index, (number, line, error) in enumerate(numbered_lines(path)):
         if error:
             yield number, None, error
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            yield number, None, f"invalid JSON at column {e.colno}: {e.msg}"
+            message = f"invalid JSON at column {e.colno}: {e.msg}"
+            if index == 0 and line.strip()[:1] in ("[", "{"):  # Pretty-printed.
+                raise ValueError(
+                    f"{path}:line {number}: {message}. JSON data files are JSON "
+                    "Lines: one whole object per line, not an array or an "
+                    "object spread over lines"
+                ) from None
+            yield number, None, message
             continue
         if not isinstance(row, dict):
             yield number, None, f"expected a JSON object, got {type(row).__name__}"
@@ -219,11 +237,15 @@ class ColumnError(BadRowError):
     """A row lacks a configured column: most likely the setting is wrong."""
 
 
+# The value of a column whose name the header repeats.
+_REPEATED = object()
+
+
 def _field(row, column, what):
     if isinstance(row, list):
         if not isinstance(column, int):
             raise ColumnError(f"{what} column {column!r} needs a header row")
-        if column >= len(row):
+        if not 0 <= column < len(row):
             raise ColumnError(f"{what} column {column} missing (row has {len(row)})")
         return row[column]
     if column not in row:
@@ -232,10 +254,13 @@ def _field(row, column, what):
             f"missing {what} column {column!r} (columns: {found})"
             + _delimiter_hint(list(map(str, row)))
         )
+    if row[column] is _REPEATED:
+        raise ColumnError(f"the header names the {what} column {column!r} twice")
     return row[column]
 
 
 def _as_text(value, what):
+    """A text field as str: str, UTF-8 bytes (TFRecord) or a number."""
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
@@ -247,7 +272,28 @@ def _as_text(value, what):
         raise BadRowError(f"missing {what} (null)")
     if isinstance(value, list):
         raise BadRowError(f"{what} must be one value, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        kind = {bool: "true/false", dict: "an object"}.get(type(value), type(value))
+        raise BadRowError(f"{what} must be a string, got {kind}: {value!r}"[:200])
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON's "\\ud83d": half of a cut emoji.
+            raise BadRowError(
+                f"{what} holds a lone surrogate (an escaped half of a character, "
+                "e.g. of an emoji cut short), which is not UTF-8"
+            ) from None
     return str(value)
+
+
+def _as_label(value):
+    """A label field as str; a whole-number float (`1.0`, as pandas writes an
+    integer column that has gaps) is the integer id it stands for."""
+    if isinstance(value, bool):  # JSON true/false: class names.
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _as_text(value, "label").strip()
 
 
 # What to do about a missing column, from a training config.
@@ -264,6 +310,7 @@ def read_labelled_text(
     with_labels=True,
     column_hint=CONFIG_COLUMN_HINT,
     skip_option="--skip-bad-rows",
+    format_option="data.format",
 ):
     """Reads and checks one file.
 
@@ -277,6 +324,7 @@ def read_labelled_text(
         column_hint: str. How the caller's user names the columns; ends the
             message about a missing column.
         skip_option: str. How the caller's user turns `skip_bad_rows` on.
+        format_option: str. How the caller's user sets the format.
 
     Returns:
         `LabelledText`.
@@ -288,7 +336,7 @@ def read_labelled_text(
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: '{path}'")
-    fmt = detect_format(path, data_config.format)
+    fmt = detect_format(path, data_config.format, format_option)
     if fmt == "tsv":
         rows = _delimited_rows(path, "\t", data_config.header)
     elif fmt == "csv":
@@ -312,9 +360,7 @@ def read_labelled_text(
                 if not pair.strip():
                     raise BadRowError("empty text pair")
             if with_labels:
-                label = _as_text(
-                    _field(row, data_config.label_column, "label"), "label"
-                ).strip()
+                label = _as_label(_field(row, data_config.label_column, "label"))
                 if not label:
                     raise BadRowError("missing label")
                 if label_vocabulary is not None:
@@ -384,17 +430,27 @@ class LabelVocabulary:
         self._ids = {n: i for i, n in enumerate(self.names)}
         # Integer labels are ids only when the names are not integers
         # themselves (with names "-1", "1", a label "0" is unknown).
-        self._ints_are_names = all(_is_int(n) for n in self.names)
+        self._ints_are_names = all(_as_int(n) is not None for n in self.names)
 
     @classmethod
     def from_labels(cls, labels):
         """Labels 0..max give names "0".."max" (ids); negative integers (-1/1)
-        are names in numeric order; other labels, sorted names."""
-        if all(_is_int(label) for label in labels):
-            if min(int(label) for label in labels) >= 0:
-                return cls([str(i) for i in range(max(int(lb) for lb in labels) + 1)])
-            return cls([str(i) for i in sorted({int(label) for label in labels})])
-        return cls(sorted(set(labels)))
+        are names in numeric order; other labels, sorted names. Whole numbers
+        written as floats ("1.0") count as integers."""
+        ids = {label: _as_int(label) for label in set(labels)}
+        if all(i is not None for i in ids.values()):
+            if min(ids.values()) >= 0:
+                return cls([str(i) for i in range(max(ids.values()) + 1)])
+            return cls([str(i) for i in sorted(set(ids.values()))])
+        numbers = sorted(label for label, i in ids.items() if i is not None)
+        if numbers:
+            logger.warning(
+                "Labels mix names and numbers (%s and %s): each is a class of "
+                "its own. Map the numbers to names, or set data.label_names.",
+                ", ".join(sorted(label for label, i in ids.items() if i is None)[:3]),
+                ", ".join(numbers[:3]),
+            )
+        return cls(sorted(ids))
 
     def __len__(self):
         return len(self.names)
@@ -403,16 +459,20 @@ class LabelVocabulary:
         """Returns the class id of a raw label, or `None` if unknown."""
         if label in self._ids:
             return self._ids[label]
-        if not _is_int(label):
+        number = _as_int(label)
+        if number is None:
             return None
         if self._ints_are_names:
-            return self._ids.get(str(int(label)))  # "+1", "01" -> "1".
-        return int(label) if 0 <= int(label) < len(self.names) else None
+            return self._ids.get(str(number))  # "+1", "01", "1.0" -> "1".
+        return number if 0 <= number < len(self.names) else None
 
 
-def _is_int(text):
-    try:
-        int(text)
-    except (TypeError, ValueError):
-        return False
-    return True
+# An integer, or a whole number as pandas writes a float column ("1.0").
+_INTEGER = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
+
+
+def _as_int(text):
+    """The integer `text` spells, or `None`."""
+    if not isinstance(text, str) or not _INTEGER.fullmatch(text):
+        return None
+    return int(text.strip().partition(".")[0])

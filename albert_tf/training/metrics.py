@@ -17,7 +17,9 @@ def classification_report(labels, predictions, label_names):
         label_names: list of str. Class names in id order.
 
     Returns:
-        A JSON-ready dict: `accuracy`, `macro_f1`, `num_examples`,
+        A JSON-ready dict: `accuracy`, `macro_f1` (the mean F1 of the classes
+        in `labels` or `predictions`, as scikit-learn's: a class the data
+        lacks and the model never predicts has no F1), `num_examples`,
         `per_class` (name -> precision, recall, f1, support), `label_names`
         and `confusion_matrix` (rows: true class, columns: predicted class,
         both in `label_names` order).
@@ -36,9 +38,10 @@ def classification_report(labels, predictions, label_names):
         f1 = np.where(
             precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0
         )
+    present = (support > 0) | (predicted > 0)
     return {
         "accuracy": float(true_positives.sum() / max(len(labels), 1)),
-        "macro_f1": float(f1.mean()) if n else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "num_examples": int(len(labels)),
         "per_class": {
             name: {
