@@ -354,6 +354,27 @@ def test_client_reports_unreachable_server():
             client.predict(["hello"])
 
 
+def test_client_refuses_texts_that_are_not_strings():
+    # `bytes(3)` is three NUL bytes: it would be classified, silently.
+    with ServingClient("127.0.0.1:1", "albert") as client:
+        for bad in (3, None, 2.5):
+            with pytest.raises(TypeError, match="entry 1 is a"):
+                client.predict(["fine", bad])
+            with pytest.raises(TypeError, match="entry 1 is a"):
+                client.classify(["fine", bad])
+
+
+def test_a_server_that_fails_to_start_leaves_no_threads(tmp_path):
+    before = set(threading.enumerate())
+    server = DevServer(
+        "albert", tmp_path, port=0, enable_batching=True, poll_seconds=0.1
+    )
+    with pytest.raises(FileNotFoundError, match="No loadable version"):
+        server.start()
+    time.sleep(0.3)  # A poller left running would have polled by now.
+    assert set(threading.enumerate()) - before == set()
+
+
 def test_predict_waits_for_a_server_that_is_still_starting(
     export_base, expected, capsys
 ):
@@ -771,6 +792,17 @@ def test_a_broken_newest_version_leaves_the_one_below_serving(
     server.stop()
 
 
+def test_an_empty_saved_model_pb_is_data_loss(classifier, tmp_path):
+    base = tmp_path / "albert"
+    export_classifier(classifier, base, run_preflight=False)
+    (base / "1" / "saved_model.pb").write_bytes(b"")  # A copy under way.
+    manager = ModelManager("albert", base, poll_seconds=0)
+    assert not manager.poll()
+    state, code, message = manager.states()[1]
+    assert (state, code) == ("END", grpc.StatusCode.DATA_LOSS.value[0])
+    assert "holds no MetaGraph" in message
+
+
 def test_a_failed_warmup_fails_the_load_with_the_requests_code(classifier, tmp_path):
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -1137,7 +1169,8 @@ def test_rest_handler_failure_is_a_json_500(server, monkeypatch):
 
 def test_warmup_replays_on_load(server):
     servable = server.model.manager.current
-    assert servable.warmup(server.model.predict, server.model.classify) == 4
+    # Two texts, each alone through the four signatures.
+    assert servable.warmup(server.model.predict, server.model.classify) == 8
 
 
 def test_busy_ports_fail_clearly_and_stop_what_started(

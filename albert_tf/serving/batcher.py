@@ -14,13 +14,6 @@ import time
 from albert_tf.serving.servable import RequestError
 from albert_tf.serving.servable import concat_inputs
 
-_LOWEST = {"batch_timeout_micros": 0}  # Others: 1.
-
-
-def lowest_value(name):
-    """The smallest value TF Serving accepts for batching field `name`."""
-    return _LOWEST.get(name, 1)
-
 
 @dataclasses.dataclass
 class BatchingParameters:
@@ -33,38 +26,11 @@ class BatchingParameters:
 
     @classmethod
     def from_file(cls, path):
-        """Parses a batching parameters text proto (`name { value: N }` lines)."""
-        from google.protobuf import text_format
-        from google.protobuf import wrappers_pb2
+        """Reads a TF Serving batching parameters file (a text proto)."""
+        from albert_tf.serving import batching_file
 
-        params = cls()
         with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                line = line.split("#", 1)[0].strip()
-                if not line:
-                    continue
-                name, _, rest = line.partition(" ")
-                if name.endswith(":"):  # `pad_variable_length_inputs: true` and such.
-                    continue
-                if name not in {f.name for f in dataclasses.fields(cls)}:
-                    continue  # TF Serving fields we do not model.
-                try:
-                    value = text_format.Parse(
-                        rest.strip().strip("{}"), wrappers_pb2.Int64Value()
-                    ).value
-                except text_format.ParseError as e:
-                    raise ValueError(
-                        f"{path}:{number}: expected `{name} {{ value: N }}`, got "
-                        f"'{line}' ({e})."
-                    ) from None
-                lowest = lowest_value(name)
-                if value < lowest:  # TF Serving refuses these at load too.
-                    raise ValueError(
-                        f"{path}:{number}: {name} must be {lowest} or more, got "
-                        f"{value}."
-                    )
-                setattr(params, name, int(value))
-        return params
+            return cls(**batching_file.values(f.read(), path))
 
 
 @dataclasses.dataclass

@@ -159,9 +159,9 @@ class ServingClient:
             spec.signature_name = signature_name
 
     def _batches(self, texts, pairs):
-        texts = text_list(texts)
+        texts = _as_bytes(text_list(texts))  # Checked whole: errors name the entry.
         if pairs is not None:
-            pairs = text_list(pairs)
+            pairs = _as_bytes(text_list(pairs))
             if len(pairs) != len(texts):
                 raise ValueError(
                     f"Got {len(texts)} texts but {len(pairs)} pairs: expected "
@@ -347,4 +347,16 @@ def error_code_name(status):
 
 
 def _as_bytes(values):
-    return [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
+    """UTF-8 bytes of each text; anything else is refused (`bytes(3)` would
+    send three NUL bytes)."""
+    encoded = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        elif not isinstance(value, bytes):
+            raise TypeError(
+                f"Texts must be str or bytes; entry {i} is a "
+                f"{type(value).__name__}: {value!r}"[:200]
+            )
+        encoded.append(value)
+    return encoded

@@ -358,8 +358,8 @@ class DevServer:
         # Like TF Serving, listen only once the model is loaded; but a busy
         # port should not wait for a load to be reported.
         self._check_ports_free()
-        self.model.start()
         try:
+            self.model.start()
             self._listen()
         except BaseException:
             self.stop(grace=0)

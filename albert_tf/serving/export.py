@@ -8,7 +8,6 @@ padded only to their longest text, capped at the model's sequence length.
 import json
 import logging
 import os
-import re
 import shutil
 
 import tensorflow as tf
@@ -18,8 +17,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.atomic_file import owned_temp_folder
 from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_text
+from albert_tf.serving import batching_file
 from albert_tf.serving import signatures as sig
-from albert_tf.serving.batcher import lowest_value
 from albert_tf.serving.model_manager import version_folders
 from albert_tf.serving.preflight import preflight
 from albert_tf.serving.warmup import WARMUP_TEXTS
@@ -199,8 +198,8 @@ class _ServingFunctions:
             return self._outputs(
                 {
                     sig.TOKEN_IDS: tf.identity(token_ids),
-                    sig.SEGMENT_IDS: segment_ids,
-                    sig.PADDING_MASK: padding_mask,
+                    sig.SEGMENT_IDS: tf.identity(segment_ids),
+                    sig.PADDING_MASK: tf.identity(padding_mask),
                 }
             )
 
@@ -266,39 +265,6 @@ def models_config_text(model_name, base_path):
     )
 
 
-def batching_parameters_text(
-    max_batch_size=32,
-    batch_timeout_micros=2000,
-    num_batch_threads=4,
-    max_enqueued_batches=100,
-):
-    """A TF Serving `--batching_parameters_file` (text proto)."""
-    return (
-        f"max_batch_size {{ value: {max_batch_size} }}\n"
-        f"batch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
-        f"num_batch_threads {{ value: {num_batch_threads} }}\n"
-        f"max_enqueued_batches {{ value: {max_enqueued_batches} }}\n"
-        # TF Serving would pad with each tensor's first element: a
-        # `padding_mask` of 1s would make padding count as text. Off, requests
-        # of different `predict_ids` lengths cannot share a batch.
-        "pad_variable_length_inputs: false\n"
-    )
-
-
-def _set_batching_fields(text, **fields):
-    """`text` (a batching parameters file) with `name { value: N }` lines set."""
-    for name, value in fields.items():
-        line = f"{name} {{ value: {value} }}"
-        pattern = re.compile(rf"^{name}\s*\{{[^}}]*\}}[ \t]*$", re.MULTILINE)
-        if pattern.search(text):
-            text = pattern.sub(line, text)
-        else:
-            text = (
-                text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
-            )
-    return text
-
-
 def read_preprocessing(version_dir):
     """The export's recorded `{sequence_length, lowercase, strip_accents,
     text_pairs}` (`assets.extra/albert_tf_preprocessing.json`), or `{}`."""
@@ -332,6 +298,16 @@ def _write_server_files(export_base, model_name, batching):
     """
     config_path = os.path.join(export_base, sig.MODELS_CONFIG_FILE)
     config = models_config_text(model_name, f"/models/{model_name}")
+    if os.path.basename(export_base) != model_name:
+        logger.warning(
+            "models.config points TF Serving at /models/%s: mount %s there "
+            "(docker run -v %s:/models/%s ...), not at /models/%s.",
+            model_name,
+            export_base,
+            export_base,
+            model_name,
+            os.path.basename(export_base),
+        )
     existing = _read(config_path) if os.path.exists(config_path) else None
     if existing is None:
         write_text(config_path, config)
@@ -353,10 +329,10 @@ def _write_server_files(export_base, model_name, batching):
     batching_path = os.path.join(export_base, sig.BATCHING_FILE)
     given = {k: v for k, v in batching.items() if v is not None}
     if not os.path.exists(batching_path):
-        write_text(batching_path, batching_parameters_text(**given))
+        write_text(batching_path, batching_file.default_text(**given))
         return
     old = _read(batching_path)
-    new = _set_batching_fields(old, **given)
+    new = batching_file.set_fields(old, batching_path, **given)
     if new != old:
         write_text(batching_path, new)
         logger.info("Updated %s in %s.", ", ".join(sorted(given)), batching_path)
@@ -421,7 +397,7 @@ def export_classifier(
         ("max_batch_size", max_batch_size),
         ("batch_timeout_micros", batch_timeout_micros),
     ):
-        lowest = lowest_value(name)
+        lowest = batching_file.lowest_value(name)
         if value is not None and value < lowest:  # Before a minutes-long load.
             raise ValueError(f"`{name}` must be {lowest} or more. Received: {value}")
     if isinstance(classifier, (str, os.PathLike)):

@@ -40,8 +40,11 @@ class Servable:
         self.path = path
         self.version = version
         saved_model = saved_model_pb2.SavedModel()
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-            saved_model.ParseFromString(f.read())
+        pb = os.path.join(path, "saved_model.pb")
+        with open(pb, "rb") as f:
+            saved_model.ParseFromString(f.read())  # Corrupt: DATA_LOSS.
+        if not saved_model.meta_graphs:  # Empty: a copy still under way?
+            raise RequestError("DATA_LOSS", f"{pb} holds no MetaGraph (empty file?)")
         # GetModelMetadata lists them all, `__saved_model_init_op` included,
         # as TF Serving does; requests can name only the others.
         self.all_signature_defs = dict(saved_model.meta_graphs[0].signature_def)

@@ -27,6 +27,10 @@ def _tensor(values):
 def warmup_records(model_name, texts, features, text_pairs=None):
     """`PredictionLog` records exercising each signature, for TF Serving's warmup.
 
+    Each request holds one row, so that warmup fits any `max_batch_size`
+    (TF Serving with batching refuses a larger request, and a version whose
+    warmup fails does not load).
+
     Args:
         model_name: str. The name the model is served under.
         texts: sequence of str. Example texts to send.
@@ -38,42 +42,32 @@ def warmup_records(model_name, texts, features, text_pairs=None):
         A list of `prediction_log_pb2.PredictionLog`.
     """
     texts = list(texts)
-    pair_inputs = {sig.TEXT_A: texts, sig.TEXT_B: texts[::-1]}
-    requests = []
-    if not text_pairs:
-        requests.append((sig.PREDICT, {sig.TEXT: texts}))
-    if text_pairs is not False:
-        requests.append((sig.PREDICT_PAIR, pair_inputs))
-    if text_pairs:
-        requests.append((sig.PREDICT, pair_inputs))
     logs = []
-    for signature, inputs in requests:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
-        request.model_spec.signature_name = signature
-        for key, value in inputs.items():
-            request.inputs[key].CopyFrom(_tensor([t.encode() for t in value]))
-        logs.append(
-            prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
+    for i, (text, second) in enumerate(zip(texts, texts[::-1], strict=True)):
+        pair_inputs = {sig.TEXT_A: text, sig.TEXT_B: second}
+        requests = []
+        if not text_pairs:
+            requests.append((sig.PREDICT, {sig.TEXT: text}))
+        if text_pairs is not False:
+            requests.append((sig.PREDICT_PAIR, pair_inputs))
+        if text_pairs:
+            requests.append((sig.PREDICT, pair_inputs))
+        for signature, inputs in requests:
+            request = _predict_request(model_name, signature)
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(_tensor([value.encode()]))
+            logs.append(
+                _log(predict_log=prediction_log_pb2.PredictLog(request=request))
             )
-        )
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = sig.PREDICT_IDS
-    for key in (sig.TOKEN_IDS, sig.SEGMENT_IDS, sig.PADDING_MASK):
-        request.inputs[key].CopyFrom(
-            tf.make_tensor_proto(np.asarray(features[key], np.int32))
-        )
-    logs.append(
-        prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)
-        )
-    )
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = sig.CLASSIFY
-    for text, second in zip(texts, texts[::-1], strict=True):
+        request = _predict_request(model_name, sig.PREDICT_IDS)
+        for key in (sig.TOKEN_IDS, sig.SEGMENT_IDS, sig.PADDING_MASK):
+            request.inputs[key].CopyFrom(
+                tf.make_tensor_proto(np.asarray(features[key][i : i + 1], np.int32))
+            )
+        logs.append(_log(predict_log=prediction_log_pb2.PredictLog(request=request)))
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = sig.CLASSIFY
         example = request.input.example_list.examples.add()
         example.features.feature[sig.EXAMPLE_TEXT].bytes_list.value.append(
             text.encode()
@@ -82,12 +76,19 @@ def warmup_records(model_name, texts, features, text_pairs=None):
             example.features.feature[sig.EXAMPLE_TEXT_PAIR].bytes_list.value.append(
                 second.encode()
             )
-    logs.append(
-        prediction_log_pb2.PredictionLog(
-            classify_log=prediction_log_pb2.ClassifyLog(request=request)
-        )
-    )
+        logs.append(_log(classify_log=prediction_log_pb2.ClassifyLog(request=request)))
     return logs
+
+
+def _predict_request(model_name, signature):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    return request
+
+
+def _log(**kind):
+    return prediction_log_pb2.PredictionLog(**kind)
 
 
 def write_warmup_file(path, model_name, texts, features, text_pairs=None):
