@@ -182,7 +182,7 @@ def test_values_that_are_not_text_are_bad_rows(tmp_path):
     assert data_files.read_labelled_text(str(path), DataConfig(), vocab).texts == ["42"]
 
 
-def test_label_vocabulary_from_labels():
+def test_label_vocabulary_from_labels(caplog):
     assert data_files.LabelVocabulary.from_labels(["2", "0", "1"]).names == [
         "0",
         "1",
@@ -210,6 +210,11 @@ def test_label_vocabulary_from_labels():
         "1.0",
         "1.5",
     ]
+    # Names and numbers mixed are all classes, with a warning.
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        mixed = data_files.LabelVocabulary.from_labels(["positive", "0", "1"])
+    assert mixed.names == ["0", "1", "positive"]
+    assert "Labels mix names and numbers (positive and 0, 1)" in caplog.text
     vocab = data_files.LabelVocabulary.from_labels(["pos", "neg", "pos"])
     assert vocab.names == ["neg", "pos"]
     assert [vocab.lookup(x) for x in ("neg", "pos", "1", "7", "other")] == [

@@ -924,6 +924,20 @@ def test_rest_takes_b64_values_like_tf_serving(server, expected):
     np.testing.assert_allclose(
         [p[sig.LOGITS] for p in reply["predictions"]], expected["single"][:2], atol=1e-5
     )
+    # Unnamed columnar inputs go to the signature's only input, whatever its
+    # name (here `classify`'s serialized examples), as in TF Serving.
+    examples = [
+        {"b64": base64.b64encode(example_bytes(text=t)[0]).decode()} for t in TEXTS[:2]
+    ]
+    body = {"signature_name": sig.CLASSIFY, "inputs": examples}
+    status, reply = rest_call(server, ":predict", body)
+    assert status == 200, reply
+    np.testing.assert_allclose(
+        reply["outputs"][sig.SCORES], softmax(expected["single"][:2]), atol=1e-5
+    )
+    body = {"signature_name": sig.PREDICT_PAIR, "inputs": [b64("a")]}
+    status, reply = rest_call(server, ":predict", body)
+    assert status == 400 and "naming each input" in reply["error"], reply
 
 
 REST_BAD_REQUESTS = {

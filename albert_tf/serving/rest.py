@@ -491,8 +491,14 @@ def _predict(model, spec, body):
             inputs = {next(iter(specs)): rows}
     elif "inputs" in body:
         inputs = body["inputs"]
-        if not isinstance(inputs, dict):
-            inputs = {sig.TEXT: inputs}
+        if not isinstance(inputs, dict):  # The signature's only input, unnamed.
+            if len(specs) != 1:
+                raise RequestError(
+                    "INVALID_ARGUMENT",
+                    '"inputs" must be an object naming each input for a '
+                    "signature with several inputs.",
+                )
+            inputs = {next(iter(specs)): inputs}
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
     servable.check_input_names(request.model_spec.signature_name, inputs)
