@@ -336,15 +336,22 @@ def test_config_round_trip(classifier):
     assert restored.preprocessor.get_config() == classifier.preprocessor.get_config()
 
 
-def test_config_round_trip_keeps_the_head_arguments(classifier):
+@pytest.mark.parametrize(
+    "activation",
+    ["softmax", keras.ops.softmax, tf.nn.softmax],
+    ids=["name", "keras.ops", "tf.nn"],
+)
+def test_config_round_trip_keeps_the_head_arguments(classifier, activation):
     model = AlbertTextClassifier(
         classifier.backbone,
         num_classes=3,
-        activation="softmax",
+        activation=activation,
         dropout=0.3,
         label_names=["a", "b", "c"],
     )
-    restored = AlbertTextClassifier.from_config(model.get_config())
+    # Serialized (`tf.nn.softmax` could not be by itself), then restored.
+    config = keras.saving.serialize_keras_object(model)
+    restored = keras.saving.deserialize_keras_object(config)
     assert restored.activation is keras.activations.softmax
     assert (restored.dropout, restored.output_dropout.rate) == (0.3, 0.3)
     assert restored.label_names == ["a", "b", "c"]

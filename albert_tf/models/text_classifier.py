@@ -6,6 +6,10 @@ import numpy as np
 from albert_tf.api_export import albert_tf_export
 from albert_tf.models.task import Task
 
+# The names of softmax functions: Keras's activation and `keras.ops.softmax`
+# ("softmax"), and `tf.nn.softmax` ("softmax_v2").
+SOFTMAX_NAMES = ("softmax", "softmax_v2")
+
 
 @albert_tf_export("albert_tf.models.TextClassifier")
 class TextClassifier(Task):
@@ -22,7 +26,7 @@ class TextClassifier(Task):
         `activation="softmax"`, or `keras.ops.softmax` or `tf.nn.softmax`
         passed as the callable."""
         activation = getattr(self, "activation", None)
-        return getattr(activation, "__name__", None) in ("softmax", "softmax_v2")
+        return getattr(activation, "__name__", None) in SOFTMAX_NAMES
 
     def logits_and_probabilities(self, outputs):
         """`(logits, probabilities)`, float32, from the model's outputs, as

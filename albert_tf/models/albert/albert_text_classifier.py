@@ -8,6 +8,7 @@ from albert_tf.models.albert.albert_backbone import albert_kernel_initializer
 from albert_tf.models.albert.albert_text_classifier_preprocessor import (
     AlbertTextClassifierPreprocessor,
 )
+from albert_tf.models.text_classifier import SOFTMAX_NAMES
 from albert_tf.models.text_classifier import TextClassifier
 
 
@@ -67,6 +68,8 @@ class AlbertTextClassifier(TextClassifier):
         label_names=None,
         **kwargs,
     ):
+        if getattr(activation, "__name__", None) in SOFTMAX_NAMES:
+            activation = "softmax"  # Saved by name (`tf.nn.softmax` cannot be).
         if label_names is not None:
             if isinstance(label_names, (str, bytes)):
                 raise ValueError(
