@@ -53,6 +53,28 @@ def test_fit_predict_evaluate_on_strings_and_tf_data(classifier):
     np.testing.assert_allclose(from_ds, direct, atol=1e-5)
 
 
+def test_validation_split_and_batch_methods_take_raw_strings(classifier):
+    # keras-hub code: `validation_split` holds out the last rows, as Keras does.
+    names = ["positive", "negative", "negative", "positive"]
+    history = classifier.fit(
+        TEXTS, names, validation_split=0.5, batch_size=2, epochs=1, verbose=0
+    )
+    held_out = classifier.evaluate(TEXTS[2:], names[2:], verbose=0)
+    assert history.history["val_loss"][0] == pytest.approx(held_out[0], rel=1e-5)
+    pairs = (TEXTS, TEXTS[::-1])
+    assert classifier.fit(pairs, LABELS, validation_split=0.25, verbose=0)
+    with pytest.raises(ValueError, match="must be in"):
+        classifier.fit(TEXTS, LABELS, validation_split=1.5, verbose=0)
+    # train_on_batch/test_on_batch preprocess as predict_on_batch does.
+    loss = classifier.test_on_batch(TEXTS, names)
+    assert loss[0] == pytest.approx(
+        classifier.evaluate(TEXTS, names, batch_size=4, verbose=0)[0], rel=1e-5
+    )
+    before = classifier.output_dense.kernel.numpy().copy()
+    classifier.train_on_batch(TEXTS, names)
+    assert not np.allclose(before, classifier.output_dense.kernel.numpy())
+
+
 def test_sample_weights_validation_data_and_batch_size_reach_keras(classifier):
     # Weights summing to 5 over 4 texts change the loss even when every text's
     # loss is about ln 2 (an untrained head).

@@ -134,3 +134,52 @@ def test_backbone_matches_keras_hub(grouping, tmp_path):
     np.testing.assert_allclose(
         outputs["pooled_output"], expected["pooled_output"], atol=TOLERANCE, rtol=0
     )
+
+
+def test_lora_matches_keras_hub_and_their_files_load_both_ways(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    from tests.helpers import tiny_backbone_kwargs
+
+    kwargs = tiny_backbone_kwargs(num_groups=2, num_inner_repetitions=1, num_layers=4)
+    theirs = randomize_keras_weights(keras_hub.models.AlbertBackbone(**kwargs))
+    ours = AlbertBackbone(**kwargs)
+    path = str(tmp_path / "keras_hub.weights.h5")
+    theirs.save_weights(path)
+    assign_weights(
+        convert_keras_hub.backbone_weight_specs(ours),
+        convert_keras_hub.h5_reader(path).get,
+        path,
+    )
+    theirs.enable_lora(2)
+    ours.enable_lora(2)
+    # As in keras-hub, only the query and value projections train: their
+    # two factors (and biases), in each of the 2 groups' layers.
+    assert [w.path for w in ours.trainable_weights] == [
+        w.path for w in theirs.trainable_weights
+    ]
+    factors = [w for w in theirs.trainable_weights if "lora_kernel" in w.path]
+    assert len(factors) == 2 * 2 * 2
+    # Their factors, through their file, into ours; then ours back into theirs.
+    for weight in factors:
+        weight.assign(np.random.default_rng(0).normal(size=weight.shape) * 0.1)
+    theirs.save_lora_weights(str(tmp_path / "theirs.lora.h5"))
+    ours.load_lora_weights(str(tmp_path / "theirs.lora.h5"))
+    inputs = padded_inputs()
+    expected = theirs(inputs)["pooled_output"]
+    np.testing.assert_allclose(
+        ours(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+    assert not np.allclose(expected, AlbertBackbone(**kwargs)(inputs)["pooled_output"])
+    ours.save_lora_weights(str(tmp_path / "ours.lora.h5"))
+    fresh = randomize_keras_weights(keras_hub.models.AlbertBackbone(**kwargs))
+    fresh.enable_lora(2)
+    fresh.set_weights(theirs.get_weights())  # Base weights; factors zeroed below.
+    for weight in fresh.trainable_weights:
+        if "lora_kernel" in weight.path:
+            weight.assign(np.zeros(weight.shape))
+    fresh.load_lora_weights(str(tmp_path / "ours.lora.h5"))
+    np.testing.assert_allclose(
+        fresh(inputs)["pooled_output"], expected, atol=TOLERANCE, rtol=0
+    )
+    with pytest.raises(ValueError, match="must end in `.lora.h5`"):
+        ours.save_lora_weights(str(tmp_path / "x.h5"))

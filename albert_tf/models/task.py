@@ -35,6 +35,25 @@ def _check_texts(values):
             )
 
 
+def _first_column(x):
+    """The texts (first texts of pairs), or the first array of a dict."""
+    if isinstance(x, dict):
+        return next(iter(x.values()))
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _rows(data, start, stop):
+    """Rows `start:stop` of an input (a tuple of pair texts or a dict of
+    arrays too); `None` stays `None`."""
+    if data is None:
+        return None
+    if isinstance(data, tuple):
+        return tuple(_rows(v, start, stop) for v in data)
+    if isinstance(data, dict):
+        return {k: _rows(v, start, stop) for k, v in data.items()}
+    return data[start:stop]
+
+
 def _has_strings(x):
     for value in tf.nest.flatten(x):
         if isinstance(value, (str, bytes)):
@@ -231,8 +250,7 @@ class Task(TaskPresetMixin, keras.Model):
             for v in segments:
                 _check_texts(v)
             if y is not None and not isinstance(y, dict):
-                rows = next(iter(x.values())) if isinstance(x, dict) else segments[0]
-                y = label_ids(self, y, len(rows))
+                y = label_ids(self, y, len(_first_column(x)))
             if self.preprocessor is None and _has_strings(x):
                 raise ValueError(
                     "This model has no preprocessor, so it takes token ids (a "
@@ -286,6 +304,21 @@ class Task(TaskPresetMixin, keras.Model):
     ):
         # Raw arrays are shuffled here, before batching; datasets as given.
         shuffle = kwargs.pop("shuffle", True)
+        split = kwargs.pop("validation_split", None)
+        if split and validation_data is None:
+            # As Keras does for arrays: the last rows, before shuffling.
+            if isinstance(x, tf.data.Dataset):
+                raise ValueError(
+                    "`validation_split` takes arrays or lists, not a "
+                    "`tf.data.Dataset`: pass `validation_data` instead."
+                )
+            if not 0 < split < 1:
+                raise ValueError(
+                    f"`validation_split` must be in (0, 1). Received: {split}"
+                )
+            at = int(len(_first_column(x)) * (1 - split))
+            validation_data = tuple(_rows(v, at, None) for v in (x, y, sample_weight))
+            x, y, sample_weight = (_rows(v, 0, at) for v in (x, y, sample_weight))
         ds = self._dataset(
             x, y, sample_weight, batch_size, shuffle=shuffle, labelled=True
         )
@@ -315,6 +348,26 @@ class Task(TaskPresetMixin, keras.Model):
         if self.preprocessor is not None:
             x = self.preprocessor(_as_tensor_like(x))
         return super().predict_on_batch(x, **kwargs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, **kwargs):
+        x, y, sample_weight = self._preprocessed_batch(x, y, sample_weight)
+        return super().train_on_batch(x, y, sample_weight, **kwargs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, **kwargs):
+        x, y, sample_weight = self._preprocessed_batch(x, y, sample_weight)
+        return super().test_on_batch(x, y, sample_weight, **kwargs)
+
+    def _preprocessed_batch(self, x, y, sample_weight):
+        """One batch of raw texts (and label names) as the model takes it."""
+        if y is not None and not isinstance(y, dict):
+            y = label_ids(self, y, len(_first_column(x)))
+        if self.preprocessor is None:
+            return x, y, sample_weight
+        return keras.utils.unpack_x_y_sample_weight(
+            self.preprocessor(
+                _as_tensor_like(x), _as_tensor_like(y), _as_tensor_like(sample_weight)
+            )
+        )
 
     def compile_from_config(self, config):
         # Keras skips this for models with a custom `compile()`; ours accepts
