@@ -247,6 +247,44 @@ def test_vocabulary_api(tokenizer):
     assert tokenizer.detokenize(ids[0]).numpy() == b"the quick brown fox."
 
 
+def _plain(value):
+    """Tensors, ragged tensors and bytes as the Python lists and str that
+    keras-hub returns in eager mode."""
+    if isinstance(value, tf.RaggedTensor):
+        value = value.to_list()
+    elif isinstance(value, tf.Tensor):
+        value = value.numpy()
+        value = value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def test_keras_hub_tokenizer_api_gives_keras_hubs_answers(spiece_model_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    with open(spiece_model_path, "rb") as f:
+        proto = f.read()  # keras-hub leaves a file it opens unclosed.
+    ours = AlbertTokenizer(proto=proto)
+    theirs = keras_hub.models.AlbertTokenizer(proto=proto)
+    text = [
+        "the quick brown fox.",
+        "a cafe",
+    ]  # keras-hub neither lowercases nor strips accents.
+    for dtype in ("string", "int64"):
+        got = AlbertTokenizer(proto=proto, dtype=dtype)(text)
+        expected = keras_hub.models.AlbertTokenizer(proto=proto, dtype=dtype)(text)
+        assert got.dtype == dtype and _plain(got) == _plain(expected)
+    piece = "\u2581the".encode()
+    assert ours.token_to_id(piece) == theirs.token_to_id(piece) != ours.unk_token_id
+    assert set(theirs.special_token_ids) <= set(ours.special_token_ids)
+    assert (ours.start_token, ours.end_token) == (theirs.start_token, theirs.end_token)
+    ids = _plain(theirs(text))
+    for value in (ids[0][0], ids[0], ids):  # One id, a sequence, ragged lists.
+        assert _plain(ours.detokenize(value)) == _plain(theirs.detokenize(value))
+    with pytest.raises(ValueError, match="integer type .* or 'string'"):
+        AlbertTokenizer(proto=spiece_model_path, dtype="float32")
+
+
 def test_missing_special_tokens_are_named(tmp_path):
     import io
 

@@ -173,6 +173,8 @@ class SentencePieceTokenizer(Tokenizer):
 
     def token_to_id(self, token):
         self._check_vocabulary()
+        if isinstance(token, bytes):
+            token = token.decode("utf-8")
         return self._token_to_id_map.get(token, self._unk_token_id)
 
     def _encode(self, inputs):
@@ -199,23 +201,29 @@ class SentencePieceTokenizer(Tokenizer):
         ids = self._encode(inputs)
         if self.sequence_length:
             ids = ids.to_tensor(shape=[None, self.sequence_length])
-        ids = tf.cast(ids, self.compute_dtype)
+        if self.compute_dtype == "string":  # The pieces, as keras-hub gives them.
+            ids = tf.gather(tf.constant(self._vocabulary), ids)
+        else:
+            ids = tf.cast(ids, self.compute_dtype)
         if unbatched:
             ids = ids[0]
         return ids
 
     def detokenize(self, inputs):
+        """Ids (one id, a sequence, or a batch of sequences: a tensor, a
+        ragged tensor or nested lists of different lengths) -> text."""
         self._check_vocabulary()
-        inputs = (
-            tf.convert_to_tensor(inputs)
-            if not isinstance(inputs, tf.RaggedTensor)
-            else inputs
-        )
-        unbatched = inputs.shape.rank == 1
-        if unbatched:
-            inputs = tf.expand_dims(inputs, 0)
+        if isinstance(inputs, (list, tuple)) and any(
+            isinstance(row, (list, tuple)) for row in inputs
+        ):
+            inputs = tf.ragged.constant(inputs)
+        elif not isinstance(inputs, tf.RaggedTensor):
+            inputs = tf.convert_to_tensor(inputs)
+        rank = inputs.shape.rank
+        for _ in range(2 - rank):
+            inputs = inputs[tf.newaxis]
         outputs = self._sentence_piece.detokenize(tf.cast(inputs, tf.int32))
-        return outputs[0] if unbatched else outputs
+        return outputs[0] if rank < 2 else outputs
 
     def get_config(self):
         config = super().get_config()

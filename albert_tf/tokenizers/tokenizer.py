@@ -19,6 +19,12 @@ class Tokenizer(TokenizerPresetMixin, keras.layers.Layer):
     """
 
     def __init__(self, *args, dtype="int32", **kwargs):
+        name = keras.dtype_policies.get(dtype).compute_dtype
+        if not (name.startswith(("int", "uint")) or name == "string"):
+            raise ValueError(
+                "A tokenizer's `dtype` must be an integer type (ids) or "
+                f"'string' (the pieces). Received: {dtype!r}"
+            )
         super().__init__(*args, dtype=dtype, **kwargs)
         # Tokenizers take strings and hold no weights.
         self._convert_input_args = False
@@ -35,6 +41,12 @@ class Tokenizer(TokenizerPresetMixin, keras.layers.Layer):
     def special_tokens(self):
         """The special token strings, in the order they were declared."""
         return [getattr(self, name) for name in self._special_token_attrs]
+
+    @property
+    def special_token_ids(self):
+        """The ids of the special tokens, sorted (once a vocabulary is set)."""
+        ids = [getattr(self, f"{name}_id") for name in self._special_token_attrs]
+        return sorted({i for i in ids if i is not None})
 
     def _update_special_token_ids(self):
         vocabulary = set(self.get_vocabulary())

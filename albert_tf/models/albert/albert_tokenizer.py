@@ -70,6 +70,7 @@ class AlbertTokenizer(SentencePieceTokenizer):
         self._add_special_token("<unk>", "unk_token")
         self._add_special_token("[MASK]", "mask_token")
         # keras-hub aliases.
+        self.start_token, self.end_token = self.cls_token, self.sep_token
         self.start_token_id = self.end_token_id = None
         self.set_proto(proto)
 
