@@ -152,6 +152,7 @@ def test_bad_values_are_named(tmp_path, extra, message):
             "bfloat16",
             "would keep the weights in bfloat16, too coarse",
         ),
+        ("seed", -1, "'seed': must be in [0, 2**32 - 1], got -1"),
         ("optimizer.warmup_ratio", 1.5, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("optimizer.warmup_ratio", -0.1, "'optimizer.warmup_ratio': must be in [0, 1]"),
         ("data.train", None, "'data.train': a training file is required"),
@@ -218,6 +219,19 @@ def test_class_weight_names_may_hold_dots_and_booleans_are_explained(tmp_path):
         load_config(
             path, overrides=parse_overrides(["training.class_weights={yes: 2}"])
         )
+
+
+def test_errors_in_a_part_of_an_override_name_the_override(tmp_path):
+    path = _write(tmp_path, MINIMAL)
+    for item, part in [
+        ("data.label_names=[0, 1]", "data.label_names[0]"),
+        ("training.class_weights={a: -1}", "training.class_weights.a"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            load_config(path, overrides=parse_overrides([item]))
+        key = item.split("=")[0]
+        assert str(info.value).startswith(f"{path} with {key}="), str(info.value)
+        assert f": config key '{part}'" in str(info.value)
 
 
 def test_early_stopping_needs_evaluations_during_training(tmp_path):

@@ -253,6 +253,13 @@ def test_builtin_id_offline_fails_fast_and_explains(tmp_path, monkeypatch):
     assert "kaggle://keras/albert/keras/albert_base_en_uncased" in message
     assert str(tmp_path / "kagglehub") in message
     assert "local directory" in message
+    # From a training config, the hint names the config key.
+    from albert_tf.training.config import ModelConfig
+    from albert_tf.training.model_factory import build_classifier
+
+    config = ModelConfig(preset="albert_base_en_uncased")
+    with pytest.raises(ValueError, match="--set model.preset=/path/to/preset_dir"):
+        build_classifier(config, ["a", "b"], None)
 
 
 def _go_offline(monkeypatch, kagglehub_cache):

@@ -104,6 +104,24 @@ def test_classification_report_matches_hand_computed_metrics(
     assert report["macro_f1"] == pytest.approx(sum(present) / len(present))
 
 
+def test_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # Standing in for a notebook's inline backend.
+    try:
+        history = {"train": [{"step": 1, "loss": 0.7, "accuracy": 0.5}], "eval": []}
+        metrics_lib.plot_curves(history, str(tmp_path / "curves.png"))
+        metrics_lib.plot_confusion_matrix(
+            [[1, 0], [0, 1]], ["a", "b"], str(tmp_path / "matrix.png")
+        )
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    for name in ("curves.png", "matrix.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_checkpoint_manager_keeps_only_the_newest(tmp_path, caplog):
     """Pruning by step (not by name or age), and resuming from the newest."""
     directory = tmp_path / "checkpoints"
@@ -171,6 +189,18 @@ def test_train_writes_a_loadable_model_and_reports(trained):
     assert [e["step"] for e in evals] == [40, 80, 120, 160]
     assert [e["step"] for e in metrics["history"]["train"]] == [40, 80, 120, 160]
     assert all(np.isfinite(e["loss"]) for e in metrics["history"]["train"])
+    # Each entry logs the rate its step trained at (step s: the schedule at
+    # s - 1), so the last is not 0.
+    schedule = WarmupLinearDecay(
+        load_config(TINY_CONFIG).optimizer.learning_rate, 160, 16
+    )
+    assert [e["learning_rate"] for e in metrics["history"]["train"]] == pytest.approx(
+        [float(schedule(s - 1)) for s in (40, 80, 120, 160)]
+    )
+    # The folder used, so `train --config OUTPUT/config.yaml` resumes this run.
+    assert yaml.safe_load((output / "config.yaml").read_text())["output_dir"] == str(
+        output
+    )
     # Checkpoints at 40, 80, 120 and 160; keep_checkpoints: 2 prunes the rest.
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == [
         "ckpt-00000120",

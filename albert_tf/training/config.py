@@ -403,6 +403,10 @@ def validate(config):
         value = getattr(*_get_section(config, key))
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"config key '{key}': must be >= 0, got {value}")
+    if not 0 <= config.seed < 2**32:  # What Keras's seeding takes.
+        raise ValueError(
+            f"config key 'seed': must be in [0, 2**32 - 1], got {config.seed}"
+        )
     if not 0.0 <= config.optimizer.warmup_ratio <= 1.0:
         raise ValueError(
             "config key 'optimizer.warmup_ratio': must be in [0, 1], got "
@@ -612,10 +616,13 @@ def _key_line(text, message):
 
 
 def _names_key(message, key):
-    """Whether `message` quotes `key` or one of its sections ('traning')."""
+    """Whether `message` quotes `key`, a part of its value ('key[0]',
+    'key.name') or one of its sections ('traning')."""
     parts = key.split(".")
     prefixes = (".".join(parts[: i + 1]) for i in range(len(parts)))
-    return any(f"'{prefix}'" in message for prefix in prefixes)
+    return any(f"'{prefix}'" in message for prefix in prefixes) or any(
+        f"'{key}{sep}" in message for sep in ".["
+    )
 
 
 def _default_text_flags(model):

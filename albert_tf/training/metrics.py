@@ -108,12 +108,12 @@ def plot_curves(history, path):
             `eval` (`step`, `loss`, `accuracy`).
         path: str. The PNG to write.
     """
-    import matplotlib
+    # A bare Figure draws with Agg on savefig, leaving pyplot's backend (a
+    # notebook's inline one, say) as the caller set it.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = figure.subplots(1, 2)
     for split, style in (("train", "-"), ("eval", "o-")):
         rows = history.get(split) or []
         if not rows:
@@ -128,19 +128,16 @@ def plot_curves(history, path):
         ax.grid(alpha=0.3)
         ax.legend()
     _save_figure_atomic(figure, path)
-    plt.close(figure)
 
 
 def plot_confusion_matrix(matrix, label_names, path, title="Dev confusion matrix"):
     """The confusion matrix as an annotated heat map PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix)
     size = max(3, 0.8 * len(label_names) + 2)
-    figure, ax = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    ax = figure.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set(
         xticks=range(len(label_names)),
@@ -152,7 +149,8 @@ def plot_confusion_matrix(matrix, label_names, path, title="Dev confusion matrix
         title=title,
     )
     # Long class names would run into each other along the x axis.
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+    for label in ax.get_xticklabels():
+        label.set(rotation=30, ha="right", rotation_mode="anchor")
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(
@@ -164,4 +162,3 @@ def plot_confusion_matrix(matrix, label_names, path, title="Dev confusion matrix
             color="white" if value > threshold else "black",
         )
     _save_figure_atomic(figure, path)
-    plt.close(figure)

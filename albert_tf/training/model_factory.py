@@ -90,4 +90,7 @@ def _from_preset(model_config, label_names, preprocessor, dtype):
             "missing spiece.model)."
         ) from None
     except ValueError as e:  # Also the preset's fit with model.* keys.
-        raise ValueError(f"config key 'model': {e}") from None
+        hint = ""
+        if ".from_preset('/path/to/preset_dir')" in str(e):  # A download failed.
+            hint = " In a training config: --set model.preset=/path/to/preset_dir."
+        raise ValueError(f"config key 'model': {e}{hint}") from None

@@ -8,6 +8,7 @@ gradient clipping across replicas and of resuming mid-epoch).
 
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -602,6 +603,10 @@ class Trainer:
                 save_checkpoint(eval_pending=False)
         with DeferredStop() as stop:
             while current < total_steps and not stopped_early:
+                if (current + 1) % cfg.training.log_every_steps == 0 or (
+                    current + 1 == total_steps
+                ):  # The rate this step trains at; after it, the next one's.
+                    rate = float(optimizer.learning_rate)
                 totals = train_step(iterator, stop.requests()).numpy()
                 loss, correct, interrupts, terminations = totals
                 current = int(step.assign_add(1).numpy())
@@ -625,7 +630,7 @@ class Trainer:
                         "step": current,
                         "loss": window_loss / window_steps,
                         "accuracy": window_correct / (window_steps * global_batch),
-                        "learning_rate": float(optimizer.learning_rate),
+                        "learning_rate": rate,
                     }
                     history["train"].append(entry)
                     _log_entry(writers["train"], entry)
@@ -846,7 +851,10 @@ class Trainer:
         )
 
     def _write_config(self):
-        text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+        # The folder used (`--output` may differ from the file's), so that
+        # `train --config OUTPUT/config.yaml` resumes this run.
+        config = dataclasses.replace(self.config, output_dir=self.output_dir)
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
         write_text(os.path.join(self.output_dir, "config.yaml"), text)
 
     def _save_model(self, model, policy):
