@@ -25,6 +25,8 @@ _IMPORT_CHATTER = re.compile(
     r"I\d{4} [\d:.]+ +\d+ \S+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: "  # The CPU-feature INFO's 2nd line.
+    # LiteRT, at a model's first run; TF_CPP_MIN_LOG_LEVEL does not reach it.
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 
 

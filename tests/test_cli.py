@@ -85,6 +85,22 @@ def test_native_info_lines_are_off_unless_asked_for():
         assert "failed call to cuInit" not in stderr
 
 
+def test_litert_delegate_info_line_is_off_unless_asked_for(tiny_proto, tmp_path):
+    proto = tmp_path / "tiny.spm"
+    proto.write_bytes(tiny_proto)
+    run = (
+        "import numpy as np\n"
+        "from albert_tf import tflite\n"
+        "from albert_tf.models import AlbertTokenizer\n"
+        f"tokenizer = AlbertTokenizer(proto={str(proto)!r})\n"
+        "model = tflite.TFLiteClassifier(tflite.convert_tokenizer(tokenizer, 8))\n"
+        "model.run(text=np.array(['a b'], dtype=object))"
+    )
+    line = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    assert line not in _import_stderr(after=run)
+    assert line in _import_stderr(after=run, TF_CPP_MIN_LOG_LEVEL="0")
+
+
 def test_cuinit_error_is_kept_where_a_driver_was_found():
     error = (
         "E0000 00:00:1795756891.045933   28409 cuda_platform.cc:52] failed call "

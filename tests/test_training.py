@@ -22,6 +22,7 @@ import yaml
 from albert_tf.models import load_classifier
 from albert_tf.training import Trainer
 from albert_tf.training import WarmupLinearDecay
+from albert_tf.training import data_files
 from albert_tf.training import load_config
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training import train
@@ -223,6 +224,69 @@ def test_train_writes_a_loadable_model_and_reports(trained):
     predictions = model.predict(POSITIVE + NEGATIVE, verbose=0).argmax(-1)
     accuracy = (predictions == np.array([1] * 4 + [0] * 4)).mean()
     assert accuracy == pytest.approx(metrics["best"]["accuracy"])
+
+
+def test_starting_over_removes_the_earlier_runs_reports(tmp_path, tiny_proto, caplog):
+    overrides = tiny_overrides(tmp_path, tiny_proto, **{"training.steps": 4})
+    output = tmp_path / "run"
+    train(str(TINY_CONFIG), output_dir=str(output), overrides=overrides)
+    shutil.rmtree(output / "checkpoints")  # What a refused resume says to do.
+    (output / "metrics.json").write_text("{}")  # Stands for the earlier run's.
+    crashed = Trainer(load_config(TINY_CONFIG, overrides=overrides), output)
+    crashed._write_reports = lambda result: None  # Dies before its reports.
+    with caplog.at_level("INFO", logger="albert_tf"):
+        crashed.train()
+    assert "removed the earlier run's model.keras, metrics.json" in caplog.text
+    assert not (output / "metrics.json").exists()
+    # TensorBoard shows this run alone, not two overlaid.
+    assert len(list((output / "logs" / "train").glob("events.out.tfevents.*"))) == 1
+    # So a rerun does not report the earlier run as finished: it redoes them.
+    result = train(str(TINY_CONFIG), output_dir=str(output), overrides=overrides)
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 4
+    assert result["resumed_from_step"] == 4
+
+
+class _Killed(BaseException):
+    """Stands for `kill -9`: nothing in the trainer catches it."""
+
+
+def test_a_new_best_is_checkpointed_before_its_model_is_written(tmp_path, tiny_proto):
+    overrides = tiny_overrides(
+        tmp_path,
+        tiny_proto,
+        **{
+            "training.steps": 12,
+            "training.eval_every_steps": 3,
+            "training.checkpoint_every_steps": 100,  # None but the last.
+        },
+    )
+    output = tmp_path / "run"
+    trainer = Trainer(load_config(TINY_CONFIG, overrides=overrides), output)
+
+    def killed(model, policy):
+        raise _Killed
+
+    trainer._save_model = killed  # Killed as the step-3 best is written.
+    with pytest.raises(_Killed):
+        trainer.train()
+    assert latest_checkpoint_step(output / "checkpoints") == 3
+    assert not (output / "model.keras").exists()
+    # A rerun that no longer evaluates step 3 (a shorter run) still ends with
+    # the model of the best step its report names.
+    result = train(
+        str(TINY_CONFIG),
+        output_dir=str(output),
+        overrides={**overrides, "training.steps": 3},
+    )
+    assert result["best"]["step"] == 3 and result["resumed_from_step"] == 3
+    model = load_classifier(output / "model.keras")
+    dev = data_files.read_labelled_text(
+        overrides["data.dev"],
+        load_config(TINY_CONFIG, overrides=overrides).data,
+        data_files.LabelVocabulary(model.label_names),
+    )
+    loss = model.evaluate(dev.texts, dev.labels, verbose=0)[0]
+    assert loss == pytest.approx(result["best"]["loss"], rel=1e-4)
 
 
 def test_resuming_another_configs_checkpoints_is_a_clear_error(

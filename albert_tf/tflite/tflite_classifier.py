@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow_text as tf_text
 from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
+from albert_tf.native_logs import native_info_dropped
 from albert_tf.tflite.build import read_label_names
 from albert_tf.tflite.build import sidecar_paths
 from albert_tf.tflite.converter import ID_INPUTS
@@ -43,12 +44,17 @@ class TFLiteClassifier:
         self.runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
         self.input_details = self.runner.get_input_details()
         self.input_kind = "text" if TEXT_INPUT in self.input_details else "ids"
+        self._first_run = True
         if label_names is None and not isinstance(model, bytes):
             label_names = _sidecar_labels(model)
         self.label_names = label_names
 
     def run(self, **inputs):
         """One interpreter call on numpy inputs keyed by signature input name."""
+        if self._first_run:  # LiteRT prints an INFO line as it sets XNNPACK up.
+            self._first_run = False
+            with native_info_dropped():
+                return self.runner(**inputs)
         return self.runner(**inputs)
 
     def predict(self, texts, preprocessor=None, batch_size=32, pairs=None):

@@ -22,6 +22,7 @@ from albert_tf.atomic_file import open_folder_mode
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
+_REPLACED = ".replaced"  # A checkpoint a save of the same step is replacing.
 
 # Unreadable files, as opposed to a checkpoint of another model. A data file
 # cut short raises IndexError ("Read less bytes than requested").
@@ -82,10 +83,12 @@ class CheckpointManager:
             final = self.path(step)
             for name in os.listdir(tmp):  # On disk before the rename.
                 fsync(os.path.join(tmp, name))
-            if os.path.exists(final):
-                shutil.rmtree(final)
+            replaced = final + _REPLACED
+            if os.path.exists(final):  # Set aside, not deleted before the rename:
+                os.rename(final, replaced)  # `_recover` puts it back after a kill.
             os.rename(tmp, final)
             fsync(self.directory)
+            shutil.rmtree(replaced, ignore_errors=True)
         finally:
             if os.path.exists(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +106,8 @@ class CheckpointManager:
         Returns:
             `(step, state)`, or `None` when there is no checkpoint.
         """
+        if self.is_chief:
+            self._recover()
         steps = self.steps()
         damaged = []
         for step in reversed(steps):
@@ -130,6 +135,21 @@ class CheckpointManager:
                 f"{self.directory} to start over."
             )
         return None
+
+    def _recover(self):
+        """Puts back a checkpoint set aside by a save that replaced it and
+        was killed before its new one took the name."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if not name.endswith(_REPLACED):
+                continue
+            aside = os.path.join(self.directory, name)
+            final = aside.removesuffix(_REPLACED)
+            if os.path.exists(final):
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(aside, final)
 
     def _restore(self, path):
         try:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 
 import filelock
@@ -346,6 +347,8 @@ class Trainer:
         """
         restored = manager.restore_latest()
         if restored is None:
+            if manager.is_chief:
+                self._remove_earlier_outputs()
             return None
         step, state = restored
         check_same_run(state.get("config"), fingerprint, manager.directory)
@@ -369,6 +372,28 @@ class Trainer:
             manager.directory,
         )
         return state
+
+    def _remove_earlier_outputs(self):
+        """A run that starts over (no checkpoint) removes the model, reports
+        and TensorBoard logs an earlier run left, which would otherwise pass
+        for its own."""
+        removed = []
+        for name in (*OUTPUT_FILES, "logs"):
+            path = os.path.join(self.output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+            else:
+                continue
+            removed.append(name)
+        if removed:
+            logger.info(
+                "Starting a new run in %s (no checkpoint): removed the earlier "
+                "run's %s",
+                self.output_dir,
+                ", ".join(removed),
+            )
 
     # === The run ===
 
@@ -495,6 +520,11 @@ class Trainer:
             finished = self._finished_metrics(start_step, multi_worker)
             if finished is not None:
                 return finished
+        if resumed and chief and best is not None and best["step"] == start_step:
+            # A new best is checkpointed before `model.keras` is written: a
+            # kill in between leaves the file a step behind. (A finished
+            # run's report, written last, vouches for its model.)
+            self._save_model(model, policy)
 
         iterator = self._train_iterator(
             strategy, train_data, preprocessor, static, start_step, total_steps
@@ -527,6 +557,7 @@ class Trainer:
         steady_start = None
         eval_seconds = 0.0
         current = start_step
+        saved_step = start_step if resumed else None  # Of the newest checkpoint.
 
         def run_eval():
             nonlocal best, eval_seconds
@@ -543,8 +574,15 @@ class Trainer:
                 entry["accuracy"],
                 entry["macro_f1"],
             )
-            if _better(entry, best, best_key):
+            improved = _better(entry, best, best_key)
+            if multi_worker:  # All checkpoint together, or the save would hang.
+                improved = strategy_lib.any_worker(strategy, improved)
+            if improved:
                 best = dict(entry, report=report)
+                # The checkpoint first: a run killed before `model.keras` is
+                # written resumes at this step and writes it then (below).
+                if saved_step != current:
+                    save_checkpoint(eval_pending=False)
                 if chief:
                     self._save_model(model, policy)
             if steady_start is not None:
@@ -578,6 +616,8 @@ class Trainer:
             return stopped_early
 
         def save_checkpoint(eval_pending):
+            nonlocal saved_step
+            saved_step = current
             for writer in writers.values():
                 writer.flush()  # Logs as far as the checkpoint, at least.
             manager.save(
@@ -663,7 +703,7 @@ class Trainer:
                 elif eval_due:
                     run_eval()
                     checkpoint_due |= stop_early()  # So that a rerun knows.
-                if checkpoint_due:
+                if checkpoint_due and saved_step != current:
                     save_checkpoint(eval_pending=bool(eval_due and stopping))
                 if stopping:
                     stop.raise_after_checkpoint(
