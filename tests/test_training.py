@@ -123,6 +123,23 @@ def test_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_checkpoint_replaced_at_its_step_survives_a_kill_midway(tmp_path):
+    directory = tmp_path / "checkpoints"
+    value = tf.Variable(1.0)
+    manager = CheckpointManager(str(directory), {"v": value}, keep=1)
+    manager.save(5, {"n": 1})
+    value.assign(2.0)
+    manager.save(5, {"n": 2})  # The same step again (an evaluation it lacked).
+    assert sorted(p.name for p in directory.iterdir()) == ["ckpt-00000005"]
+    # Killed between setting the old one aside and renaming the new one in:
+    # the only checkpoint is not lost.
+    os.rename(directory / "ckpt-00000005", directory / "ckpt-00000005.replaced")
+    value.assign(0.0)
+    assert manager.restore_latest() == (5, {"n": 2})
+    assert value.numpy() == 2.0
+    assert sorted(p.name for p in directory.iterdir()) == ["ckpt-00000005"]
+
+
 def test_checkpoint_manager_keeps_only_the_newest(tmp_path, caplog):
     """Pruning by step (not by name or age), and resuming from the newest."""
     directory = tmp_path / "checkpoints"
