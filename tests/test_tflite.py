@@ -175,14 +175,21 @@ def test_bad_text_inputs_have_defined_results(classifier):
     assert out["logits"].shape == (0, 2)
 
 
-def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
-    softmax = AlbertTextClassifier(
+def _softmax_head(classifier, kernel_scale):
+    """A softmax classifier on `classifier`'s backbone; a large `kernel_scale`
+    makes its probabilities extreme."""
+    model = AlbertTextClassifier(
         classifier.backbone,
         num_classes=2,
         preprocessor=classifier.preprocessor,
         activation="softmax",
     )
-    softmax.output_dense.kernel.assign(softmax.output_dense.kernel * 25.0)
+    model.output_dense.kernel.assign(model.output_dense.kernel * kernel_scale)
+    return model
+
+
+def test_ids_build_of_a_softmax_classifier_at_a_shorter_length(classifier):
+    softmax = _softmax_head(classifier, 25.0)
     model = tflite.TFLiteClassifier(
         tflite.convert(softmax, input_kind="ids", sequence_length=8)
     )
@@ -220,13 +227,7 @@ def test_verify_reads_texts_at_the_builds_length(classifier):
 def test_reference_logits_of_a_saturated_softmax_head_stay_finite(classifier):
     from albert_tf.tflite import verification
 
-    saturated = AlbertTextClassifier(
-        classifier.backbone,
-        num_classes=2,
-        preprocessor=classifier.preprocessor,
-        activation="softmax",
-    )
-    saturated.output_dense.kernel.assign(saturated.output_dense.kernel * 1e4)
+    saturated = _softmax_head(classifier, 1e4)
     texts = list(TINY_CORPUS)
     assert (saturated.predict(texts, verbose=0) == 0).any()  # Underflowed.
     logits = verification.keras_logits(saturated, texts)

@@ -456,6 +456,17 @@ def _signature_name(body):
     return name
 
 
+def _only_input(specs, values, what):
+    """`{name: values}` for a signature's only input, as TF Serving maps
+    values that name no input."""
+    if len(specs) != 1:
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            f"{what} naming each input for a signature with several inputs.",
+        )
+    return {next(iter(specs)): values}
+
+
 def _predict(model, spec, body):
     request = predict_pb2.PredictRequest()
     request.model_spec.CopyFrom(spec)
@@ -482,23 +493,11 @@ def _predict(model, spec, body):
                     )
             inputs = {k: [row[k] for row in rows] for k in rows[0]}
         else:
-            if len(specs) != 1:
-                raise RequestError(
-                    "INVALID_ARGUMENT",
-                    "Instances must be objects naming each input for a "
-                    "signature with several inputs.",
-                )
-            inputs = {next(iter(specs)): rows}
+            inputs = _only_input(specs, rows, "Instances must be objects")
     elif "inputs" in body:
         inputs = body["inputs"]
-        if not isinstance(inputs, dict):  # The signature's only input, unnamed.
-            if len(specs) != 1:
-                raise RequestError(
-                    "INVALID_ARGUMENT",
-                    '"inputs" must be an object naming each input for a '
-                    "signature with several inputs.",
-                )
-            inputs = {next(iter(specs)): inputs}
+        if not isinstance(inputs, dict):
+            inputs = _only_input(specs, inputs, '"inputs" must be an object')
     else:
         raise RequestError("INVALID_ARGUMENT", 'Body needs "instances" or "inputs".')
     servable.check_input_names(request.model_spec.signature_name, inputs)
