@@ -364,6 +364,29 @@ def test_client_refuses_texts_that_are_not_strings():
                 client.classify(["fine", bad])
 
 
+def _ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_serves_grpc_and_rest_on_an_ipv6_address(export_base, expected):
+    from albert_tf.serving.rest import RestClient
+
+    with DevServer("albert", export_base, host="[::1]", port=0, rest_port=0) as server:
+        with ServingClient(f"[::1]:{server.port}", "albert") as client:
+            logits = client.predict(TEXTS)[sig.LOGITS]
+        np.testing.assert_allclose(logits, expected["single"], atol=1e-5, rtol=0)
+        rest = RestClient(f"http://[::1]:{server.rest_port}", "albert")
+        np.testing.assert_allclose(
+            rest.predict(TEXTS)[sig.LOGITS], expected["single"], atol=1e-5, rtol=0
+        )
+
+
 def test_a_server_that_fails_to_start_leaves_no_threads(tmp_path):
     before = set(threading.enumerate())
     server = DevServer(

@@ -162,6 +162,7 @@ def _serve(args):
     from albert_tf.serving import signatures as sig
     from albert_tf.serving.batcher import BatchingParameters
     from albert_tf.serving.dev_server import DevServer
+    from albert_tf.serving.dev_server import host_port
 
     batching = BatchingParameters()
     parameters_file = args.batching_parameters_file
@@ -187,7 +188,7 @@ def _serve(args):
     )
     server.start()
     print(
-        f"Serving '{args.model_name}' on {args.host}:{server.port}"
+        f"Serving '{args.model_name}' on {host_port(server.host, server.port)}"
         + (f" (REST :{server.rest_port})" if server.rest_port else "")
         + ". Development server: use tensorflow/serving in production.",
         flush=True,

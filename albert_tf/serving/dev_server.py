@@ -304,6 +304,12 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
     )
 
 
+def host_port(host, port):
+    """`host:port`, with an IPv6 address in brackets (`[::1]:8500`), as gRPC
+    and URLs take it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class DevServer:
     """The gRPC (and optional REST) front of a `ModelServer`.
 
@@ -343,7 +349,7 @@ class DevServer:
         self.model = ModelServer(
             model_name, base_path, batching, enable_batching, poll_seconds
         )
-        self.host = host
+        self.host = host.strip("[]")  # `[::1]`, as URLs write IPv6 addresses.
         self._requested_port = port
         self._rest_port = rest_port
         self._max_message_bytes = max_message_bytes
@@ -365,10 +371,9 @@ class DevServer:
             self.stop(grace=0)
             raise
         logger.info(
-            "Serving '%s' on %s:%d (gRPC)%s",
+            "Serving '%s' on %s (gRPC)%s",
             self.model.model_name,
-            self.host,
-            self.port,
+            host_port(self.host, self.port),
             f" and :{self.rest_port} (REST)" if self._rest else "",
         )
         return self
@@ -386,7 +391,9 @@ class DevServer:
                     probe.bind(address)
             except OSError as e:
                 raise OSError(
-                    e.errno, f"Cannot serve {kind} on {self.host}:{port}: {e.strerror}"
+                    e.errno,
+                    f"Cannot serve {kind} on {host_port(self.host, port)}: "
+                    f"{e.strerror}",
                 ) from None
 
     def _listen(self):
@@ -404,7 +411,7 @@ class DevServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             _ModelService(self.model), self._grpc
         )
-        address = f"{self.host}:{self._requested_port}"
+        address = host_port(self.host, self._requested_port)
         try:
             self.port = self._grpc.add_insecure_port(address)
         except RuntimeError:  # Newer grpcio raises where older returned 0.
@@ -429,7 +436,8 @@ class DevServer:
             except OSError as e:
                 raise type(e)(
                     e.errno,
-                    f"Cannot serve REST on {self.host}:{self._rest_port}: {e.strerror}",
+                    f"Cannot serve REST on {host_port(self.host, self._rest_port)}: "
+                    f"{e.strerror}",
                 ) from None
             self.rest_port = self._rest.start()
 

@@ -11,6 +11,7 @@ import http.server
 import json
 import logging
 import re
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -177,8 +178,12 @@ class _CountingHTTPServer(http.server.ThreadingHTTPServer):
     """Counts requests in flight, so a stop can wait for them: handler
     threads are daemons, which the process would kill mid-reply."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, address, handler):
+        # IPv6 hosts need an IPv6 socket; TCPServer makes an IPv4 one.
+        self.address_family = socket.getaddrinfo(
+            address[0], address[1], type=socket.SOCK_STREAM
+        )[0][0]
+        super().__init__(address, handler)
         self._active = 0
         self._idle = threading.Condition()
 
