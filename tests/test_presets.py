@@ -311,6 +311,7 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
         data = self._lookup()
         if data is None:
             self.send_response(404)
+            self.send_header("X-Repo-Commit", self.commit)  # As the Hub sends.
             self.send_header("X-Error-Code", "EntryNotFound")
             self.send_header("X-Error-Message", "Entry not found")
             self.send_header("Content-Length", "0")
@@ -405,6 +406,20 @@ def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
     assert unreachable.returncode == 0, unreachable.stderr[-2000:]
     assert "Retrying" not in unreachable.stderr
     assert checksum == [x for x in unreachable.stdout.splitlines() if "sha256" in x]
+    # A cache that never looked for a file (filled by another library) cannot
+    # tell a missing head from a missing download: it says so.
+    cached = tmp_path / "hf_home" / "hub" / "models--someone--tiny-albert"
+    markers = list((cached / ".no_exist").rglob("task.json"))
+    assert markers  # The Hub answered "no such file": cached as missing.
+    for marker in markers:
+        marker.unlink()
+    partial = _run_cli(
+        ["convert", "hf://someone/tiny-albert", str(tmp_path / "d")],
+        dict(env, HF_HUB_OFFLINE="1", HF_ENDPOINT=endpoint),
+    )
+    assert partial.returncode == 1
+    assert "only partly in the Hugging Face cache" in partial.stderr
+    assert "task.json was never looked for" in partial.stderr
 
     classifier = load_classifier(str(tmp_path / "a"))
     assert classifier.label_names == ["bad", "good"]

@@ -110,6 +110,7 @@ def _newest_cached_version(cache_folder, kaggle_handle):
 def _hf_download(handle):
     try:
         import huggingface_hub
+        from huggingface_hub.file_download import _CACHED_NO_EXIST
         from huggingface_hub.utils import EntryNotFoundError
         from huggingface_hub.utils import LocalEntryNotFoundError
     except ImportError:
@@ -156,12 +157,32 @@ def _hf_download(handle):
         ) from None
     except Exception as e:  # Network, auth, missing repo.
         raise download_error(e) from None
+
+    def require_absent(filename, error):
+        """Passes if the repo lacks `filename`; raises when that is unknown
+        (not fetched: a network error, or a cache holding part of the repo),
+        since taking a fine-tuned head for "none" would load a backbone."""
+        if huggingface_hub.try_to_load_from_cache(repo_id, filename) is (
+            _CACHED_NO_EXIST
+        ):
+            return  # Cached as missing when it was last looked for.
+        if reachable:
+            raise download_error(error) from None
+        raise ValueError(
+            f"'{handle}' is only partly in the Hugging Face cache {cache}: "
+            f"{filename} was never looked for there, and {endpoint} cannot be "
+            "reached. Load it once online (or with all its files), or pass a "
+            "local directory."
+        ) from None
+
     for filename in HF_REPO_FILES:
         if filename in found:
             continue
         try:
             found[filename] = download(filename)
-        except EntryNotFoundError:  # Also offline: a file this repo lacks.
+        except LocalEntryNotFoundError as e:  # Not fetched, not cached.
+            require_absent(filename, e)
+        except EntryNotFoundError:  # The repo lacks it (a 404).
             continue
         except Exception as e:
             raise download_error(e) from None
@@ -179,6 +200,8 @@ def _hf_download(handle):
         # Older repos hold only the pickle; loading it needs torch.
         try:
             download("pytorch_model.bin")
+        except LocalEntryNotFoundError as e:
+            require_absent("pytorch_model.bin", e)
         except EntryNotFoundError:
             pass
     # hf_hub_download puts every file of one revision in one snapshot folder.
@@ -191,7 +214,8 @@ def _hub_reachable(huggingface_hub, repo_id):
 
     try:
         huggingface_hub.HfApi().model_info(repo_id, timeout=10)
-    except (requests.ConnectionError, requests.Timeout):
+    # Builtin ConnectionError: huggingface_hub's OfflineModeIsEnabled.
+    except (requests.ConnectionError, requests.Timeout, ConnectionError):
         return False
     except Exception:  # Reachable, but e.g. no such repo: downloads say so.
         pass
