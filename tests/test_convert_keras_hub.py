@@ -125,8 +125,11 @@ def test_wrong_class_and_missing_weights(tmp_path, tiny_proto):
 def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
     from albert_tf import cli
 
+    # A cased model trained on single texts: settings keras-hub cannot hold.
     preprocessor = AlbertTextClassifierPreprocessor(
-        AlbertTokenizer(proto=tiny_proto), sequence_length=12
+        AlbertTokenizer(proto=tiny_proto, lowercase=False, strip_accents=False),
+        sequence_length=12,
+        text_pairs=False,
     )
     ours = AlbertTextClassifier(
         AlbertBackbone(**tiny_backbone_kwargs()),
@@ -152,7 +155,15 @@ def test_convert_cli_writes_presets_keras_hub_loads(tmp_path, tiny_proto):
     # And the keras-hub-format directory still loads into albert_tf.
     again = AlbertTextClassifier.from_preset(out)
     np.testing.assert_allclose(again(inputs), ours(inputs), atol=TOLERANCE, rtol=0)
-    assert again.label_names == ["bad", "good"]  # Kept in metadata.json.
+    # Kept in metadata.json, with the tokenizer's switches and `text_pairs`.
+    assert again.label_names == ["bad", "good"]
+    tokenizer = again.preprocessor.tokenizer
+    assert (tokenizer.lowercase, tokenizer.strip_accents) == (False, False)
+    assert again.preprocessor.text_pairs is False
+    cased = ["The Quick Brown Fox JUMPED.", "Café"]
+    np.testing.assert_allclose(
+        again.predict_on_batch(cased), ours.predict_on_batch(cased), atol=TOLERANCE
+    )
     gc.collect()  # Surface keras-hub's leaked file here, where it is ignored.
 
 

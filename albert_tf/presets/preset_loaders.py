@@ -124,13 +124,28 @@ class KerasPresetLoader(PresetLoader):
         specs = convert_keras_hub.backbone_weight_specs(backbone)
         self._assign_h5(specs, MODEL_WEIGHTS_FILE)
 
+    def _metadata(self):
+        """`metadata.json`, which also keeps what keras-hub configs cannot
+        hold for presets albert_tf wrote in keras-hub's format."""
+        path = self.path(METADATA_FILE)
+        return read_json(path) if os.path.isfile(path) else {}
+
+    def _config_of(self, filename, keys):
+        saved = {}
+        if os.path.isfile(self.path(filename)):
+            saved = read_json(self.path(filename)).get("config", {})
+        metadata = self._metadata()
+        return {
+            k: saved[k] if k in saved else metadata[k]
+            for k in keys
+            if k in saved or k in metadata
+        }
+
     def tokenizer_config(self):
-        config = {}
-        if os.path.isfile(self.path(TOKENIZER_CONFIG_FILE)):
-            saved = read_json(self.path(TOKENIZER_CONFIG_FILE)).get("config", {})
-            # keras-hub configs lack `lowercase`/`strip_accents`: our defaults
-            # (original ALBERT preprocessing) apply, right for its uncased vocab.
-            config = {k: saved[k] for k in TOKENIZER_KEYS if k in saved}
+        # keras-hub's own presets lack `lowercase`/`strip_accents`: our
+        # defaults (original ALBERT preprocessing) apply, right for its
+        # uncased vocabulary.
+        config = self._config_of(TOKENIZER_CONFIG_FILE, TOKENIZER_KEYS)
         vocab = self.path(TOKENIZER_ASSET_DIR, VOCAB_FILE)
         if not os.path.isfile(vocab):
             raise FileNotFoundError(f"Preset vocabulary not found: '{vocab}'.")
@@ -140,8 +155,7 @@ class KerasPresetLoader(PresetLoader):
     def preprocessor_config(self):
         if not os.path.isfile(self.path(PREPROCESSOR_CONFIG_FILE)):
             return super().preprocessor_config()
-        saved = read_json(self.path(PREPROCESSOR_CONFIG_FILE)).get("config", {})
-        return {k: saved[k] for k in PREPROCESSOR_KEYS if k in saved}
+        return self._config_of(PREPROCESSOR_CONFIG_FILE, PREPROCESSOR_KEYS)
 
     def task_config(self):
         if not os.path.isfile(self.path(TASK_CONFIG_FILE)):
@@ -149,15 +163,7 @@ class KerasPresetLoader(PresetLoader):
         task = read_json(self.path(TASK_CONFIG_FILE))
         if task.get("class_name") != "AlbertTextClassifier":
             return None
-        saved = task.get("config", {})
-        config = {k: saved[k] for k in TASK_KEYS if k in saved}
-        metadata = self.path(METADATA_FILE)
-        if "label_names" not in config and os.path.isfile(metadata):
-            # Presets written for keras-hub keep them here (`--format keras_hub`).
-            label_names = read_json(metadata).get("label_names")
-            if label_names:
-                config["label_names"] = label_names
-        return config
+        return self._config_of(TASK_CONFIG_FILE, TASK_KEYS)
 
     def load_task_weights(self, task):
         self._assign_h5(convert_keras_hub.head_weight_specs(task), TASK_WEIGHTS_FILE)

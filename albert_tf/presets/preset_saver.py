@@ -82,17 +82,28 @@ def convert_configs_to_keras_hub(preset_dir):
 
     The weight files already use keras-hub's layout; after this,
     `keras_hub.models.AlbertTextClassifier.from_preset(preset_dir)` (or
-    `AlbertBackbone`, ...) loads the directory. keras-hub's classifier takes
-    no `label_names`, so they move to `metadata.json`, where albert_tf's
+    `AlbertBackbone`, ...) loads the directory. Settings keras-hub's classes
+    do not take (`label_names`, the tokenizer's text switches, the
+    preprocessor's `text_pairs`) move to `metadata.json`, where albert_tf's
     loader finds them.
     """
-    task_path = os.path.join(preset_dir, files.TASK_CONFIG_FILE)
-    if os.path.isfile(task_path):
-        label_names = files.read_json(task_path).get("config", {}).get("label_names")
-        metadata_path = os.path.join(preset_dir, files.METADATA_FILE)
-        if label_names and os.path.isfile(metadata_path):
-            metadata = files.read_json(metadata_path)
-            _write_json(metadata_path, {**metadata, "label_names": label_names})
+    kept = {}
+    for name, key in (
+        (files.TASK_CONFIG_FILE, "label_names"),
+        (files.TOKENIZER_CONFIG_FILE, "lowercase"),
+        (files.TOKENIZER_CONFIG_FILE, "strip_accents"),
+        (files.TOKENIZER_CONFIG_FILE, "fast"),
+        (files.PREPROCESSOR_CONFIG_FILE, "text_pairs"),
+    ):
+        path = os.path.join(preset_dir, name)
+        if os.path.isfile(path):
+            value = files.read_json(path).get("config", {}).get(key)
+            if value is not None:
+                kept[key] = value
+    metadata_path = os.path.join(preset_dir, files.METADATA_FILE)
+    if kept and os.path.isfile(metadata_path):
+        metadata = files.read_json(metadata_path)
+        _write_json(metadata_path, {**metadata, **kept})
     for name in (
         files.CONFIG_FILE,
         files.TOKENIZER_CONFIG_FILE,
