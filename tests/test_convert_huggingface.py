@@ -273,6 +273,10 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(
 ):
     _write_checkpoint(tmp_path, tiny_proto)
     (tmp_path / "spiece.model").unlink()  # As fine-tuned repos often are.
+    # A cased fine-tune: its tokenizer_config.json still applies.
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config.update(do_lower_case=False, keep_accents=True)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(FileNotFoundError, match="Copy the base model's spiece.model"):
         AlbertTextClassifier.from_preset(str(tmp_path))
     bare = AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
@@ -280,6 +284,7 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(
     # Or give the vocabulary (a training config's model.vocabulary does).
     tokenizer = AlbertTokenizer.from_preset(str(tmp_path), proto=tiny_proto)
     assert tokenizer.proto == tiny_proto
+    assert (tokenizer.lowercase, tokenizer.strip_accents) == (False, False)
     from albert_tf import cli
 
     elsewhere = tmp_path_factory.mktemp("convert")
@@ -290,6 +295,7 @@ def test_a_checkpoint_without_its_vocabulary_says_what_to_do(
     assert cli.main(args) == 0
     complete = AlbertTextClassifier.from_preset(str(out))
     assert complete.preprocessor.tokenizer.proto == tiny_proto
+    assert complete.preprocessor.tokenizer.lowercase is False
     np.testing.assert_array_equal(
         complete.backbone.token_embedding.embeddings.numpy(),
         bare.backbone.token_embedding.embeddings.numpy(),

@@ -487,6 +487,10 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     assert "albert-tf convert: error:" in err and "albert_config.json" in err
     assert not (tmp_path / "bad").exists()
     assert sorted(os.listdir(tmp_path)) == ["out", "release"]
+    # Nor the folders made to hold it.
+    nested = tmp_path / "new" / "x" / "out"
+    assert cli.main(["convert", str(source), str(nested)]) == 1
+    assert sorted(os.listdir(tmp_path)) == ["out", "release"]
     # An existing non-empty output is never overwritten.
     assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "out")]) == 1
     assert "not empty" in capsys.readouterr().err

@@ -59,8 +59,12 @@ def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
             f"Output directory '{output_dir}' exists and is not empty."
         )
     # The temp folder first: an unwritable output fails before a long load.
+    parent = os.path.dirname(output_dir)
+    created = parent  # The outermost folder made here, removed on failure.
+    while not os.path.exists(os.path.dirname(created)):
+        created = os.path.dirname(created)
+    created = None if os.path.exists(created) else created
     try:
-        parent = os.path.dirname(output_dir)
         os.makedirs(parent, exist_ok=True)
         remove_dead_writers_folders(parent)  # Killed conversions' leftovers.
         tmp = owned_temp_folder(parent, "convert")
@@ -103,6 +107,8 @@ def convert(source, output_dir, output_format="albert_tf", vocabulary=None):
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
+            if created is not None:  # Failed: the folders made for it go too.
+                shutil.rmtree(created, ignore_errors=True)
     return model
 
 

@@ -89,12 +89,9 @@ def load_tokenizer(cls, preset, loader=None, **kwargs):
     target = _target_class(cls, "tokenizer")
     _check_kwargs(target, kwargs)
     loader = loader or _loader(preset)
-    try:
-        config = loader.tokenizer_config()
-    except FileNotFoundError:
-        if "proto" not in kwargs:
-            raise
-        config = {}  # The vocabulary given replaces the preset's missing one.
+    # A vocabulary given replaces the preset's (maybe missing) one; the
+    # preset's text switches still apply.
+    config = loader.tokenizer_config(vocabulary=kwargs.get("proto"))
     return target(**{**config, **kwargs})
 
 

@@ -80,8 +80,10 @@ class PresetLoader:
     def load_backbone_weights(self, backbone):
         raise NotImplementedError
 
-    def tokenizer_config(self):
-        """`AlbertTokenizer` arguments, `proto` (a path) included."""
+    def tokenizer_config(self, vocabulary=None):
+        """`AlbertTokenizer` arguments, `proto` included: `vocabulary` (a
+        SentencePiece model given in place of the preset's, which may then
+        be missing), else the preset's own."""
         raise NotImplementedError
 
     def preprocessor_config(self):
@@ -141,15 +143,15 @@ class KerasPresetLoader(PresetLoader):
             if k in saved or k in metadata
         }
 
-    def tokenizer_config(self):
+    def tokenizer_config(self, vocabulary=None):
         # keras-hub's own presets lack `lowercase`/`strip_accents`: our
         # defaults (original ALBERT preprocessing) apply, right for its
         # uncased vocabulary.
         config = self._config_of(TOKENIZER_CONFIG_FILE, TOKENIZER_KEYS)
         vocab = self.path(TOKENIZER_ASSET_DIR, VOCAB_FILE)
-        if not os.path.isfile(vocab):
+        if vocabulary is None and not os.path.isfile(vocab):
             raise FileNotFoundError(f"Preset vocabulary not found: '{vocab}'.")
-        config["proto"] = vocab
+        config["proto"] = vocabulary or vocab
         return config
 
     def preprocessor_config(self):
@@ -216,9 +218,9 @@ class HuggingFaceLoader(PresetLoader):
             ],
         )
 
-    def tokenizer_config(self):
+    def tokenizer_config(self, vocabulary=None):
         vocab = self.path(convert_huggingface.VOCAB_FILE)
-        if not os.path.isfile(vocab):
+        if vocabulary is None and not os.path.isfile(vocab):
             # Fine-tuned repos often save the weights without the tokenizer.
             raise FileNotFoundError(
                 f"Preset vocabulary not found: '{vocab}'. Copy the base model's "
@@ -233,7 +235,7 @@ class HuggingFaceLoader(PresetLoader):
             config = convert_huggingface.convert_tokenizer_config(
                 read_json(tokenizer_config)
             )
-        config["proto"] = vocab
+        config["proto"] = vocabulary or vocab
         return config
 
     def task_config(self):
@@ -292,8 +294,10 @@ class GoogleTF1Loader(PresetLoader):
             ],
         )
 
-    def tokenizer_config(self):
-        return {"proto": convert_google_tf1.find_vocabulary(self.directory)}
+    def tokenizer_config(self, vocabulary=None):
+        return {
+            "proto": vocabulary or convert_google_tf1.find_vocabulary(self.directory)
+        }
 
     def task_config(self):
         _, read, names = self._read()
