@@ -509,6 +509,18 @@ def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     )
 
 
+def test_a_backbone_saved_over_a_classifier_preset_takes_its_head_away(
+    tmp_path, tiny_proto, caplog
+):
+    classifier = _tiny_classifier(tiny_proto)
+    classifier.save_to_preset(str(tmp_path))
+    AlbertBackbone(**tiny_backbone_kwargs()).save_to_preset(str(tmp_path))
+    assert "Removed the classifier head" in caplog.text
+    # A head trained on the old backbone must not load onto the new one.
+    with pytest.raises(ValueError, match="num_classes"):
+        AlbertTextClassifier.from_preset(str(tmp_path))
+
+
 def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     classifier = _tiny_classifier(tiny_proto)
     classifier.preprocessor.text_pairs = False  # As `train` records it.

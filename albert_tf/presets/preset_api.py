@@ -259,9 +259,11 @@ class BackbonePresetMixin:
         return load_backbone(cls, preset, load_weights=load_weights, **kwargs)
 
     def save_to_preset(self, preset_dir):
-        """Writes `config.json`, `metadata.json` and `model.weights.h5`."""
+        """Writes `config.json`, `metadata.json` and `model.weights.h5`; a
+        classifier head already in `preset_dir` (of another backbone) goes."""
         from albert_tf.presets import preset_saver
 
+        preset_saver.remove_task(preset_dir)
         preset_saver.save_backbone(self, preset_dir)
 
 

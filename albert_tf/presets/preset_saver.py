@@ -8,6 +8,7 @@ and renamed, so a reader never sees half a file.
 
 import datetime
 import json
+import logging
 import os
 
 import keras
@@ -15,6 +16,8 @@ import keras
 from albert_tf.atomic_file import atomic_path
 from albert_tf.presets import convert_keras_hub
 from albert_tf.presets import preset_loaders as files
+
+logger = logging.getLogger(__name__)
 
 
 def _write_json(path, obj):
@@ -114,6 +117,24 @@ def convert_configs_to_keras_hub(preset_dir):
         if os.path.isfile(path):
             config = files.read_json(path)
             _write_json(path, convert_keras_hub.to_keras_hub_config(config))
+
+
+def remove_task(preset_dir):
+    """Deletes a preset's head files: a head trained on another backbone
+    would load onto a new one without a word."""
+    removed = []
+    for name in (files.TASK_CONFIG_FILE, files.TASK_WEIGHTS_FILE):
+        path = os.path.join(preset_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+            removed.append(name)
+    if removed:
+        logger.warning(
+            "Removed the classifier head of the preset in %s (%s): it belongs "
+            "to the backbone saved over. Save the classifier to keep one.",
+            preset_dir,
+            ", ".join(removed),
+        )
 
 
 def save_task(task, preset_dir):
