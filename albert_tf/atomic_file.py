@@ -137,6 +137,10 @@ def ensure_writable(path):
 def _temp_file_beside(path):
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot write '{path}': it is a directory.")
+    if str(path).endswith(("/", os.sep)):  # abspath would drop the slash.
+        raise IsADirectoryError(
+            f"Cannot write '{path}': it names a folder; give a file name in it"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)

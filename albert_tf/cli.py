@@ -8,6 +8,8 @@ functions.
 import argparse
 import importlib
 import logging
+import os
+import re
 import sys
 
 # Modules that register sub-commands, in the order `--help` lists them.
@@ -102,11 +104,29 @@ def main(argv=None):
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("albert_tf").setLevel(logging.INFO)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    command = "albert-tf"
+    try:
+        # Ctrl-C while TensorFlow loads (seconds) is an interrupt like any.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command = f"albert-tf {args.command}"
+        return _run(args)
+    except KeyboardInterrupt as e:
+        # `TrainingTerminated` (SIGTERM) is one too, with its own status.
+        what = getattr(e, "what", "interrupted")
+        print(f"{command}: {what}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
+    except BrokenPipeError:
+        # `| head` closed stdout: what was wanted was printed. Python would
+        # report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args):
     import tensorflow as tf
 
     from albert_tf.native_logs import say_onednn_int_notice_quietly
@@ -115,18 +135,24 @@ def main(argv=None):
         say_onednn_int_notice_quietly()
     try:
         return args.func(args) or 0
+    except BrokenPipeError:
+        raise
     except (ValueError, TypeError, OSError) as e:
         # Bad input, or a path or port that cannot be used: one clear line.
         print(f"albert-tf {args.command}: error: {e}", file=sys.stderr)
         return 1
     except tf.errors.OpError as e:  # E.g. a full disk while TF writes a file.
-        print(f"albert-tf {args.command}: error: {e.message}", file=sys.stderr)
+        print(
+            f"albert-tf {args.command}: error: {op_error_message(e)}", file=sys.stderr
+        )
         return 1
-    except KeyboardInterrupt as e:
-        # `TrainingTerminated` (SIGTERM) is one too, with its own status.
-        what = getattr(e, "what", "interrupted")
-        print(f"albert-tf {args.command}: {what}", file=sys.stderr)
-        return getattr(e, "exit_status", 130)
+
+
+def op_error_message(error):
+    """A TensorFlow op's error without the graph node it names first
+    (`{{function_node __wrapped__SaveV2...}}`), which means nothing to users."""
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", error.message)
+    return re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", message).strip()
 
 
 if __name__ == "__main__":

@@ -125,3 +125,12 @@ def test_another_users_writer_counts_as_alive(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "kill", not_permitted)
     remove_dead_writers_folders(tmp_path)
     assert os.path.isdir(dead)
+
+
+def test_a_path_naming_a_folder_is_refused_before_the_work(tmp_path):
+    from albert_tf.atomic_file import ensure_writable
+
+    # Not yet a folder, but meant as one: refused now, not after the work.
+    with pytest.raises(IsADirectoryError, match="names a folder; give a file name"):
+        ensure_writable(str(tmp_path / "newdir") + "/")
+    assert not (tmp_path / "newdir").exists()

@@ -264,3 +264,49 @@ def test_a_log_level_set_by_the_user_is_kept():
 )
 def test_numbers_at_the_edge_of_their_range_are_accepted(parse, text, value):
     assert parse(text) == value
+
+
+def test_tensorflow_op_errors_lose_their_graph_node_names():
+    import tensorflow as tf
+
+    from albert_tf.cli import op_error_message
+
+    error = tf.errors.ResourceExhaustedError(
+        None,
+        None,
+        "{{function_node __wrapped__SaveV2_dtypes_28_device_/job:localhost/replica:0"
+        "/task:0/device:CPU:0}} out/variables.data; No space left on device "
+        "[Op:SaveV2]",
+    )
+    assert op_error_message(error) == "out/variables.data; No space left on device"
+
+
+def test_ctrl_c_while_commands_load_is_an_interrupt(monkeypatch, capsys):
+    from albert_tf import cli
+
+    def interrupted():  # Ctrl-C while the command modules import TensorFlow.
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        status = cli.main(["train", "--config", "x.yaml"])
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C while commands load escaped main() (a traceback)")
+    assert status == 130
+    assert capsys.readouterr().err == "albert-tf: interrupted\n"
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    # `albert-tf ... | head` where head has exited before the output comes.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "albert_tf.cli", "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr

@@ -234,6 +234,22 @@ def test_errors_in_a_part_of_an_override_name_the_override(tmp_path):
         assert f": config key '{part}'" in str(info.value)
 
 
+def test_set_values_that_are_empty_or_not_yaml_are_named(tmp_path):
+    # An empty shell variable would otherwise unset the key (a full epoch
+    # instead of a few steps).
+    with pytest.raises(ValueError, match=r"--set training.steps: empty value"):
+        parse_overrides(["training.steps="])
+    with pytest.raises(
+        ValueError, match=r"--set data.label_names: '\[a' is not a YAML"
+    ):
+        parse_overrides(["data.label_names=[a"])
+    assert parse_overrides(["training.steps=null"]) == {"training.steps": None}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n\tpreset: x\n")  # A tab.
+    with pytest.raises(ValueError, match=r"bad.yaml:line 2: invalid YAML: found"):
+        load_config(bad)
+
+
 def test_early_stopping_needs_evaluations_during_training(tmp_path):
     overrides = {"data.dev": "dev.tsv", "training.early_stopping_patience": 3}
     with pytest.raises(ValueError, match="so it needs 'training.eval_every_steps'"):

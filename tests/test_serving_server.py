@@ -394,6 +394,12 @@ def test_a_server_that_fails_to_start_leaves_no_threads(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="No loadable version"):
         server.start()
+    # A version folder, as `export` prints it, names the folder to pass.
+    version = tmp_path / "albert" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"is a version folder; pass .*albert'"):
+        DevServer("albert", version, port=0).start()
     time.sleep(0.3)  # A poller left running would have polled by now.
     assert set(threading.enumerate()) - before == set()
 

@@ -10,6 +10,7 @@ development and tests only: production uses the official
 
 import errno
 import logging
+import os
 import socket
 from concurrent import futures
 
@@ -73,10 +74,7 @@ class ModelServer:
                         f"version {v}: {e}" for v, e in sorted(failures.items())
                     )
                 )
-            raise FileNotFoundError(
-                f"No loadable version under '{self.manager.base_path}' (expected "
-                "integer folders with saved_model.pb, e.g. from `albert-tf export`)."
-            )
+            raise FileNotFoundError(_no_versions_message(self.manager.base_path))
 
     def stop(self):
         self.manager.stop()
@@ -301,6 +299,27 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         "albert-tf serve serves the one model of --model-base-path and takes no "
         "config reloads: restart it with other flags, or use "
         "tensorflow_model_server with --model_config_file"
+    )
+
+
+def _no_versions_message(base):
+    """Why `base` holds no version to serve, and what to pass instead."""
+    base = os.fspath(base)
+    if not os.path.exists(base):
+        return f"Model base path '{base}' does not exist."
+    if os.path.isfile(base):
+        return (
+            f"Model base path '{base}' is a file; pass the folder `albert-tf "
+            "export` wrote (for a .keras model: export it first)."
+        )
+    if os.path.isfile(os.path.join(base, "saved_model.pb")):
+        return (
+            f"'{base}' is a version folder; pass the folder that holds the "
+            f"versions, '{os.path.dirname(os.path.abspath(base))}'."
+        )
+    return (
+        f"No loadable version under '{base}' (expected integer folders with "
+        "saved_model.pb, e.g. from `albert-tf export`)."
     )
 
 

@@ -486,7 +486,19 @@ def parse_overrides(items):
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(text) if text else None
+        if not text.strip():  # An empty shell variable, most likely.
+            raise ValueError(
+                f"--set {key.strip()}: empty value (use {key.strip()}=null to unset)"
+            )
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ValueError(
+                f"--set {key.strip()}: {text!r} is not a YAML value ({problem}); "
+                "quote text that holds YAML syntax, e.g. "
+                f"--set '{key.strip()}=\"{text}\"'"
+            ) from None
     return overrides
 
 
@@ -569,7 +581,14 @@ def load_config(path=None, overrides=None, data=None):
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"{path}: invalid YAML: {e}") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:line {mark.line + 1}" if mark else str(path)
+            problem = getattr(e, "problem", None) or str(e)
+            context = getattr(e, "context", None)
+            raise ValueError(
+                f"{where}: invalid YAML: {problem}"
+                + (f" ({context})" if context else "")
+            ) from None
         base_dir = os.path.dirname(os.path.abspath(path))
     if data is None:
         data = {}

@@ -334,6 +334,8 @@ def read_labelled_text(
         BadRowError: a bad row (file and line named) when `skip_bad_rows` is
             false; the first bad rows are logged and counted otherwise.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"data file '{path}' is a folder; pass a file in it")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: '{path}'")
     fmt = detect_format(path, data_config.format, format_option)
