@@ -114,9 +114,9 @@ def test_files_as_other_tools_write_them(tmp_path):
     vocab = data_files.LabelVocabulary(["negative", "positive"])
 
     def read(name, content, config=None):
-        path = tmp_path / name
+        path = tmp_path / name  # A pathlib.Path, as from Python code.
         path.write_bytes(content.encode())
-        return data_files.read_labelled_text(str(path), config or DataConfig(), vocab)
+        return data_files.read_labelled_text(path, config or DataConfig(), vocab)
 
     # PowerShell Export-Csv, pandas QUOTE_ALL with utf-8-sig: a BOM, then a
     # quoted header; the BOM used to hide the quotes from the csv module.

@@ -78,7 +78,8 @@ def numbered_lines(source, blank=False):
     """Yields (line number, text, error) for each line of UTF-8 text: a
     file's path, or bytes already read (a pipe). A line that is not UTF-8
     gives an error, not a crash; blank lines are left out unless `blank`."""
-    with open(source, "rb") if isinstance(source, str) else io.BytesIO(source) as f:
+    pipe = isinstance(source, (bytes, bytearray))
+    with io.BytesIO(source) if pipe else open(source, "rb") as f:
         for number, raw in enumerate(_raw_lines(f), start=1):
             try:
                 text = raw.decode("utf-8")
