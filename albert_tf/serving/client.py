@@ -255,12 +255,12 @@ class ServingClient:
         for batch, batch_pairs in self._batches(texts, pairs):
             request = classification_pb2.ClassificationRequest()
             self._model_spec(request.model_spec, sig.CLASSIFY, version)
-            for i, text in enumerate(_as_bytes(batch)):
+            for i, text in enumerate(batch):  # UTF-8 bytes: see `_batches`.
                 feature = request.input.example_list.examples.add().features.feature
                 feature[sig.EXAMPLE_TEXT].bytes_list.value.append(text)
                 if batch_pairs is not None:
                     feature[sig.EXAMPLE_TEXT_PAIR].bytes_list.value.append(
-                        _as_bytes([batch_pairs[i]])[0]
+                        batch_pairs[i]
                     )
             response = self._call(self._predictions.Classify, request)
             for result in response.result.classifications:

@@ -312,7 +312,7 @@ def _no_versions_message(base):
             f"Model base path '{base}' is a file; pass the folder `albert-tf "
             "export` wrote (for a .keras model: export it first)."
         )
-    if os.path.isfile(os.path.join(base, "saved_model.pb")):
+    if tf.saved_model.contains_saved_model(base):
         return (
             f"'{base}' is a version folder; pass the folder that holds the "
             f"versions, '{os.path.dirname(os.path.abspath(base))}'."

@@ -56,15 +56,13 @@ def warmup_records(model_name, texts, features, text_pairs=None):
             request = _predict_request(model_name, signature)
             for key, value in inputs.items():
                 request.inputs[key].CopyFrom(_tensor([value.encode()]))
-            logs.append(
-                _log(predict_log=prediction_log_pb2.PredictLog(request=request))
-            )
+            logs.append(_predict_log(request))
         request = _predict_request(model_name, sig.PREDICT_IDS)
         for key in (sig.TOKEN_IDS, sig.SEGMENT_IDS, sig.PADDING_MASK):
             request.inputs[key].CopyFrom(
                 tf.make_tensor_proto(np.asarray(features[key][i : i + 1], np.int32))
             )
-        logs.append(_log(predict_log=prediction_log_pb2.PredictLog(request=request)))
+        logs.append(_predict_log(request))
         request = classification_pb2.ClassificationRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = sig.CLASSIFY
@@ -76,7 +74,11 @@ def warmup_records(model_name, texts, features, text_pairs=None):
             example.features.feature[sig.EXAMPLE_TEXT_PAIR].bytes_list.value.append(
                 second.encode()
             )
-        logs.append(_log(classify_log=prediction_log_pb2.ClassifyLog(request=request)))
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                classify_log=prediction_log_pb2.ClassifyLog(request=request)
+            )
+        )
     return logs
 
 
@@ -87,8 +89,10 @@ def _predict_request(model_name, signature):
     return request
 
 
-def _log(**kind):
-    return prediction_log_pb2.PredictionLog(**kind)
+def _predict_log(request):
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
 
 
 def write_warmup_file(path, model_name, texts, features, text_pairs=None):
