@@ -569,6 +569,17 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="albert_tf"):
         assert Trainer(longer, tmp_path / "short").train()["steps"] == 4
     assert "length changed from 2 to 4 steps" in caplog.text
+    # Loss scaling (mixed_float16, on GPUs) may come and go with the hardware.
+    for steps, precision in ((6, "mixed_float16"), (8, False)):
+        mixed = load_config(
+            saved,
+            overrides={
+                "data.train": str(data),
+                "training.steps": steps,
+                "strategy.mixed_precision": precision,
+            },
+        )
+        assert Trainer(mixed, tmp_path / "short").train()["steps"] == steps
     data.write_text("\n".join(data.read_text().splitlines()[:-3]) + "\n")
     with pytest.raises(ValueError, match=r"data.train \(sha256 of its contents\)"):
         Trainer(short, tmp_path / "short").train()

@@ -41,8 +41,9 @@ class CheckpointManager:
         directory: str. The checkpoint folder.
         objects: dict of name -> what to save and restore (a model,
             optimizer, variable, list of variables).
-        optional: names in `objects` that checkpoints of older versions
-            lack; those resume without them, with a warning.
+        optional: names in `objects` that a checkpoint may lack (older
+            versions; the loss scale of another precision); those start
+            afresh, with a warning.
         keep: int. How many of the newest checkpoints to keep.
         is_chief: bool. Only the chief writes to `directory`; other
             multi-worker processes write to a temp folder (the save may need
@@ -170,8 +171,8 @@ class CheckpointManager:
             checkpoint = self.checkpoint
             if missing:
                 logger.warning(
-                    "%s has no %s (written by an older albert_tf): resuming "
-                    "without it.",
+                    "%s has no %s (an older albert_tf or another precision "
+                    "wrote it): starting it afresh.",
                     path,
                     ", ".join(missing),
                 )

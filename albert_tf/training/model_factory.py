@@ -30,6 +30,9 @@ def build_classifier(model_config, label_names, preprocessor=None, dtype=None):
     """An `AlbertTextClassifier` with its preprocessor and `label_names`.
 
     Call under `strategy.scope()` so that the variables are distributed.
+    Not compiled: the trainer brings its own optimizer, and a compiled one
+    would be checkpointed with the model (wrapped for loss scaling under
+    `mixed_float16`, so a run could not resume in another precision).
 
     Args:
         model_config: `albert_tf.training.config.ModelConfig`.
@@ -55,6 +58,7 @@ def build_classifier(model_config, label_names, preprocessor=None, dtype=None):
         preprocessor=preprocessor,
         dropout=model_config.dropout,
         label_names=list(label_names),
+        compile=False,
     )
 
 
@@ -80,6 +84,7 @@ def _from_preset(model_config, label_names, preprocessor, dtype):
             num_classes=len(label_names),
             label_names=list(label_names),
             dropout=model_config.dropout,
+            compile=False,
             **kwargs,
         )
     except FileNotFoundError as e:

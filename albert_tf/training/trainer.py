@@ -480,6 +480,15 @@ class Trainer:
 
         # --- Resume from the newest checkpoint, if any ---
         objects = {"model": model, "optimizer": optimizer, "step": step}
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # The loss scale apart from the optimizer, so that a run resumes
+            # with or without it (`mixed_precision: true` is float16 on a GPU,
+            # bfloat16 elsewhere).
+            objects["optimizer"] = optimizer.inner_optimizer
+            objects["loss_scale"] = tf.train.Checkpoint(
+                dynamic_scale=optimizer.dynamic_scale,
+                step_counter=optimizer.step_counter,
+            )
         # Dropout's random state is not among the model's checkpointed
         # weights; without it a resumed run draws other masks.
         random_states = _random_states(model)  # Empty without dropout.
@@ -795,7 +804,7 @@ class Trainer:
         manager = CheckpointManager(
             os.path.join(self.output_dir, "checkpoints"),
             objects,
-            optional=("dropout_rng",),
+            optional=("dropout_rng", "loss_scale"),
             keep=self.config.training.keep_checkpoints,
             is_chief=writer,
         )
