@@ -43,9 +43,10 @@ def plain(outputs):
     return {k: one(v) for k, v in outputs.items()}
 def feature(text):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+# The last example has no `text_pair`: one batch of pairs and a single text.
 examples = [tf.train.Example(features=tf.train.Features(feature={
-    "text": feature(a), "text_pair": feature(b),
-})).SerializeToString() for a, b in zip(texts, pairs, strict=True)]
+    "text": feature(a), **({"text_pair": feature(b)} if b else {}),
+})).SerializeToString() for a, b in zip(texts, [*pairs[:-1], None], strict=True)]
 model = tf.saved_model.load(path)
 s = model.signatures
 result = {"tf2": {
@@ -179,9 +180,12 @@ def test_fresh_process_and_tf1_loader_match_keras(classifier, export_base):
             )
             assert got[key][sig.CLASS_ID] == expected.argmax(-1).tolist()
             assert got[key][sig.LABEL] == [LABEL_NAMES[i] for i in expected.argmax(-1)]
-        # Every example has `text_pair`, so Classify scores the pairs.
+        # Each example as what it carries: pairs, and the last a single text.
         np.testing.assert_allclose(
-            got["classify"][sig.SCORES], softmax(pair), atol=1e-5, rtol=0
+            got["classify"][sig.SCORES],
+            softmax(np.concatenate([pair[:-1], single[-1:]])),
+            atol=1e-5,
+            rtol=0,
         )
         assert got["classify"][sig.CLASSES] == LABEL_NAMES * len(TEXTS)
     np.testing.assert_allclose(

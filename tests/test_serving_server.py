@@ -1157,12 +1157,15 @@ def test_rest_body_limit_methods_and_unknown_inputs(server):
     "path, code, message",
     [
         ("/labels/stable:predict", 400, "Unrecognized servable version label"),
-        (":regress", 400, "Regress is not supported"),
+        (":regress", 400, "Expected regression signature method_name to be"),
+        ("_other:regress", 404, "Servable not found"),
         ("/versions/99999999999999999999999:predict", 400, "Failed to convert"),
     ],
 )
-def test_rest_paths_tf_serving_refuses_with_400(server, path, code, message):
-    status, reply = rest_call(server, path, {"instances": ["a"]})
+def test_rest_paths_tf_serving_refuses(server, path, code, message):
+    status, reply = rest_call(
+        server, path, {"instances": ["a"], "examples": [{"text": "a"}]}
+    )
     assert status == code and message in reply["error"]
 
 
@@ -1469,8 +1472,9 @@ def test_new_version_swaps_in_without_failed_requests(server, export_base, tiny_
         np.testing.assert_allclose(
             client.predict(TEXTS[:2])[sig.LOGITS], expected_new, atol=1e-5
         )
-        states = {s["version"]: s["state"] for s in client.status()}
-    assert states == {1: "END", 2: "AVAILABLE"}
+        # Newest first, as TF Serving lists them.
+        states = [(s["version"], s["state"]) for s in client.status()]
+    assert states == [(2, "AVAILABLE"), (1, "END")]
     # A version's own status; the unloaded version no longer serves.
     target = f"127.0.0.1:{server.port}"
     with ServingClient(target, "albert", version=2) as client:

@@ -194,7 +194,8 @@ class ServingClient:
             texts: str or list of str.
             pairs: list of str, the second text of each pair, or `None`.
             version: int. The model version for this call (e.g. to compare a
-                canary with the current one); `None` uses the client's.
+                canary with the current one, on a server that loads both);
+                `None` uses the client's.
                 Lists longer than `batch_size` go in several requests, which
                 a version swap on the server can split between versions
                 unless one is pinned.

@@ -215,7 +215,8 @@ class ModelServer:
             states = {version: states[version]}
         response = get_model_status_pb2.GetModelStatusResponse()
         enum = get_model_status_pb2.ModelVersionStatus.State
-        for version, (state, code, error) in sorted(states.items()):
+        # Newest first, as TF Serving lists them.
+        for version, (state, code, error) in sorted(states.items(), reverse=True):
             status = response.model_version_status.add(
                 version=version, state=enum.Value(state)
             )

@@ -146,21 +146,29 @@ class _ServingFunctions:
             tf.sparse.reset_shape(pair, [tf.shape(text)[0], 1]), default_value=""
         )[:, 0]
         pairs = self.preprocessor.text_pairs
+        per_example = tf.math.bincount(
+            tf.cast(pair.indices[:, 0], tf.int32),
+            minlength=tf.shape(text)[0],
+            maxlength=tf.shape(text)[0],
+        )
         if pairs is None:
-            # Pairs if any example carries `text_pair` (missing ones count as "").
-            scores = tf.cond(
-                tf.size(pair.values) > 0,
-                lambda: self.predict_pair(
-                    text, self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR)
-                )[sig.PROBABILITIES],
-                lambda: self.predict(text)[sig.PROBABILITIES],
+            # Each example as what it carries: batches mix both, also across
+            # the requests that TF Serving's batching puts together.
+            rows = tf.range(tf.shape(text)[0])
+            single, paired = tf.dynamic_partition(
+                rows, tf.cast(per_example > 0, tf.int32), 2
+            )
+            pair_text = self._check_utf8(pair_text, sig.EXAMPLE_TEXT_PAIR)
+            scores = tf.dynamic_stitch(
+                [single, paired],
+                [
+                    self.predict(tf.gather(text, single))[sig.PROBABILITIES],
+                    self.predict_pair(
+                        tf.gather(text, paired), tf.gather(pair_text, paired)
+                    )[sig.PROBABILITIES],
+                ],
             )
         elif pairs:
-            per_example = tf.math.bincount(
-                tf.cast(pair.indices[:, 0], tf.int32),
-                minlength=tf.shape(text)[0],
-                maxlength=tf.shape(text)[0],
-            )
             check = tf.debugging.Assert(
                 tf.reduce_all(tf.equal(per_example, 1)),
                 [

@@ -23,6 +23,7 @@ from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import regression_pb2
 
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.client import error_code_name
@@ -262,12 +263,6 @@ class RestServer:
                             "INVALID_ARGUMENT", f"Failed to convert version: {version}"
                         )
                     spec.version.value = int(version)
-                if verb == ":regress":
-                    raise RequestError(
-                        "INVALID_ARGUMENT",
-                        "Regress is not supported: the model has no regression "
-                        "signature.",
-                    )
                 return spec, verb
 
             def _handle(self, method, run):
@@ -362,6 +357,8 @@ class RestServer:
                     body = self._body()
                     if verb == ":classify":
                         return _classify(model, spec, body)
+                    if verb == ":regress":
+                        return _regress(model, spec, body)
                     return _predict(model, spec, body)
 
                 self._handle("POST", run)
@@ -418,6 +415,26 @@ def _metadata(model, spec):
 
 
 def _classify(model, spec, body):
+    request = _examples_request(classification_pb2.ClassificationRequest(), spec, body)
+    response = model.classify(request)
+    return {
+        "results": [
+            [[c.label, c.score] for c in result.classes]
+            for result in response.result.classifications
+        ]
+    }
+
+
+def _regress(model, spec, body):
+    # Refused with TF Serving's message: a classifier has no regression
+    # signature (and an unknown model is NOT_FOUND first).
+    request = _examples_request(regression_pb2.RegressionRequest(), spec, body)
+    model.regress(request)
+    raise RequestError("INTERNAL", "unreachable: no regression signature")
+
+
+def _examples_request(request, spec, body):
+    """A Classify or Regress request of `body`'s examples (and context)."""
     examples = body.get("examples")
     if not isinstance(examples, list) or not all(isinstance(e, dict) for e in examples):
         raise RequestError(
@@ -426,7 +443,6 @@ def _classify(model, spec, body):
     context = body.get("context")
     if context is not None and not isinstance(context, dict):
         raise RequestError("INVALID_ARGUMENT", '"context" must be an object.')
-    request = classification_pb2.ClassificationRequest()
     request.model_spec.CopyFrom(spec)
     # As in TF Serving, no name means `serving_default`, which is not a
     # Classify signature: clients name `classify`.
@@ -438,13 +454,7 @@ def _classify(model, spec, body):
         _fill_features(listed.context.features, context)
     for example in examples:
         _fill_features(listed.examples.add().features, example)
-    response = model.classify(request)
-    return {
-        "results": [
-            [[c.label, c.score] for c in result.classes]
-            for result in response.result.classifications
-        ]
-    }
+    return request
 
 
 def _fill_features(features, values):
