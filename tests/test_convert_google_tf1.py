@@ -257,3 +257,45 @@ def test_an_activation_albert_never_used_is_refused(tmp_path, tiny_proto):
     )
     with pytest.raises(ValueError, match="relu"):
         AlbertBackbone.from_preset(str(tmp_path))
+
+
+def test_a_regression_head_loads_as_a_backbone(tmp_path, tiny_proto, caplog):
+    # run_classifier.py's STS-B head: output_weights [1, hidden].
+    write_release(tmp_path, tiny_proto, groups=1, num_classes=1)
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        with pytest.raises(ValueError, match="has no classification head"):
+            AlbertTextClassifier.from_preset(str(tmp_path), preprocessor=None)
+    assert "has a regression head" in caplog.text
+    fresh = AlbertTextClassifier.from_preset(
+        str(tmp_path), num_classes=2, preprocessor=None
+    )
+    np.testing.assert_array_equal(
+        fresh.backbone.token_embedding.embeddings.numpy(),
+        _word_embeddings(tmp_path / "model.ckpt-1000"),
+    )
+
+
+def test_a_tf_hub_module_loads_once_given_its_albert_config(tmp_path, tiny_proto):
+    release, hub = tmp_path / "release", tmp_path / "hub"
+    release.mkdir()
+    config = write_release(release, tiny_proto, groups=1)
+    # A TF1 hub module: a SavedModel whose variables keep the release's names.
+    (hub / "variables").mkdir(parents=True)
+    (hub / "assets").mkdir()
+    for path in release.glob("model.ckpt-1000.*"):
+        suffix = path.name[len("model.ckpt-1000") :]
+        (hub / "variables" / f"variables{suffix}").write_bytes(path.read_bytes())
+    (hub / "assets" / "30k-clean.model").write_bytes(tiny_proto)
+    (hub / "saved_model.pb").write_bytes(b"")
+    (hub / "tfhub_module.pb").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as error:
+        AlbertBackbone.from_preset(str(hub))
+    assert "TF-Hub module: put the model's albert_config.json" in str(error.value)
+    assert "albert-tf export" not in str(error.value)
+    (hub / "albert_config.json").write_text(json.dumps(config))
+    backbone = AlbertBackbone.from_preset(str(hub))
+    np.testing.assert_array_equal(
+        backbone.token_embedding.embeddings.numpy(),
+        _word_embeddings(release / "model.ckpt-1000"),
+    )
+    assert AlbertTokenizer.from_preset(str(hub)).proto == tiny_proto

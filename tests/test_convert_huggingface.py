@@ -176,18 +176,27 @@ def test_pytorch_bin_is_read_without_pickle_execution(tmp_path, tiny_proto):
     _assert_pooled_output_matches(AlbertBackbone.from_preset(str(tmp_path)), model)
 
 
-def test_sharded_safetensors_load_every_shard(tmp_path, tiny_proto):
+@pytest.mark.parametrize(
+    "safe, index_file",
+    [(True, "model.safetensors.index.json"), (False, "pytorch_model.bin.index.json")],
+)
+def test_sharded_checkpoints_load_every_shard(tmp_path, tiny_proto, safe, index_file):
     model, _ = _write_checkpoint(
-        tmp_path, tiny_proto, classifier=False, groups=2, max_shard_size="10KB"
+        tmp_path,
+        tiny_proto,
+        classifier=False,
+        groups=2,
+        max_shard_size="10KB",
+        safe_serialization=safe,
     )
-    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    index = json.loads((tmp_path / index_file).read_text())
     assert len(set(index["weight_map"].values())) > 2
-    assert not (tmp_path / "model.safetensors").exists()
+    assert not (tmp_path / index_file.removesuffix(".index.json")).exists()
     _assert_pooled_output_matches(AlbertBackbone.from_preset(str(tmp_path)), model)
     # A shard outside the checkpoint folder is refused, not read.
     some_weight = next(iter(index["weight_map"]))
     index["weight_map"][some_weight] = "../elsewhere.safetensors"
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / index_file).write_text(json.dumps(index))
     with pytest.raises(ValueError, match="'../elsewhere.safetensors' is not a file"):
         AlbertBackbone.from_preset(str(tmp_path))
 
@@ -240,7 +249,10 @@ def test_missing_files_are_named(tmp_path, tiny_proto):
     with pytest.raises(FileNotFoundError, match="spiece.model"):
         AlbertTokenizer.from_preset(str(tmp_path))
     (tmp_path / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="expected model.safetensors"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="expected model.safetensors, .* or pytorch_model.bin.index.json",
+    ):
         AlbertBackbone.from_preset(str(tmp_path))
 
 
@@ -401,3 +413,21 @@ def test_id2label_that_skips_a_class_is_refused(tmp_path, tiny_proto):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"does not name classes 0\.\.2"):
         AlbertTextClassifier.from_preset(str(tmp_path))
+
+
+def test_question_answering_checkpoint_loads_as_a_backbone(
+    tmp_path, tiny_proto, caplog
+):
+    model = transformers.AlbertForQuestionAnswering(tiny_hf_albert_config()).eval()
+    model.save_pretrained(tmp_path)
+    (tmp_path / "spiece.model").write_bytes(tiny_proto)
+    with caplog.at_level("WARNING", logger="albert_tf"):
+        backbone = AlbertBackbone.from_preset(str(tmp_path))
+    # Its head is not ours, as a classifier's or a masked LM's is not: no word
+    # about it. Its missing pooler is worth one.
+    assert "not used by its config" not in caplog.text
+    assert "has no pooler weights" in caplog.text
+    np.testing.assert_array_equal(
+        backbone.token_embedding.embeddings.numpy(),
+        model.albert.embeddings.word_embeddings.weight.detach().numpy(),
+    )

@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -461,6 +462,63 @@ def test_unreachable_hub_fails_after_config_json(monkeypatch):
     assert requested == [("config.json", True)]
 
 
+def _hand_built_hf_cache(cache, repo_id, source):
+    """`source`'s files cached as huggingface_hub caches a repo; every other
+    file albert_tf looks for is cached as missing (`.no_exist`)."""
+    from albert_tf.presets.convert_huggingface import WEIGHT_FILES
+    from albert_tf.presets.handles import HF_REPO_FILES
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(_HubHandler.commit)
+    snapshot = repo / "snapshots" / _HubHandler.commit
+    shutil.copytree(source, snapshot)
+    for name in (*HF_REPO_FILES, *WEIGHT_FILES):
+        if not (snapshot / name).exists():
+            marker = repo / ".no_exist" / _HubHandler.commit / name
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+
+@pytest.mark.parametrize("shards", [False, True], ids=["pytorch_bin", "sharded"])
+def test_hf_handle_of_a_weights_only_repo_fetches_its_pytorch_weights(
+    tmp_path, monkeypatch, shards
+):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    pytest.importorskip("torch")  # Reads pytorch_model.bin.
+    transformers = pytest.importorskip("transformers")
+    from tests.helpers import tiny_hf_albert_config
+
+    # A fine-tune pushed without its tokenizer: config.json and weights only.
+    source = tmp_path / "source"
+    model = transformers.AlbertModel(tiny_hf_albert_config())
+    model.save_pretrained(
+        source,
+        safe_serialization=False,
+        **({"max_shard_size": "10KB"} if shards else {}),
+    )
+    _hand_built_hf_cache(tmp_path / "hub", "me/weights-only", source)
+    _go_offline(monkeypatch, str(tmp_path / "kagglehub"))
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub")
+    )
+    requested = []
+    download = huggingface_hub.hf_hub_download
+
+    def recorded(repo_id, filename, **kwargs):
+        requested.append(filename)
+        return download(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", recorded)
+    backbone = AlbertBackbone.from_preset("hf://me/weights-only")
+    # Online, every file the repo holds would be downloaded.
+    assert {p.name for p in source.iterdir()} <= set(requested)
+    np.testing.assert_array_equal(
+        backbone.token_embedding.embeddings.numpy(),
+        model.embeddings.word_embeddings.weight.detach().numpy(),
+    )
+
+
 def test_convert_cli_writes_nothing_on_failure(tmp_path, tiny_proto, capsys):
     from tests.test_convert_google_tf1 import write_release
 
@@ -549,6 +607,11 @@ def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
             ["saved_model.pb", "variables/variables.index"],
             "saved_model.pb",
             "it belongs to the SavedModel",
+        ),
+        (
+            ["saved_model.pb", "tfhub_module.pb", "variables/variables.index"],
+            "tfhub_module.pb",
+            "it belongs to the TF-Hub module",
         ),
         (["config.json", "model.weights.h5"], "model.weights.h5", "pass the folder"),
         (["notes.txt"], "notes.txt", "pass a `.keras` model or a preset folder"),

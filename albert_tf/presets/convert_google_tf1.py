@@ -1,7 +1,9 @@
 """Original Google ALBERT checkpoints (google-research/albert) -> albert_tf.
 
 The release layout is `albert_config.json`, `model.ckpt-<step>.{index,data-*}`
-(TF1 variable names under `bert/`) and `30k-clean.model`. TF1 kernels are
+(TF1 variable names under `bert/`) and `30k-clean.model`. A TF1 TF-Hub module
+(`tfhub_module.pb`, `variables/variables.*`, `assets/30k-clean.model`) loads
+too once the release's `albert_config.json` is put beside it. TF1 kernels are
 already `[in, out]`; attention kernels are split per head for Keras'
 `MultiHeadAttention`. Every group is mapped, not only `group_0`.
 """
@@ -17,6 +19,9 @@ from albert_tf.presets.weight_assignment import WeightSpec
 
 CONFIG_FILE = "albert_config.json"
 VOCAB_FILES = ("30k-clean.model", "spiece.model")
+HUB_MODULE_FILE = "tfhub_module.pb"
+HUB_CHECKPOINT = os.path.join("variables", "variables")  # A SavedModel's.
+HUB_ASSETS_DIR = "assets"
 
 
 def convert_backbone_config(albert_config):
@@ -179,7 +184,8 @@ def head_weight_specs(classifier):
 
 
 def find_checkpoint(directory):
-    """The checkpoint prefix in a release directory (the newest step)."""
+    """The checkpoint prefix in a release directory (the newest step), or a
+    TF-Hub module's `variables/variables`."""
     state = tf.train.get_checkpoint_state(directory)
     if state and state.model_checkpoint_path:
         prefix = state.model_checkpoint_path
@@ -189,8 +195,12 @@ def find_checkpoint(directory):
             return prefix
     indexes = glob.glob(os.path.join(glob.escape(directory), "*.ckpt*.index"))
     if not indexes:
+        hub_checkpoint = os.path.join(directory, HUB_CHECKPOINT)
+        if os.path.isfile(hub_checkpoint + ".index"):
+            return hub_checkpoint
         raise FileNotFoundError(
-            f"No TF checkpoint in '{directory}': expected model.ckpt-*.index."
+            f"No TF checkpoint in '{directory}': expected model.ckpt-*.index "
+            f"(or a TF-Hub module's {HUB_CHECKPOINT}.index)."
         )
 
     def step(path):
@@ -220,10 +230,13 @@ def variable_prefix(names):
 
 
 def find_vocabulary(directory):
-    for name in VOCAB_FILES:
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            return path
+    """The SentencePiece model of a release, or of a TF-Hub module's assets."""
+    for folder in (directory, os.path.join(directory, HUB_ASSETS_DIR)):
+        for name in VOCAB_FILES:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                return path
     raise FileNotFoundError(
-        f"No SentencePiece model in '{directory}': expected one of {list(VOCAB_FILES)}."
+        f"No SentencePiece model in '{directory}' or its {HUB_ASSETS_DIR}/: "
+        f"expected one of {list(VOCAB_FILES)}."
     )

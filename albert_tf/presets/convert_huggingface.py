@@ -1,7 +1,7 @@
 """Hugging Face `transformers` ALBERT checkpoints -> albert_tf.
 
-Reads `config.json` + `model.safetensors` (or a sharded safetensors index;
-`pytorch_model.bin` only through `torch.load(weights_only=True)`) of an
+Reads `config.json` + `model.safetensors` (or `pytorch_model.bin`, only
+through `torch.load(weights_only=True)`; either may be sharded) of an
 `AlbertModel` or `AlbertForSequenceClassification`. PyTorch `Linear` weights
 are `[out, in]`; ours are `[in, out]` and attention kernels are split per
 head (`[hidden, heads, head_dim]`), hence the transforms below.
@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"
+PYTORCH_INDEX_FILE = "pytorch_model.bin.index.json"
+INDEX_SUFFIX = ".index.json"
+# In the order transformers prefers them; an index names shards beside it.
+WEIGHT_FILES = (
+    SAFETENSORS_FILE,
+    SAFETENSORS_INDEX_FILE,
+    PYTORCH_FILE,
+    PYTORCH_INDEX_FILE,
+)
 VOCAB_FILE = "spiece.model"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
@@ -302,33 +311,36 @@ def _load_pytorch_bin(path):
     return {k: v.float().numpy() for k, v in state.items()}
 
 
+def shard_names(index_path):
+    """The shard files a sharded checkpoint's index names, beside the index."""
+    with open(index_path, encoding="utf-8") as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    for shard in shards:
+        if os.path.basename(shard) != shard:
+            raise ValueError(f"{index_path}: shard name '{shard}' is not a file name.")
+    return shards
+
+
 def read_state_dict(directory):
     """All weights of an HF checkpoint directory as a dict of numpy arrays.
 
-    Prefers `model.safetensors`, then a sharded safetensors index, then
-    `pytorch_model.bin` (only with torch, `weights_only=True`).
+    Reads the first of `WEIGHT_FILES` present: safetensors, then PyTorch
+    pickles (only with torch, `weights_only=True`), each whole or sharded.
     """
-    path = os.path.join(directory, SAFETENSORS_FILE)
-    if os.path.isfile(path):
-        return _load_safetensors(path)
-    index_path = os.path.join(directory, SAFETENSORS_INDEX_FILE)
-    if os.path.isfile(index_path):
-        with open(index_path, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
+    for name in WEIGHT_FILES:
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        load = _load_pytorch_bin if name.startswith(PYTORCH_FILE) else _load_safetensors
+        if not name.endswith(INDEX_SUFFIX):
+            return load(path)
         state = {}
-        for shard in shards:
-            if os.path.basename(shard) != shard:
-                raise ValueError(
-                    f"{index_path}: shard name '{shard}' is not a file name."
-                )
-            state.update(_load_safetensors(os.path.join(directory, shard)))
+        for shard in shard_names(path):
+            state.update(load(os.path.join(directory, shard)))
         return state
-    path = os.path.join(directory, PYTORCH_FILE)
-    if os.path.isfile(path):
-        return _load_pytorch_bin(path)
     raise FileNotFoundError(
-        f"No weights in '{directory}': expected {SAFETENSORS_FILE}, "
-        f"{SAFETENSORS_INDEX_FILE} or {PYTORCH_FILE}."
+        f"No weights in '{directory}': expected {', '.join(WEIGHT_FILES[:-1])} "
+        f"or {WEIGHT_FILES[-1]}."
     )
 
 

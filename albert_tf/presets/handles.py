@@ -12,14 +12,18 @@ import logging
 import os
 import re
 
+from albert_tf.presets import convert_google_tf1
+from albert_tf.presets import convert_huggingface
 from albert_tf.presets.builtin_presets import BUILTIN_PRESETS
+from albert_tf.presets.preset_loaders import read_json
 
 logger = logging.getLogger(__name__)
 
 KAGGLE_SCHEME = "kaggle://"
 HF_SCHEME = "hf://"
 
-# Files an albert_tf, keras-hub or transformers ALBERT repository may hold.
+# Files an albert_tf, keras-hub or transformers ALBERT repository may hold;
+# a transformers checkpoint's weights are `convert_huggingface.WEIGHT_FILES`.
 HF_REPO_FILES = (
     "config.json",
     "tokenizer.json",
@@ -31,8 +35,6 @@ HF_REPO_FILES = (
     "assets/tokenizer/vocabulary.spm",
     "tokenizer_config.json",
     "spiece.model",
-    "model.safetensors",
-    "model.safetensors.index.json",
 )
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -140,7 +142,7 @@ def _hf_download(handle):
     # config.json first, alone: every repo has it, so when it fails (no such
     # repo, not cached) the optional files are not each tried.
     try:
-        found = {"config.json": download("config.json")}
+        config_path = download("config.json")
     except LocalEntryNotFoundError as e:  # Hub unreachable, not in the cache.
         if not reachable:
             raise ValueError(
@@ -175,37 +177,36 @@ def _hf_download(handle):
             "local directory."
         ) from None
 
-    for filename in HF_REPO_FILES:
-        if filename in found:
-            continue
+    def fetch(filename):
+        """The local path of `filename`, or None if the repo lacks it."""
         try:
-            found[filename] = download(filename)
+            return download(filename)
         except LocalEntryNotFoundError as e:  # Not fetched, not cached.
             require_absent(filename, e)
         except EntryNotFoundError:  # The repo lacks it (a 404).
-            continue
+            return None
         except Exception as e:
             raise download_error(e) from None
-    # Sharded weights: the shards named by the index, when present.
-    index = found.get("model.safetensors.index.json")
-    if index:
-        import json
 
-        with open(index, encoding="utf-8") as f:
-            for shard in sorted(set(json.load(f)["weight_map"].values())):
-                _split_handle(HF_SCHEME + shard, HF_SCHEME, 1, 1, "a shard file name")
-                download(shard)
-    is_hf_checkpoint = "spiece.model" in found or "tokenizer_config.json" in found
-    if is_hf_checkpoint and "model.safetensors" not in found and not index:
-        # Older repos hold only the pickle; loading it needs torch.
-        try:
-            download("pytorch_model.bin")
-        except LocalEntryNotFoundError as e:
-            require_absent("pytorch_model.bin", e)
-        except EntryNotFoundError:
-            pass
+    for filename in HF_REPO_FILES:
+        if filename != "config.json":
+            fetch(filename)
+    if "model_type" in read_json(config_path):
+        # A transformers checkpoint: its first weights file in the order
+        # transformers prefers, with the shards when it is an index.
+        for filename in convert_huggingface.WEIGHT_FILES:
+            path = fetch(filename)
+            if path is None:
+                continue
+            if filename.endswith(convert_huggingface.INDEX_SUFFIX):
+                for shard in convert_huggingface.shard_names(path):
+                    _split_handle(
+                        HF_SCHEME + shard, HF_SCHEME, 1, 1, "a shard file name"
+                    )
+                    download(shard)
+            break
     # hf_hub_download puts every file of one revision in one snapshot folder.
-    return os.path.dirname(found["config.json"])
+    return os.path.dirname(config_path)
 
 
 def _hub_reachable(huggingface_hub, repo_id):
@@ -273,6 +274,11 @@ def _file_hint(path):
         return (
             "it is a TFLite build; run it with `albert_tf.tflite.TFLiteClassifier` "
             "(or in an app)"
+        )
+    if os.path.isfile(os.path.join(folder, convert_google_tf1.HUB_MODULE_FILE)):
+        return (
+            f"it belongs to the TF-Hub module '{folder}': put the model's "
+            f"{convert_google_tf1.CONFIG_FILE} beside it and pass the folder"
         )
     if tf.saved_model.contains_saved_model(folder):
         return (

@@ -6,7 +6,7 @@ vocabulary, head); `loader_for_directory` picks it from the files present:
   `model.weights.h5`, `tokenizer.json`, `assets/tokenizer/vocabulary.spm`.
 - Hugging Face: `config.json` with `model_type`, safetensors, `spiece.model`.
 - Original Google ALBERT: `albert_config.json`, `model.ckpt-*`,
-  `30k-clean.model`.
+  `30k-clean.model` (or a TF-Hub module's `variables/`, `assets/`).
 """
 
 import glob
@@ -208,7 +208,8 @@ class HuggingFaceLoader(PresetLoader):
                 ", ".join(pooler),
             )
         assign_weights(specs, state.get, self._source())
-        heads = ("classifier.", "predictions.", "sop_classifier.")  # Not ours.
+        # Task models' heads, not the backbone's.
+        heads = ("classifier.", "predictions.", "sop_classifier.", "qa_outputs.")
         _warn_unused(
             self._source(),
             [
@@ -300,10 +301,20 @@ class GoogleTF1Loader(PresetLoader):
         }
 
     def task_config(self):
-        _, read, names = self._read()
+        prefix, read, names = self._read()
         if "output_weights" not in names:  # run_classifier.py's head.
             return None
-        return {"num_classes": int(read("output_bias").shape[0])}
+        num_classes = int(read("output_bias").shape[0])
+        if num_classes == 1:  # run_classifier.py's regression (STS-B) head.
+            logger.warning(
+                "TF checkpoint '%s' has a regression head (output_weights of "
+                "shape [1, hidden]); AlbertTextClassifier is a single-label "
+                "softmax classifier, so only the backbone is loaded. Give the "
+                "classifier `num_classes` to fine-tune a new head.",
+                prefix,
+            )
+            return None
+        return {"num_classes": num_classes}
 
     def load_task_weights(self, task):
         prefix, read, _ = self._read()
@@ -317,6 +328,13 @@ def _what_else_it_is(directory):
 
     from albert_tf.serving.model_manager import version_folders  # Errors only.
 
+    if os.path.isfile(os.path.join(directory, convert_google_tf1.HUB_MODULE_FILE)):
+        return (
+            " It is a TF1 TF-Hub module: put the model's "
+            f"{convert_google_tf1.CONFIG_FILE} (from the google-research/albert "
+            "release of the same model) beside its "
+            f"{convert_google_tf1.HUB_MODULE_FILE} to load it."
+        )
     if tf.saved_model.contains_saved_model(directory):
         return (
             " It is a SavedModel (an `albert-tf export` version folder?): serve "
