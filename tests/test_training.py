@@ -1279,10 +1279,18 @@ def test_auto_strategy_choice(monkeypatch):
     }
     monkeypatch.setenv("TF_CONFIG", json.dumps(one_worker))
     assert make_strategy(StrategyConfig()) is default
-    monkeypatch.setenv("TF_CONFIG", "{not json")
-    for name in ("auto", "multi_worker"):
-        with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
-            make_strategy(StrategyConfig(name=name))
+    malformed = {
+        "{not json": "TF_CONFIG is not valid JSON",
+        "[]": "TF_CONFIG must be a JSON object",
+        '{"cluster": ["127.0.0.1:1"]}': "TF_CONFIG 'cluster' must be an object",
+        '{"cluster": {"worker": "127.0.0.1:1"}}': "'cluster.worker' must be a list",
+        '{"task": "worker"}': "TF_CONFIG 'task' must be an object",
+    }
+    for value, message in malformed.items():
+        monkeypatch.setenv("TF_CONFIG", value)
+        for name in ("auto", "multi_worker"):
+            with pytest.raises(ValueError, match=message):
+                make_strategy(StrategyConfig(name=name))
     if not tf.config.list_physical_devices("GPU"):
         monkeypatch.setenv("TF_CONFIG", json.dumps(one_worker))
         xla_workers = StrategyConfig(name="multi_worker", jit_compile=True)

@@ -144,8 +144,9 @@ class TrainingConfig:
 class StrategyConfig:
     """Where to train.
 
-    `name` is `auto` (TPU if `tpu` is set, all GPUs if there are several,
-    else one device), `default`, `one_device`, `mirrored`, `multi_worker`
+    `name` is `auto` (TPU if `tpu` is set, all workers if `TF_CONFIG` lists
+    several, all GPUs if there are several, `num_cpu_devices` logical CPUs
+    if more than one, else one device), `default`, `one_device`, `mirrored`, `multi_worker`
     (reads `TF_CONFIG`) or `tpu`. `num_cpu_devices` splits the CPU into that
     many logical devices for `mirrored` (must be set before TensorFlow starts).
     `join_timeout_s`: how long a `multi_worker` task waits for every task in

@@ -256,9 +256,27 @@ def _signals_during_the_join():
 
 def _tf_config():
     try:
-        return json.loads(os.environ["TF_CONFIG"])
+        config = json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
         raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
+    # The shape tf.distribute expects; anything else failed deep inside it.
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"TF_CONFIG must be a JSON object with 'cluster' and 'task'; got "
+            f"{type(config).__name__} {os.environ['TF_CONFIG'][:80]}"
+        )
+    for key in ("cluster", "task"):
+        if not isinstance(config.get(key, {}), dict):
+            raise ValueError(
+                f"TF_CONFIG '{key}' must be an object; got {config[key]!r:.80}"
+            )
+    for job, addresses in config.get("cluster", {}).items():
+        if not isinstance(addresses, list | dict):
+            raise ValueError(
+                f"TF_CONFIG 'cluster.{job}' must be a list of 'host:port' "
+                f"addresses; got {addresses!r:.80}"
+            )
+    return config
 
 
 def _tf_config_workers():
