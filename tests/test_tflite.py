@@ -5,11 +5,14 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_text as tf_text
+from sentencepiece import sentencepiece_model_pb2
 
 from albert_tf import tflite
 from albert_tf.models import AlbertBackbone
@@ -260,15 +263,64 @@ def test_text_build_collapses_whitespace_whatever_the_vocabulary_says(tmp_path):
     _assert_tokenizer_build_gives(tokenizer, texts, expected)
 
 
-def _assert_tokenizer_build_gives(tokenizer, texts, expected):
-    """The tokenizer-only TFLite build of `tokenizer` packs `texts` into the
-    `expected` (Keras preprocessor's) ids."""
-    runner = tflite.TFLiteClassifier(
-        tflite.convert_tokenizer(tokenizer, SEQUENCE_LENGTH)
-    ).runner
+def _assert_tokenizer_build_gives(tokenizer, texts, expected, runner=None):
+    """The tokenizer-only TFLite build of `tokenizer` (or `runner`, one
+    already built) packs `texts` into the `expected` (Keras preprocessor's) ids."""
+    if runner is None:
+        runner = tflite.TFLiteClassifier(
+            tflite.convert_tokenizer(tokenizer, SEQUENCE_LENGTH)
+        ).runner
     got = runner(text=np.array(texts, dtype=object))
     for key in converter.ID_INPUTS:
         np.testing.assert_array_equal(got[key], expected[key].numpy(), err_msg=key)
+
+
+def _with_digit_comma_pieces(proto):
+    """`proto` plus pieces that the digit-comma rule rewrites (the tiny
+    vocabulary has none, so its builds skip the rule)."""
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    for piece in ("\u25819,", "000,", "2,"):
+        model.pieces.add(piece=piece, score=0.0)
+    return model.SerializeToString()
+
+
+def test_text_build_cuts_texts_before_the_digit_comma_rule(tiny_proto):
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+
+    from albert_tf.tflite.tflite_text_packer import digit_comma_table
+
+    tokenizer = AlbertTokenizer(proto=_with_digit_comma_pieces(tiny_proto))
+    assert digit_comma_table(tokenizer)[0].size == 3  # The rule runs.
+    content = tflite.convert_tokenizer(tokenizer, SEQUENCE_LENGTH)
+    with warnings.catch_warnings():  # "intended for debugging purposes only".
+        warnings.filterwarnings("ignore", message=".*preserve_all_tensors")
+        interpreter = InterpreterWithCustomOps(
+            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+            model_content=content,
+            experimental_preserve_all_tensors=True,
+        )
+    runner = interpreter.get_signature_runner()
+    # Rewritten pieces before, across and after the cut: Keras's ids.
+    texts = ["the " * k + "92000, 9, 1,000 9, 9," for k in range(8)] + ["9, " * 20]
+    expected = AlbertTextClassifierPreprocessor(tokenizer, SEQUENCE_LENGTH)(
+        tf.constant(texts)
+    )
+    _assert_tokenizer_build_gives(tokenizer, texts, expected, runner)
+
+    # 300k words: no tensor holds more than an int32 per piece (the rule
+    # compared every piece with every rewritten id, 705 bytes per piece with
+    # ALBERT's vocabulary, before the texts were cut).
+    long_text = "the quick brown fox 9, " * 60_000
+    pieces = tokenizer([long_text]).row_lengths()[0].numpy()
+    runner(text=np.array([long_text], dtype=object))
+    largest = 0
+    for detail in interpreter.get_tensor_details():
+        try:
+            largest = max(largest, interpreter.get_tensor(detail["index"]).nbytes)
+        except ValueError:  # No data (a tensor that was never allocated).
+            continue
+    assert 0 < largest <= 4 * (pieces + 1), (largest, pieces)
 
 
 def test_folding_the_preprocessing_prints_no_native_info_lines(tiny_proto, tmp_path):
@@ -624,6 +676,50 @@ def test_cli_bad_inputs_are_clear(tmp_path, capsys):
     assert "ids.spm': it is a directory" in capsys.readouterr().err
     assert not (tmp_path / "ids.tflite").exists()
 
+    # Options the build would ignore are refused, before anything is loaded.
+    args = ["tflite", str(tmp_path / "m.keras"), str(tmp_path / "m.tflite")]
+    for given, needs in (
+        (["--min-agreement", "0.99"], "--min-agreement needs --verify DATA"),
+        (["--max-accuracy-drop", "0"], "--max-accuracy-drop needs --verify DATA"),
+        (["--calibration-data", "c.tsv"], "--calibration-data needs --quantize int8"),
+        (["--calibration-size", "5"], "--calibration-size needs --quantize int8"),
+    ):
+        assert main([*args, "--quantize", "dynamic", *given]) == 1
+        assert needs in capsys.readouterr().err
+
+    # An output named like a sidecar would overwrite it (or be overwritten).
+    sidecars = tmp_path / "col"
+    sidecars.mkdir()
+    (sidecars / "m.json").write_text("{}")
+    report = ["--verify", "d.tsv", "--report", str(sidecars / "m.json")]
+    for output, extra, twice in (
+        (
+            "m.json",
+            [],
+            "m.json' would be written twice, as the .tflite file and as its metadata",
+        ),
+        (
+            "m.spm",
+            [],
+            "m.spm' would be written twice, as the .tflite file and as "
+            "its SentencePiece model",
+        ),
+        (
+            "m.tflite",
+            report,
+            "m.json' would be written twice, as its metadata and as --report",
+        ),
+    ):
+        out = str(sidecars / output)
+        assert main(["tflite", str(saved_model), out, "--input", "ids", *extra]) == 1
+        assert f"'{sidecars}/{twice}" in capsys.readouterr().err
+    assert sorted(os.listdir(sidecars)) == ["m.json"]
+    assert (sidecars / "m.json").read_text() == "{}"
+    model = tmp_path / "m.keras"
+    assert main(["tflite", str(model), str(model)]) == 1
+    message = f"the model '{model}' would be overwritten by the .tflite file"
+    assert message in capsys.readouterr().err
+
 
 def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
@@ -655,3 +751,6 @@ def test_ids_build_ships_its_vocabulary_and_tensor_positions(classifier, tmp_pat
     assert len({e["tensor"] for e in metadata["outputs"]}) == 2
     with pytest.raises(ValueError, match="longer than the model's max_sequence"):
         tflite.convert(classifier, input_kind="ids", sequence_length=10_000)
+    # Named like its own vocabulary: refused before converting.
+    with pytest.raises(ValueError, match="written twice"):
+        tflite.build_tflite(classifier, str(tmp_path / "v.spm"), input_kind="ids")

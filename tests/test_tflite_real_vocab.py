@@ -31,6 +31,8 @@ def test_tflite_ids_equal_foundation_ids_on_sst2_dev(tokenizer, sst2_dev_sentenc
         "Ｆｕｌｌｗｉｄｔｈ ﬁne ½ naïve",
         "",
     ]
+    # Rewritten pieces before, across and after the cut at IDS_LENGTH - 2.
+    extra += ["the " * k + "92000, 9, 1,000, 9," for k in range(116, 126)]
     texts = list(sst2_dev_sentences) + extra
     preprocessor = AlbertTextClassifierPreprocessor(tokenizer, IDS_LENGTH)
     expected = preprocessor(tf.constant(texts))
@@ -42,8 +44,9 @@ def test_tflite_ids_equal_foundation_ids_on_sst2_dev(tokenizer, sst2_dev_sentenc
             f"{key} differ on {differing.size} of {len(texts)} texts, e.g. "
             f"{texts[differing[0]]!r}"
         )
-    # Nothing was truncated, so the comparison covered every piece.
-    assert (expected["padding_mask"].numpy()[:, -1] == 0).all()
+    # No sentence was truncated, so the comparison covered every piece.
+    padding = expected["padding_mask"].numpy()[: len(sst2_dev_sentences)]
+    assert (padding[:, -1] == 0).all()
 
 
 @pytest.mark.slow

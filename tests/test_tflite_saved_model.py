@@ -64,7 +64,8 @@ def test_text_build_from_serving_export_matches_keras(tiny_proto, tmp_path):
     assert list(got["label"]) == [["neg", "pos"][i] for i in expected.argmax(-1)]
 
 
-def test_export_records_its_preprocessing(tiny_proto, tmp_path):
+def test_export_records_its_preprocessing(tiny_proto, tmp_path, capsys):
+    from albert_tf.cli import main
     from albert_tf.tflite.saved_model_source import SavedModelClassifier
 
     keras.utils.set_random_seed(2)
@@ -90,3 +91,14 @@ def test_export_records_its_preprocessing(tiny_proto, tmp_path):
     assert (
         SavedModelClassifier(path, sequence_length=8).preprocessor.sequence_length == 8
     )
+    # Its position embeddings (tiny_backbone_kwargs: 16) bound the length,
+    # checked before converting as for a .keras model.
+    assert source.max_sequence_length == 16
+    out = tmp_path / "long.tflite"
+    args = ["tflite", path, str(out), "--input", "ids", "--sequence-length", "32"]
+    assert main(args) == 1
+    assert (
+        "sequence_length 32 is longer than the model's max_sequence_length 16"
+        in capsys.readouterr().err
+    )
+    assert not out.exists()

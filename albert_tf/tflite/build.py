@@ -23,6 +23,54 @@ def vocabulary_path(tflite_path):
     return os.path.splitext(os.fspath(tflite_path))[0] + ".spm"
 
 
+def check_output_paths(tflite_path, input_kind, written=(), read=()):
+    """Every file a build writes, refused if two are one file.
+
+    A `.tflite` path named like a sidecar (`m.json`, or `m.spm` for an ids
+    build) would have the flatbuffer and the sidecar overwrite each other.
+
+    Args:
+        tflite_path: str. The `.tflite` file.
+        input_kind: str. `"ids"` builds also write the SentencePiece model.
+        written: `(name, path)` pairs of other files written with the build
+            (a `None` path is skipped).
+        read: `(name, path)` pairs of inputs, which no output may replace.
+
+    Returns:
+        The paths to write: the `.tflite` file, its sidecars, then `written`.
+    """
+    labels, metadata = sidecar_paths(tflite_path)
+    outputs = [
+        ("the .tflite file", os.fspath(tflite_path)),
+        ("its labels", labels),
+        ("its metadata", metadata),
+    ]
+    if input_kind == "ids":
+        outputs.append(("its SentencePiece model", vocabulary_path(tflite_path)))
+    outputs += [(name, os.fspath(path)) for name, path in written if path]
+    seen = {}
+    for name, path in outputs:
+        key = _file_key(path)
+        if key in seen:
+            raise ValueError(
+                f"'{path}' would be written twice, as {seen[key]} and as {name}: "
+                "name the output something like OUT.tflite (its sidecars are "
+                "named after it without its extension)."
+            )
+        seen[key] = name
+    for name, path in read:
+        if path and _file_key(path) in seen:
+            raise ValueError(
+                f"{name} '{path}' would be overwritten by "
+                f"{seen[_file_key(path)]}: choose another output path."
+            )
+    return [path for _, path in outputs]
+
+
+def _file_key(path):
+    return os.path.normcase(os.path.realpath(os.fspath(path)))
+
+
 def read_label_names(path):
     """Class names from a labels file (one per line), or `None` if absent."""
     if not os.path.isfile(path):
@@ -104,6 +152,7 @@ def build_tflite(
     tflite.build_tflite(classifier, "sst2.tflite", tflite.dynamic())
     ```
     """
+    check_output_paths(path, input_kind)  # Before a minutes-long conversion.
     quantization = quantization or QuantizationConfig()
     sequence_length = sequence_length or classifier.preprocessor.sequence_length
     content = converter.convert(classifier, quantization, input_kind, sequence_length)
@@ -127,6 +176,7 @@ def write_build(
     tokenizes with. `verification` (a `Verification`) is recorded in the
     metadata, so a gated build can be told from an unchecked one.
     """
+    check_output_paths(path, input_kind)
     metadata = build_metadata(
         classifier, quantization, input_kind, sequence_length, content
     )

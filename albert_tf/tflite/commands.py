@@ -11,6 +11,11 @@ from albert_tf.training.commands import add_column_arguments
 
 logger = logging.getLogger(__name__)
 
+# Defaults of options that are refused where they would be ignored (so their
+# parser default is None: given or not).
+CALIBRATION_SIZE = 200
+MAX_ACCURACY_DROP = 1.0
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -27,8 +32,9 @@ def register(subparsers):
         "model",
         help="A .keras file, a preset directory, or a string-in SavedModel "
         "from `albert-tf export`: a version folder, or the export base for its "
-        "newest version (verification then compares with the export's own text "
-        "signature).",
+        "newest version (verification then runs the export's predict_ids "
+        "signature on the texts, tokenized in Python with the export's "
+        "SentencePiece model and settings).",
     )
     parser.add_argument("output", help="The .tflite file to write.")
     parser.add_argument(
@@ -57,14 +63,15 @@ def register(subparsers):
         "--calibration-data",
         default=None,
         help="File of int8 calibration texts (read like --verify; labels "
-        "not needed); "
-        "defaults to the --verify data.",
+        "not needed); defaults to the --verify data. For --quantize int8 "
+        "or --report only.",
     )
     parser.add_argument(
         "--calibration-size",
         type=cli_types.positive_int,
-        default=200,
-        help="How many calibration texts int8 uses (default 200).",
+        default=None,
+        help=f"How many calibration texts int8 uses (default {CALIBRATION_SIZE}). For "
+        "--quantize int8 or --report only.",
     )
     parser.add_argument(
         "--verify",
@@ -77,14 +84,16 @@ def register(subparsers):
     parser.add_argument(
         "--max-accuracy-drop",
         type=cli_types.percentage_points,
-        default=1.0,
-        help="Quantized builds: allowed accuracy drop in points (default 1).",
+        default=None,
+        help="Quantized builds: allowed accuracy drop in points (default "
+        f"{MAX_ACCURACY_DROP:g}). "
+        "Needs --verify.",
     )
     parser.add_argument(
         "--min-agreement",
         type=cli_types.fraction,
         default=None,
-        help="Quantized builds: minimum prediction agreement with float, 0-1.",
+        help="Minimum prediction agreement with the float model, 0-1. Needs --verify.",
     )
     parser.add_argument(
         "--report",
@@ -142,6 +151,30 @@ def _read_labelled(path, args, classifier, with_labels=True):
     return data.texts, (np.array(data.labels) if with_labels else None)
 
 
+def _check_options(args):
+    """Refuses options this build would ignore (they once passed silently)."""
+    if not args.verify:
+        for option, value in (
+            ("--report", args.report),
+            ("--max-accuracy-drop", args.max_accuracy_drop),
+            ("--min-agreement", args.min_agreement),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"{option} needs --verify DATA (the texts the build is checked on)."
+                )
+    if args.quantize != "int8" and not args.report:
+        for option, value in (
+            ("--calibration-data", args.calibration_data),
+            ("--calibration-size", args.calibration_size),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"{option} needs --quantize int8 or --report (only int8 "
+                    f"builds are calibrated; this one is {args.quantize})."
+                )
+
+
 def run(args):
     from albert_tf.atomic_file import ensure_writable
     from albert_tf.atomic_file import write_text
@@ -151,13 +184,20 @@ def run(args):
     from albert_tf.tflite import report
     from albert_tf.tflite import verification
 
-    if args.report and not args.verify:
-        raise ValueError("--report needs --verify DATA (the texts to measure on).")
-    # Conversion takes minutes: check the targets first.
-    spm = build.vocabulary_path(args.output) if args.input_kind == "ids" else None
-    for path in (args.output, *build.sidecar_paths(args.output), spm, args.report):
-        if path:
-            ensure_writable(path)
+    # Conversion takes minutes: check the options and the targets first.
+    _check_options(args)
+    targets = build.check_output_paths(
+        args.output,
+        args.input_kind,
+        written=[("--report", args.report)],
+        read=[
+            ("the model", args.model),
+            ("--verify", args.verify),
+            ("--calibration-data", args.calibration_data),
+        ],
+    )
+    for path in targets:
+        ensure_writable(path)
     classifier = _load(args.model, args.sequence_length)
     if getattr(classifier.preprocessor, "text_pairs", None) and (
         args.verify or args.report or args.quantize == "int8"
@@ -183,7 +223,8 @@ def run(args):
             raise ValueError(
                 "--quantize int8 needs --calibration-data (or --verify) texts."
             )
-        calibration = list(calibration[: args.calibration_size])
+        size = args.calibration_size or CALIBRATION_SIZE
+        calibration = list(calibration[:size])
     config = quantization_config.from_name(args.quantize, calibration)
     length = args.sequence_length or classifier.preprocessor.sequence_length
     content = converter.convert(classifier, config, args.input_kind, length)
@@ -194,7 +235,11 @@ def run(args):
             texts,
             labels,
             quantized=config.mode != "none",
-            max_accuracy_drop=args.max_accuracy_drop,
+            max_accuracy_drop=(
+                MAX_ACCURACY_DROP
+                if args.max_accuracy_drop is None
+                else args.max_accuracy_drop
+            ),
             min_agreement=args.min_agreement,
             sequence_length=length,
         )

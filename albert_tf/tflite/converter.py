@@ -270,8 +270,10 @@ def convert(classifier, quantization=None, input_kind="text", sequence_length=No
             "b [SEP]` in the app (segment_ids 1 for b)."
         )
     sequence_length = sequence_length or classifier.preprocessor.sequence_length
+    # A Keras model's backbone knows it; a `SavedModelClassifier` reads it
+    # from the export's position embeddings.
     longest = getattr(
-        getattr(classifier, "backbone", None), "max_sequence_length", None
+        getattr(classifier, "backbone", classifier), "max_sequence_length", None
     )
     if longest and sequence_length > longest:
         raise ValueError(

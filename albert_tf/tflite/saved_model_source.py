@@ -2,15 +2,16 @@
 
 A SavedModel holds no Keras objects, so this adapter gives the converter and
 the verifier what they need from one: the encoder (the export's
-`predict_ids` signature), its variables, the tokenizer (rebuilt from the
-SentencePiece model embedded in the graph) and float reference outputs (the
-export's own string-in `serving_default` signature, which also checks that
-the TFLite tokenization matches the export's).
+`predict_ids` signature), its variables, the longest input its position
+embeddings take, and the tokenizer (rebuilt from the SentencePiece model
+embedded in the graph, with the export's recorded settings). Verification
+runs `predict_ids` on texts tokenized by that tokenizer in Python, as for a
+Keras model; the export's own string-in signature is not used.
 """
 
 import os
+import re
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  Registers the ops the export uses.
 from tensorflow.core.protobuf import saved_model_pb2
@@ -20,6 +21,9 @@ from albert_tf.models import AlbertTokenizer
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.export import read_preprocessing
 from albert_tf.tflite.build import read_label_names
+
+# `albert-tf export` saves `AlbertBackbone`'s position embeddings under this.
+_POSITION_EMBEDDINGS = re.compile(r"(^|/)position_embedding/embeddings(:\d+)?$")
 
 
 def is_saved_model(path):
@@ -56,6 +60,10 @@ class SavedModelClassifier:
         lowercase: bool. The export's tokenizer setting; defaults to the
             recorded one, else `True` (ALBERT's).
         strip_accents: bool. As `lowercase`.
+
+    Attributes:
+        max_sequence_length: int or `None`. The longest input the export's
+            position embeddings take (`None` if it has none by that name).
     """
 
     def __init__(self, path, sequence_length=None, lowercase=None, strip_accents=None):
@@ -93,6 +101,14 @@ class SavedModelClassifier:
         self.preprocessor = AlbertTextClassifierPreprocessor(tokenizer, sequence_length)
         # `albert-tf export` tracks the model's variables as `model_variables`.
         self.weights = list(getattr(self.loaded, "model_variables", []))
+        self.max_sequence_length = next(
+            (
+                int(v.shape[0])
+                for v in self.weights
+                if _POSITION_EMBEDDINGS.search(v.name)
+            ),
+            None,
+        )
         self.activation = None
         self.label_names = read_label_names(
             os.path.join(path, "assets.extra", sig.LABELS_FILE)
@@ -109,12 +125,3 @@ class SavedModelClassifier:
     def __call__(self, inputs, training=False):
         """Ids -> logits, through the export's `predict_ids` signature."""
         return self.loaded.signatures[sig.PREDICT_IDS](**inputs)["logits"]
-
-    def predict(self, texts, batch_size=32, verbose=0):
-        """Float logits of the export's own string-in signature."""
-        run = self.loaded.signatures[sig.PREDICT]
-        outputs = [
-            run(text=tf.constant(texts[i : i + batch_size]))["logits"].numpy()
-            for i in range(0, len(texts), batch_size)
-        ]
-        return np.concatenate(outputs) if outputs else np.zeros([0, self.num_classes])

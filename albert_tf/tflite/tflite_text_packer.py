@@ -14,7 +14,9 @@ from TFLite builtins plus one tf-text custom op:
 2. The digit-comma rule becomes a dense lookup table (vocabulary id -> the ids
    it is replaced by), computed by running the foundation tokenizer's own
    rule on every vocabulary id.
-3. Truncation to `[CLS] ... [SEP]` and padding use dense gathers.
+3. Truncation to `[CLS] ... [SEP]` and padding use dense gathers. Each
+   text is cut to its first `sequence_length - 2` pieces before step 2
+   (the rule only adds pieces), so no step's work grows with the text.
 """
 
 import functools
@@ -172,11 +174,23 @@ class TFLiteTextPacker(tf.Module):
         self.sep_id = tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id
 
-    def tokenize(self, text):
-        """`[batch]` strings -> `(flat ids [n], row splits [batch + 1])`, int32."""
+    def tokenize(self, text, max_pieces=None):
+        """`[batch]` strings -> `(flat ids [n], row splits [batch + 1])`, int32.
+
+        Args:
+            text: string `[batch]`.
+            max_pieces: int or `None`. Keep only the first `max_pieces`
+                pieces of each row, before the digit-comma rule: it only
+                adds pieces, so the first `max_pieces` ids it gives are the
+                same, and its work stays bounded however long the text is.
+        """
         pieces = self.sentence_piece.tokenize(text)
         flat = tf.cast(pieces.flat_values, tf.int32)
         splits = tf.cast(pieces.row_splits, tf.int32)
+        if max_pieces is not None:
+            rows, kept = self._first_pieces(flat, splits, max_pieces)
+            flat = tf.boolean_mask(rows, tf.range(max_pieces) < kept[:, tf.newaxis])
+            splits = tf.concat([[0], tf.cumsum(kept)], axis=0)
         if self.rewritten_ids is None:
             return flat, splits
         # Digit-comma rule: a rewritten piece becomes its row of the table,
@@ -195,27 +209,29 @@ class TFLiteTextPacker(tf.Module):
         ends = tf.concat([[0], tf.cumsum(lengths)], axis=0)
         return flat, tf.gather(ends, splits)
 
+    def _first_pieces(self, flat, splits, count):
+        """The first `count` ids of each row: `(int32 [batch, count] padded
+        with the pad id, int32 [batch] how many are real)`."""
+        starts = splits[:-1]
+        kept = tf.minimum(splits[1:] - starts, count)
+        position = tf.range(count)[tf.newaxis, :]
+        # The appended pad makes every gather index valid, even for an empty
+        # batch or an empty last row.
+        source = tf.minimum(starts[:, tf.newaxis] + position, tf.size(flat))
+        pieces = tf.gather(tf.concat([flat, [self.pad_id]], axis=0), source)
+        return tf.where(position < kept[:, tf.newaxis], pieces, self.pad_id), kept
+
     def __call__(self, text):
         """`[batch]` strings -> dict of int32 `[batch, sequence_length]`."""
-        flat, splits = self.tokenize(text)
-        starts = splits[:-1]
-        kept = tf.minimum(splits[1:] - starts, self.sequence_length - 2)
+        length = self.sequence_length - 2  # Pieces between [CLS] and [SEP].
+        flat, splits = self.tokenize(text, max_pieces=length)
+        rows, kept = self._first_pieces(flat, splits, length)
+        column = tf.ones_like(kept)[:, tf.newaxis]
+        # `[CLS] pieces... pad`, then [SEP] after the last real piece.
+        pieces = tf.concat([self.cls_id * column, rows, self.pad_id * column], axis=1)
         position = tf.range(self.sequence_length)[tf.newaxis, :]
-        # Position p > 0 holds piece p - 1 of its row; the appended pad makes
-        # every gather index valid, even for an empty batch.
-        source = tf.minimum(starts[:, tf.newaxis] + position - 1, tf.size(flat))
-        source = tf.maximum(source, 0)
-        pieces = tf.gather(tf.concat([flat, [self.pad_id]], axis=0), source)
         kept = kept[:, tf.newaxis]
-        token_ids = tf.where(
-            position == 0,
-            self.cls_id,
-            tf.where(
-                position <= kept,
-                pieces,
-                tf.where(position == kept + 1, self.sep_id, self.pad_id),
-            ),
-        )
+        token_ids = tf.where(position == kept + 1, self.sep_id, pieces)
         return {
             "token_ids": token_ids,
             "segment_ids": tf.zeros_like(token_ids),
