@@ -253,6 +253,9 @@ def test_labels_may_be_names_and_bad_labels_or_texts_are_named(classifier):
     np.testing.assert_allclose(
         classifier.evaluate(TEXTS, np.array(names, dtype=bytes), verbose=0), by_id
     )
+    # Ids read from a file as text ("1"), as data files take them.
+    as_text = [str(i) for i in LABELS]
+    np.testing.assert_allclose(classifier.evaluate(TEXTS, as_text, verbose=0), by_id)
     # Names in a tf.data.Dataset too (Keras failed on "Cast string to float").
     named = tf.data.Dataset.from_tensor_slices((TEXTS, names)).batch(2)
     np.testing.assert_allclose(classifier.evaluate(named, verbose=0), by_id)
@@ -262,6 +265,7 @@ def test_labels_may_be_names_and_bad_labels_or_texts_are_named(classifier):
     for y, message in [
         (["positive", "neutral", "positive", "negative"], "'neutral' .entry 1. is not"),
         ([0, 1, 2, 0], "Label 2 .entry 2. is not a class id: this model has 2"),
+        (["0", "1", "2", "0"], "Label '2' .entry 2. is not one of this model's"),
         ([0, 1], "Got 4 inputs but 2 labels"),
     ]:
         with pytest.raises(ValueError, match=message):

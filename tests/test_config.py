@@ -248,6 +248,18 @@ def test_set_values_that_are_empty_or_not_yaml_are_named(tmp_path):
     bad.write_text("model:\n\tpreset: x\n")  # A tab.
     with pytest.raises(ValueError, match=r"bad.yaml:line 2: invalid YAML: found"):
         load_config(bad)
+    # Label names YAML reads as booleans say so.
+    with pytest.raises(ValueError, match=r"label_names\[0\]'.*got bool False.*quote"):
+        parse_and_load = parse_overrides(["data.label_names=[no, yes]"])
+        load_config(_write(tmp_path, MINIMAL), overrides=parse_and_load)
+    # Notepad's UTF-16 loads; a binary file (a model given by mistake) is named.
+    notepad = tmp_path / "notepad.yaml"
+    notepad.write_text(MINIMAL, encoding="utf-16")
+    assert load_config(notepad).data.train.endswith("train.tsv")
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xf7\x9c")
+    with pytest.raises(ValueError, match=r"model.keras: not a UTF-8 text file"):
+        load_config(model)
 
 
 def test_early_stopping_needs_evaluations_during_training(tmp_path):

@@ -462,19 +462,22 @@ def test_unreachable_hub_fails_after_config_json(monkeypatch):
     assert requested == [("config.json", True)]
 
 
-def _hand_built_hf_cache(cache, repo_id, source):
-    """`source`'s files cached as huggingface_hub caches a repo; every other
-    file albert_tf looks for is cached as missing (`.no_exist`)."""
+def _hand_built_hf_cache(cache, repo_id, source, mark_missing=True):
+    """`source`'s files cached as huggingface_hub caches a repo; with
+    `mark_missing`, every other file albert_tf looks for is cached as missing
+    (`.no_exist`), as after `hf_hub_download` calls; without, the cache is as
+    `snapshot_download` leaves it."""
     from albert_tf.presets.convert_huggingface import WEIGHT_FILES
-    from albert_tf.presets.handles import HF_REPO_FILES
+    from albert_tf.presets.handles import PRESET_FILES
+    from albert_tf.presets.handles import TRANSFORMERS_FILES
 
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(_HubHandler.commit)
     snapshot = repo / "snapshots" / _HubHandler.commit
     shutil.copytree(source, snapshot)
-    for name in (*HF_REPO_FILES, *WEIGHT_FILES):
-        if not (snapshot / name).exists():
+    for name in (*PRESET_FILES, *TRANSFORMERS_FILES, *WEIGHT_FILES):
+        if mark_missing and not (snapshot / name).exists():
             marker = repo / ".no_exist" / _HubHandler.commit / name
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
@@ -516,6 +519,35 @@ def test_hf_handle_of_a_weights_only_repo_fetches_its_pytorch_weights(
     np.testing.assert_array_equal(
         backbone.token_embedding.embeddings.numpy(),
         model.embeddings.word_embeddings.weight.detach().numpy(),
+    )
+
+
+def test_hf_handle_loads_offline_from_a_snapshot_download_cache(
+    tmp_path, monkeypatch, tiny_proto
+):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    transformers = pytest.importorskip("transformers")
+    from tests.helpers import tiny_hf_albert_config
+
+    # What `snapshot_download` leaves: the repo's files, no `.no_exist`
+    # records of the preset files a transformers repo never has.
+    source = tmp_path / "source"
+    model = transformers.AlbertForSequenceClassification(
+        tiny_hf_albert_config(num_labels=3)
+    )
+    model.save_pretrained(source)
+    (source / "spiece.model").write_bytes(tiny_proto)
+    (source / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    _hand_built_hf_cache(tmp_path / "hub", "me/full", source, mark_missing=False)
+    _go_offline(monkeypatch, str(tmp_path / "kagglehub"))
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub")
+    )
+    classifier = AlbertTextClassifier.from_preset("hf://me/full")
+    assert classifier.num_classes == 3
+    np.testing.assert_array_equal(
+        classifier.output_dense.kernel.numpy(),
+        model.classifier.weight.detach().numpy().T,
     )
 
 
@@ -592,6 +624,10 @@ def test_convert_publishes_a_trained_keras_model(tmp_path, tiny_proto):
     published = AlbertTextClassifier.from_preset(str(tmp_path / "preset"))
     assert published.label_names == classifier.label_names
     assert published.preprocessor.text_pairs is False
+    # A new head is free to be trained on pairs.
+    fresh = AlbertTextClassifier.from_preset(str(tmp_path / "preset"), num_classes=3)
+    assert fresh.preprocessor.text_pairs is None
+    assert fresh.predict_on_batch((TEXTS, TEXTS)).shape == (len(TEXTS), 3)
     args = [*args[:2], str(tmp_path / "p2"), "--vocabulary", str(tmp_path / "v.spm")]
     assert cli.main(args) == 1 and not (tmp_path / "p2").exists()
     np.testing.assert_array_equal(

@@ -580,6 +580,13 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
             },
         )
         assert Trainer(mixed, tmp_path / "short").train()["steps"] == steps
+    # Fewer steps than done: nothing to train, and no schedule change to warn of.
+    caplog.clear()
+    fewer = load_config(saved, overrides={"data.train": str(data), "training.steps": 4})
+    with caplog.at_level(logging.INFO, logger="albert_tf"):
+        assert Trainer(fewer, tmp_path / "short").train()["steps"] == 8
+    assert "nothing is left to train" in caplog.text
+    assert "length changed" not in caplog.text
     data.write_text("\n".join(data.read_text().splitlines()[:-3]) + "\n")
     with pytest.raises(ValueError, match=r"data.train \(sha256 of its contents\)"):
         Trainer(short, tmp_path / "short").train()
@@ -800,9 +807,9 @@ def test_predict_cli_table_and_jsonl(trained, tmp_path, capsys, monkeypatch):
     tsv = tmp_path / "texts.tsv"
     tsv.write_text(f"text\tid\n{texts[0]}\t1\n\t2\n{texts[1]}\t3\n")
     assert main(["predict", model_path, "--file", str(tsv)]) == 1
-    assert "missing text column 'sentence' (columns: text, id)" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "missing text column 'sentence' (columns: text, id)" in err
+    assert "or pass --no-header if the file has no header row" in err
     args = ["predict", model_path, "--file", str(tsv), "--text-column", "text"]
     assert main(args) == 1
     assert "line 3: empty text (use --skip-bad-rows" in capsys.readouterr().err

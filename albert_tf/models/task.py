@@ -65,7 +65,8 @@ def _has_strings(x):
 
 
 def label_ids(model, labels, num_inputs=None):
-    """`labels` as class ids: names are looked up in `model.label_names`.
+    """`labels` as class ids: names are looked up in `model.label_names`
+    (text ids such as "1" count as ids, as in data files).
 
     Ids are checked against `model.num_classes` (Keras's own errors name
     neither the label nor its row), and the count against `num_inputs`.
@@ -90,16 +91,21 @@ def label_ids(model, labels, num_inputs=None):
                 "pass class ids (0, 1, ...), or build the model with "
                 "`label_names=[...]`."
             )
-        index = {name: i for i, name in enumerate(names)}
+        # The rule data files follow: a name, or an id written as text ("1",
+        # as csv reads SST-2's labels) where the names are not numbers.
+        from albert_tf.training.data_files import LabelVocabulary
+
+        vocabulary = LabelVocabulary(names)
         ids = []
         for row, label in enumerate(array.tolist()):
             label = label.decode() if isinstance(label, bytes) else label
-            if label not in index:
+            class_id = vocabulary.lookup(label)
+            if class_id is None:
                 raise ValueError(
                     f"Label {label!r} (entry {row}) is not one of this "
                     f"model's label_names: {', '.join(names)}."
                 )
-            ids.append(index[label])
+            ids.append(class_id)
         return np.asarray(ids, np.int32)
     num_classes = getattr(model, "num_classes", None)
     if array.dtype.kind in "iu" and array.ndim == 1 and num_classes:

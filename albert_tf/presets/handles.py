@@ -22,10 +22,10 @@ logger = logging.getLogger(__name__)
 KAGGLE_SCHEME = "kaggle://"
 HF_SCHEME = "hf://"
 
-# Files an albert_tf, keras-hub or transformers ALBERT repository may hold;
-# a transformers checkpoint's weights are `convert_huggingface.WEIGHT_FILES`.
-HF_REPO_FILES = (
-    "config.json",
+# Besides config.json, the files an albert_tf or keras-hub preset repository
+# may hold, and those of a transformers checkpoint (its weights are
+# `convert_huggingface.WEIGHT_FILES`).
+PRESET_FILES = (
     "tokenizer.json",
     "preprocessor.json",
     "task.json",
@@ -33,9 +33,8 @@ HF_REPO_FILES = (
     "model.weights.h5",
     "task.weights.h5",
     "assets/tokenizer/vocabulary.spm",
-    "tokenizer_config.json",
-    "spiece.model",
 )
+TRANSFORMERS_FILES = ("tokenizer_config.json", "spiece.model")
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -188,12 +187,17 @@ def _hf_download(handle):
         except Exception as e:
             raise download_error(e) from None
 
-    for filename in HF_REPO_FILES:
-        if filename != "config.json":
+    if "model_type" not in read_json(config_path):
+        for filename in PRESET_FILES:
             fetch(filename)
-    if "model_type" in read_json(config_path):
-        # A transformers checkpoint: its first weights file in the order
-        # transformers prefers, with the shards when it is an index.
+    else:
+        # A transformers checkpoint. Preset files are not looked for: a cache
+        # filled by transformers or snapshot_download never records them as
+        # missing, so offline they would fail as "partly cached".
+        for filename in TRANSFORMERS_FILES:
+            fetch(filename)
+        # Its first weights file in the order transformers prefers, with the
+        # shards when it is an index.
         for filename in convert_huggingface.WEIGHT_FILES:
             path = fetch(filename)
             if path is None:

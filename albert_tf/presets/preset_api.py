@@ -129,6 +129,7 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             loader=loader,
             **backbone_kwargs,
         )
+    given = set(kwargs)
     if "preprocessor" in kwargs:
         preprocessor = kwargs.pop("preprocessor")
     else:
@@ -157,6 +158,10 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             head.get("num_classes"),
         )
         head.pop("label_names", None)
+    if new_head and "preprocessor" not in given and preprocessor is not None:
+        # A new head is trained afresh: on single texts or on pairs,
+        # whatever the preset's model was trained on.
+        preprocessor.text_pairs = None
     keep_head = load_weights and head and not new_head
     order = _head_order(head.get("label_names"), kwargs) if keep_head else None
     task = target(backbone=backbone, preprocessor=preprocessor, **{**head, **kwargs})

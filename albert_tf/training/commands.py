@@ -147,7 +147,10 @@ def _training_columns(model_path):
 
 
 # Ends the message about a column missing from a file read with these options.
-COLUMN_HINT = "name the columns with --text-column, --text-pair-column, --label-column"
+COLUMN_HINT = (
+    "name the columns with --text-column, --text-pair-column, --label-column, "
+    "or pass --no-header if the file has no header row"
+)
 
 
 def data_config_from_args(args, model_path=None):

@@ -9,6 +9,7 @@ working directory; paths given with `--set` or `--output` are relative to the
 current directory.
 """
 
+import codecs
 import copy
 import dataclasses
 import itertools
@@ -146,9 +147,10 @@ class StrategyConfig:
 
     `name` is `auto` (TPU if `tpu` is set, all workers if `TF_CONFIG` lists
     several, all GPUs if there are several, `num_cpu_devices` logical CPUs
-    if more than one, else one device), `default`, `one_device`, `mirrored`, `multi_worker`
-    (reads `TF_CONFIG`) or `tpu`. `num_cpu_devices` splits the CPU into that
-    many logical devices for `mirrored` (must be set before TensorFlow starts).
+    if more than one, else one device), `default`, `one_device`,
+    `mirrored`, `multi_worker` (reads `TF_CONFIG`) or `tpu`.
+    `num_cpu_devices` splits the CPU into that many logical devices for
+    `mirrored` (must be set before TensorFlow starts).
     `join_timeout_s`: how long a `multi_worker` task waits for every task in
     `TF_CONFIG` to start before it gives up with an error.
     `mixed_precision`: `false`, `true` (bfloat16 on TPU/CPU, float16 on GPU),
@@ -201,6 +203,9 @@ PATH_KEYS = (
     "data.dev",
     "output_dir",
 )
+
+
+_BOOLEAN_HINT = " (YAML reads yes, no, on, off as booleans: quote the name)"
 
 
 def _type_name(tp):
@@ -256,7 +261,7 @@ def _convert(value, tp, key):
             if isinstance(k, bool) or not isinstance(k, (str, int)):
                 hint = ""
                 if isinstance(k, bool):
-                    hint = " (YAML reads yes, no, on, off as booleans: quote the name)"
+                    hint = _BOOLEAN_HINT
                 raise TypeError(
                     f"config key '{key}': expected names as keys, got "
                     f"{type(k).__name__} {k!r}{hint}"
@@ -293,6 +298,7 @@ def _convert(value, tp, key):
     raise TypeError(
         f"config key '{key}': expected {_type_name(tp)}, got "
         f"{type(value).__name__} {value!r}"
+        + (_BOOLEAN_HINT if tp is str and isinstance(value, bool) else "")
     )
 
 
@@ -544,6 +550,21 @@ def dotted(overrides, prefix=""):
     return flat
 
 
+def _read_yaml_text(path):
+    """A config file's text: UTF-8 (a BOM allowed) or UTF-16 with its BOM, as
+    Windows Notepad saves it."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    utf16 = raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    try:
+        return raw.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}). Pass "
+            "the training YAML config, not a model or another binary file."
+        ) from None
+
+
 def load_config(path=None, overrides=None, data=None):
     """Loads, overrides and validates a training config.
 
@@ -577,8 +598,7 @@ def load_config(path=None, overrides=None, data=None):
             raise IsADirectoryError(f"config '{path}' is a folder; pass a YAML file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file not found: '{path}'")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = _read_yaml_text(path)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

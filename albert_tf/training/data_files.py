@@ -300,7 +300,7 @@ def _as_label(value):
 # What to do about a missing column, from a training config.
 CONFIG_COLUMN_HINT = (
     "set data.text_column / data.text_pair_column / data.label_column in the "
-    "config or with --set"
+    "config or with --set, or data.header: false if the file has no header row"
 )
 
 

@@ -353,6 +353,17 @@ class Trainer:
         step, state = restored
         check_same_run(state.get("config"), fingerprint, manager.directory)
         before = state.get("total_steps")
+        if self.is_chief:
+            drop_events_after(os.path.join(self.output_dir, "logs"), step)
+        if step >= total_steps:  # The schedule is not used again.
+            logger.info(
+                "Restored checkpoint at step %d from %s: at or past this run's "
+                "%d steps, nothing is left to train",
+                step,
+                manager.directory,
+                total_steps,
+            )
+            return state
         if before is not None and before != total_steps:
             logger.warning(
                 "The run's length changed from %d to %d steps: the learning-rate "
@@ -363,8 +374,6 @@ class Trainer:
                 total_steps,
                 step,
             )
-        if self.is_chief:
-            drop_events_after(os.path.join(self.output_dir, "logs"), step)
         logger.info(
             "Restored checkpoint at step %d of %d from %s; resuming",
             step,
