@@ -128,10 +128,18 @@ def fsync(path):
 def ensure_writable(path):
     """Fails now, naming `path`, if a file could not be written there later.
 
-    For commands that work for minutes before they write. Creates missing
-    parent folders, as the write would.
+    For commands that work for minutes before they write. Missing parent
+    folders are created for the check and removed again (the write creates
+    them), so a command that fails before it writes leaves none behind.
     """
+    directory = os.path.dirname(os.path.abspath(path))
+    created = []
+    while not os.path.exists(directory):
+        created.append(directory)
+        directory = os.path.dirname(directory)
     os.remove(_temp_file_beside(path))
+    for folder in created:  # Innermost first.
+        os.rmdir(folder)
 
 
 def _temp_file_beside(path):

@@ -54,10 +54,13 @@ def test_unwritable_targets_are_named_and_leave_nothing(tmp_path):
     assert os.listdir(folder) == []
 
 
-def test_ensure_writable_creates_folders_and_leaves_no_file(tmp_path):
+def test_ensure_writable_leaves_no_file_and_no_folder(tmp_path):
     path = tmp_path / "a" / "b" / "model.tflite"
     ensure_writable(path)
-    assert os.listdir(path.parent) == []
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "a").mkdir()
+    ensure_writable(path)
+    assert os.listdir(tmp_path / "a") == []
 
 
 def test_write_all_writes_every_file_or_none(tmp_path):
