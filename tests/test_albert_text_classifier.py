@@ -256,6 +256,8 @@ def test_labels_may_be_names_and_bad_labels_or_texts_are_named(classifier):
     # Ids read from a file as text ("1"), as data files take them.
     as_text = [str(i) for i in LABELS]
     np.testing.assert_allclose(classifier.evaluate(TEXTS, as_text, verbose=0), by_id)
+    as_text = tf.data.Dataset.from_tensor_slices((TEXTS, as_text)).batch(2)
+    np.testing.assert_allclose(classifier.evaluate(as_text, verbose=0), by_id)
     # Names in a tf.data.Dataset too (Keras failed on "Cast string to float").
     named = tf.data.Dataset.from_tensor_slices((TEXTS, names)).batch(2)
     np.testing.assert_allclose(classifier.evaluate(named, verbose=0), by_id)

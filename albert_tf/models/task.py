@@ -283,9 +283,15 @@ class Task(TaskPresetMixin, keras.Model):
                 "`label_names`; map them to class ids (0, 1, ...) first, or "
                 "build the model with `label_names=[...]`."
             )
+        from albert_tf.training.data_files import LabelVocabulary
+
+        # Names, and ids written as text where `label_ids` takes them.
+        vocabulary = LabelVocabulary(names)
+        keys = {str(i): i for i in range(len(names)) if vocabulary.lookup(str(i)) == i}
+        keys.update((name, i) for i, name in enumerate(names))
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(names)), tf.range(len(names), dtype=tf.int32)
+                tf.constant(list(keys)), tf.constant(list(keys.values()), tf.int32)
             ),
             default_value=-1,
         )
