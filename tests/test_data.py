@@ -537,7 +537,7 @@ def test_truncated_tfrecord_and_wrong_columns_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"column 'sentence' .*\(set data.text_col"):
         data_files.read_labelled_text(str(tsv), DataConfig(), vocab)
     # Skipping would skip every row: the header lacks the column.
-    with pytest.raises(ValueError, match=r"column 'sentence' .*with --set\)$"):
+    with pytest.raises(ValueError, match=r"column 'sentence' .*no header row\)$"):
         data_files.read_labelled_text(str(tsv), skipping, vocab)
     # Callers name their own way of setting columns.
     with pytest.raises(ValueError, match=r"\(use --text-column\)$"):

@@ -407,20 +407,18 @@ def test_hf_handle_downloads_through_huggingface_hub_then_works_offline(
     assert unreachable.returncode == 0, unreachable.stderr[-2000:]
     assert "Retrying" not in unreachable.stderr
     assert checksum == [x for x in unreachable.stdout.splitlines() if "sha256" in x]
-    # A cache that never looked for a file (filled by another library) cannot
-    # tell a missing head from a missing download: it says so.
+    # A cache that lacks a file it never looked for (a download cut short)
+    # cannot tell a repo without it (an uncased default) from a lost one.
     cached = tmp_path / "hf_home" / "hub" / "models--someone--tiny-albert"
-    markers = list((cached / ".no_exist").rglob("task.json"))
-    assert markers  # The Hub answered "no such file": cached as missing.
-    for marker in markers:
-        marker.unlink()
+    (links,) = list((cached / "snapshots").glob("*/tokenizer_config.json"))
+    links.unlink()
     partial = _run_cli(
         ["convert", "hf://someone/tiny-albert", str(tmp_path / "d")],
         dict(env, HF_HUB_OFFLINE="1", HF_ENDPOINT=endpoint),
     )
     assert partial.returncode == 1
     assert "only partly in the Hugging Face cache" in partial.stderr
-    assert "task.json was never looked for" in partial.stderr
+    assert "tokenizer_config.json was never looked for" in partial.stderr
 
     classifier = load_classifier(str(tmp_path / "a"))
     assert classifier.label_names == ["bad", "good"]
