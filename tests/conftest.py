@@ -38,3 +38,25 @@ def tiny_proto(tmp_path_factory):
     from tests.helpers import train_tiny_sentencepiece
 
     return train_tiny_sentencepiece(tmp_path_factory.mktemp("spm"))
+
+
+# The files that take longest, longest first (CI durations). With `make test`
+# (`--dist loadfile --no-loadscope-reorder`) each xdist worker takes whole
+# files in this order, so the short files fill in at the end instead of one
+# worker running a long file alone while the other idles.
+_LONGEST_FIRST = (
+    "test_training.py",
+    "test_training_distributed.py",
+    "test_serving_server.py",
+    "test_presets.py",
+    "test_serving_export.py",
+    "test_demo.py",
+    "test_tflite.py",
+    "test_keras_hub_examples.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
