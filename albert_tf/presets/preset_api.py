@@ -129,7 +129,7 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             loader=loader,
             **backbone_kwargs,
         )
-    given = set(kwargs)
+    preset_preprocessor = "preprocessor" not in kwargs
     if "preprocessor" in kwargs:
         preprocessor = kwargs.pop("preprocessor")
     else:
@@ -158,7 +158,7 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             head.get("num_classes"),
         )
         head.pop("label_names", None)
-    if new_head and "preprocessor" not in given and preprocessor is not None:
+    if new_head and preset_preprocessor and preprocessor is not None:
         # A new head is trained afresh: on single texts or on pairs,
         # whatever the preset's model was trained on.
         preprocessor.text_pairs = None
