@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
+from tests.helpers import train_tiny_sentencepiece
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,35 @@ def test_tf_data_batched_and_unbatched_match_direct_call(tokenizer):
     pairs = tf.data.Dataset.from_tensor_slices((texts, texts)).batch(3)
     pair_out = next(iter(pairs.map(lambda a, b: pre((a, b)))))
     assert pair_out["segment_ids"].numpy().max() == 1
+
+
+def test_dataset_function_traces_once_and_follows_changed_settings(
+    tiny_proto, tmp_path
+):
+    tokenizer = AlbertTokenizer(proto=tiny_proto)
+    pre = AlbertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    texts = ["The Quick fox", "a dog"]
+    ds = tf.data.Dataset.from_tensor_slices(texts).batch(2)
+    function = pre.dataset_function()
+    for _ in range(3):  # A dataset each, as three `predict` calls make.
+        out = next(iter(ds.map(pre.dataset_function())))
+    assert pre.dataset_function() is function
+    assert function.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(
+        out["token_ids"], pre(tf.constant(texts))["token_ids"]
+    )
+
+    # Each change must reach the next dataset, not the first trace.
+    def token_ids():
+        return next(iter(ds.map(pre.dataset_function())))["token_ids"].numpy()
+
+    pre.sequence_length = 12
+    before = token_ids()
+    assert before.shape == (2, 12)
+    tokenizer.set_proto(train_tiny_sentencepiece(tmp_path, vocab_size=60))
+    after = token_ids()
+    np.testing.assert_array_equal(after, pre(tf.constant(texts))["token_ids"])
+    assert (after != before).any()
 
 
 def test_config_round_trip(tokenizer):

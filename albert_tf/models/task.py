@@ -54,6 +54,13 @@ def _rows(data, start, stop):
     return data[start:stop]
 
 
+def _dataset_function(preprocessor):
+    """What to map over a dataset: a traced, kept function where the
+    preprocessor offers one (ours do), else the preprocessor itself."""
+    make = getattr(preprocessor, "dataset_function", None)
+    return make() if callable(make) else preprocessor
+
+
 def _has_strings(x):
     for value in tf.nest.flatten(x):
         if isinstance(value, (str, bytes)):
@@ -271,7 +278,10 @@ class Task(TaskPresetMixin, keras.Model):
                 ds = ds.shuffle(ds.cardinality(), reshuffle_each_iteration=True)
             ds = ds.batch(batch_size or 32)
         if self.preprocessor is not None:
-            ds = ds.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(
+                _dataset_function(self.preprocessor),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def _label_names_to_ids(self):

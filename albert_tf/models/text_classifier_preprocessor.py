@@ -1,12 +1,21 @@
 """The generic base class of text classification preprocessors."""
 
+import json
+import weakref
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from albert_tf.api_export import albert_tf_export
 from albert_tf.layers.multi_segment_packer import TRUNCATE_MODES
 from albert_tf.layers.multi_segment_packer import MultiSegmentPacker
 from albert_tf.models.preprocessor import Preprocessor
+
+# Each preprocessor's `dataset_function()`, with the settings it was traced
+# for; weakly keyed, and the function holds a weak proxy, so the cache keeps
+# no preprocessor alive.
+_dataset_functions = weakref.WeakKeyDictionary()
 
 
 @albert_tf_export("albert_tf.models.TextClassifierPreprocessor")
@@ -115,6 +124,50 @@ class TextClassifierPreprocessor(Preprocessor):
             ),
         }
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def dataset_function(self):
+        """This layer as a `tf.function` for `tf.data.Dataset.map`.
+
+        `dataset.map(preprocessor)` traces the tokenizer's graph again for
+        every dataset, about a second of CPU that each `predict`/`evaluate`
+        call paid. The function returned here is traced once per input
+        structure and kept; changed settings (`sequence_length`, another
+        vocabulary) get a new one.
+        """
+        settings = (
+            self.tokenizer,
+            getattr(self.tokenizer, "proto", None),
+            json.dumps(self.get_config(), sort_keys=True, default=repr),
+        )
+        cached = _dataset_functions.get(self)
+        if cached is not None:
+            (tokenizer, proto, config), function = cached
+            if (
+                tokenizer is settings[0]
+                and proto == settings[1]
+                and config == settings[2]
+            ):
+                return function
+        layer = weakref.proxy(self)
+
+        # All parameters named: `reduce_retracing` cannot relate the
+        # signatures of a `*args` function called with 1, 2 or 3 arguments.
+        def preprocess(
+            x, y=None, sample_weight=None, sequence_length=None, pad_to_longest=False
+        ):
+            return layer(
+                x,
+                y,
+                sample_weight,
+                sequence_length=sequence_length,
+                pad_to_longest=pad_to_longest,
+            )
+
+        # No autograph: TensorFlow never converts Keras layers' code anyway,
+        # and converting this wrapper only adds "in user code" to errors.
+        function = tf.function(preprocess, autograph=False, reduce_retracing=True)
+        _dataset_functions[self] = (settings, function)
+        return function
 
     def _check_segments(self, segments):
         if len(segments) > 2:

@@ -106,16 +106,20 @@ class _ServingFunctions:
         features = self.preprocessor(segments, pad_to_longest=True)
         return self._outputs(features)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=sig.TEXT)])
+    @tf.function(
+        autograph=False,
+        input_signature=[tf.TensorSpec([None], tf.string, name=sig.TEXT)],
+    )
     def predict(self, text):
         text = self._check_utf8(text, sig.TEXT)
         return self._predict_texts(text)
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.string, name=sig.TEXT_A),
             tf.TensorSpec([None], tf.string, name=sig.TEXT_B),
-        ]
+        ],
     )
     def predict_pair(self, text_a, text_b):
         tf.debugging.assert_equal(
@@ -128,7 +132,8 @@ class _ServingFunctions:
         return self._predict_texts((text_a, text_b))
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name=sig.CLASSIFY_INPUTS)]
+        autograph=False,
+        input_signature=[tf.TensorSpec([None], tf.string, name=sig.CLASSIFY_INPUTS)],
     )
     def classify(self, inputs):
         # Calls the traced `predict`/`predict_pair` graphs instead of tracing
@@ -194,11 +199,12 @@ class _ServingFunctions:
         return {sig.CLASSES: classes, sig.SCORES: scores}
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None, None], tf.int32, name=sig.TOKEN_IDS),
             tf.TensorSpec([None, None], tf.int32, name=sig.SEGMENT_IDS),
             tf.TensorSpec([None, None], tf.int32, name=sig.PADDING_MASK),
-        ]
+        ],
     )
     def predict_ids(self, token_ids, segment_ids, padding_mask):
         checks = self._check_ids(token_ids, segment_ids, padding_mask)

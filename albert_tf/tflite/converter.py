@@ -78,7 +78,8 @@ def _serving_function(classifier, input_kind, sequence_length):
         packer = TFLiteTextPacker(classifier.preprocessor.tokenizer, sequence_length)
 
         @tf.function(
-            input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)]
+            autograph=False,
+            input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
         )
         def serve_text(text):
             return _outputs(classifier, packer(text))
@@ -86,9 +87,10 @@ def _serving_function(classifier, input_kind, sequence_length):
         return serve_text
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in ID_INPUTS
-        ]
+        ],
     )
     def serve_ids(token_ids, segment_ids, padding_mask):
         inputs = {
@@ -104,7 +106,10 @@ def _serving_function(classifier, input_kind, sequence_length):
 def _tokenizer_function(tokenizer, sequence_length):
     packer = TFLiteTextPacker(tokenizer, sequence_length)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+    @tf.function(
+        autograph=False,
+        input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
+    )
     def tokenize(text):
         return packer(text)
 

@@ -40,8 +40,9 @@ def _trim(x, y):
 
 def _tokenized_rows(ds, preprocessor, static_shapes):
     """`(text, label)` rows to `(features, label)` rows, tokenized in batches."""
+    preprocess = preprocessor.dataset_function()
     ds = ds.batch(TOKENIZE_BATCH_SIZE).map(
-        lambda x, y: preprocessor(x, y, pad_to_longest=not static_shapes),
+        lambda x, y: preprocess(x, y, pad_to_longest=not static_shapes),
         num_parallel_calls=AUTOTUNE,
     )
     ds = ds.unbatch()
@@ -140,12 +141,13 @@ def eval_dataset(data, preprocessor, batch_size, static_shapes=False):
     else:
         ds = tf.data.Dataset.from_tensor_slices(features)
     ds = ds.batch(batch_size)
+    function = preprocessor.dataset_function()
 
     def preprocess(*args):
         if data.labels is None:
             x, y = (args[0] if len(args) == 1 else tuple(args)), None
         else:
             x, y = args
-        return preprocessor(x, y, pad_to_longest=not static_shapes)
+        return function(x, y, pad_to_longest=not static_shapes)
 
     return ds.map(preprocess, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -33,7 +33,7 @@ def inference_function(model):
     once or twice. Keep it for repeated evaluations (a new one traces again).
     """
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(autograph=False, reduce_retracing=True)
     def forward(x):
         return tf.cast(model(x, training=False), tf.float32)
 

@@ -320,7 +320,9 @@ class Trainer:
         if self.config.strategy.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
 
-        @tf.function
+        # No autograph: the loops and ifs above run on Python values at trace
+        # time, and converting them cost seconds of each run's start.
+        @tf.function(autograph=False)
         def train_step(iterator, stop_requests):
             """One step; `stop_requests`: this worker's [Ctrl-C, SIGTERM] (0 or 1).
 
