@@ -562,15 +562,10 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
     reports = {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
     assert Trainer(short, tmp_path / "short").train() == json.loads(json.dumps(first))
     assert reports == {p.name: p.read_bytes() for p in (tmp_path / "short").glob("*.*")}
-    # A longer run continues, saying that the schedule now spans the new length.
-    longer = load_config(
-        saved, overrides={"data.train": str(data), "training.steps": 4}
-    )
-    with caplog.at_level(logging.WARNING, logger="albert_tf"):
-        assert Trainer(longer, tmp_path / "short").train()["steps"] == 4
-    assert "length changed from 2 to 4 steps" in caplog.text
-    # Loss scaling (mixed_float16, on GPUs) may come and go with the hardware.
-    for steps, precision in ((6, "mixed_float16"), (8, False)):
+    # A longer run continues, saying that the schedule now spans the new
+    # length; loss scaling (mixed_float16, on GPUs) may come and go with
+    # the hardware.
+    for steps, precision in ((4, "mixed_float16"), (6, False)):
         mixed = load_config(
             saved,
             overrides={
@@ -579,12 +574,15 @@ def test_resuming_with_other_settings_is_refused(trained, tmp_path, caplog):
                 "strategy.mixed_precision": precision,
             },
         )
-        assert Trainer(mixed, tmp_path / "short").train()["steps"] == steps
+        with caplog.at_level(logging.WARNING, logger="albert_tf"):
+            assert Trainer(mixed, tmp_path / "short").train()["steps"] == steps
+        if steps == 4:
+            assert "length changed from 2 to 4 steps" in caplog.text
     # Fewer steps than done: nothing to train, and no schedule change to warn of.
     caplog.clear()
     fewer = load_config(saved, overrides={"data.train": str(data), "training.steps": 4})
     with caplog.at_level(logging.INFO, logger="albert_tf"):
-        assert Trainer(fewer, tmp_path / "short").train()["steps"] == 8
+        assert Trainer(fewer, tmp_path / "short").train()["steps"] == 6
     assert "nothing is left to train" in caplog.text
     assert "length changed" not in caplog.text
     data.write_text("\n".join(data.read_text().splitlines()[:-3]) + "\n")
@@ -1348,7 +1346,7 @@ def test_mixed_precision_policy_refuses_what_cannot_run():
         mixed_precision_policy(fp16_xla, multi_worker)
 
 
-def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
+def test_pair_trained_model_refuses_single_texts(trained, tmp_path, tiny_proto, capsys):
     """A pair model scored single texts silently (wrong answers) everywhere."""
     from albert_tf.cli import main
 
@@ -1412,10 +1410,7 @@ def test_pair_trained_model_refuses_single_texts(tmp_path, tiny_proto, capsys):
     assert "trained on text pairs, and --verify" in capsys.readouterr().err
     assert not os.path.exists(out)
     # A single-text model refuses pairs the same way.
-    single = tmp_path / "single"
-    single_overrides = tiny_overrides(tmp_path, tiny_proto, **{"training.steps": 2})
-    args = ["train", "--config", str(TINY_CONFIG), "--output", str(single)]
-    assert main([*args, *set_args(single_overrides)]) == 0
+    single, _, _ = trained
     with pytest.raises(ValueError, match="trained on single texts"):
         load_classifier(str(single / "model.keras")).predict((["a"], ["b"]), verbose=0)
     args = ["predict", str(single / "model.keras"), "--file", str(pairs)]
