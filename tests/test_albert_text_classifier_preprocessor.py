@@ -164,6 +164,17 @@ def test_dataset_function_traces_once_and_follows_changed_settings(
     np.testing.assert_array_equal(after, pre(tf.constant(texts))["token_ids"])
     assert (after != before).any()
 
+    # A subclass whose `call` takes no options still maps (keras-hub style).
+    class Plain(AlbertTextClassifierPreprocessor):
+        def call(self, x, y=None, sample_weight=None):
+            return super().call(x, y, sample_weight)
+
+    plain = Plain(tokenizer, sequence_length=8)
+    out = next(iter(ds.map(plain.dataset_function())))
+    np.testing.assert_array_equal(
+        out["token_ids"], plain(tf.constant(texts))["token_ids"]
+    )
+
 
 def test_config_round_trip(tokenizer):
     pre = AlbertTextClassifierPreprocessor(

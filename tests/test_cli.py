@@ -57,10 +57,16 @@ def _import_stderr(prelude="", after="", **env):
     return result.stderr
 
 
-def test_native_info_lines_are_off_unless_asked_for():
+def test_native_info_lines_are_off_unless_asked_for(tiny_proto, tmp_path):
     # INFO lines at import (oneDNN, CUDA stubs, CPU features), at the first
     # device use (cuInit's error where no driver was found) and later (a
-    # TFLite conversion's "Estimated count of arithmetic ops").
+    # TFLite conversion's "Estimated count of arithmetic ops", LiteRT's
+    # delegate line when an interpreter starts).
+    from albert_tf import tflite
+    from albert_tf.models import AlbertTokenizer
+
+    build = tmp_path / "tokenizer.tflite"
+    build.write_bytes(tflite.convert_tokenizer(AlbertTokenizer(proto=tiny_proto), 8))
     later = (
         "import tensorflow as tf\n"
         "from albert_tf.native_logs import say_onednn_int_notice_quietly\n"
@@ -69,13 +75,19 @@ def test_native_info_lines_are_off_unless_asked_for():
         "f = tf.function(lambda x: x + 1, "
         "input_signature=[tf.TensorSpec([1], tf.float32)])\n"
         "tf.lite.TFLiteConverter.from_concrete_functions("
-        "[f.get_concrete_function()], f).convert()"
+        "[f.get_concrete_function()], f).convert()\n"
+        "import numpy as np\n"
+        "from albert_tf import tflite\n"
+        f"model = tflite.TFLiteClassifier({str(build)!r})\n"
+        "model.run(text=np.array(['a b'], dtype=object))"
     )
+    delegate = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
     stderr = _import_stderr(after=later)
     assert "oneDNN custom operations" not in stderr
     assert "absl::InitializeLog" not in stderr
     assert "oneDNN supports DT_INT64" not in stderr  # The tokenizer's ragged concat.
     assert not re.search(r"^I\d{4} ", stderr, flags=re.MULTILINE), stderr
+    assert delegate not in stderr
     # Asked for, they stay.
     loud = _import_stderr(after=later, TF_CPP_MIN_LOG_LEVEL="0")
     assert "absl::InitializeLog" in loud  # At import.
@@ -84,25 +96,10 @@ def test_native_info_lines_are_off_unless_asked_for():
         assert "oneDNN custom operations" in loud  # At import.
         assert "oneDNN supports DT_INT64 only on platforms with AVX-512" in loud
     assert re.search(r"^I\d{4} .*flatbuffer_export\.cc", loud, flags=re.MULTILINE)
+    assert delegate in loud
     if "Could not find cuda drivers" in loud:  # As here.
         assert "failed call to cuInit" in loud
         assert "failed call to cuInit" not in stderr
-
-
-def test_litert_delegate_info_line_is_off_unless_asked_for(tiny_proto, tmp_path):
-    proto = tmp_path / "tiny.spm"
-    proto.write_bytes(tiny_proto)
-    run = (
-        "import numpy as np\n"
-        "from albert_tf import tflite\n"
-        "from albert_tf.models import AlbertTokenizer\n"
-        f"tokenizer = AlbertTokenizer(proto={str(proto)!r})\n"
-        "model = tflite.TFLiteClassifier(tflite.convert_tokenizer(tokenizer, 8))\n"
-        "model.run(text=np.array(['a b'], dtype=object))"
-    )
-    line = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-    assert line not in _import_stderr(after=run)
-    assert line in _import_stderr(after=run, TF_CPP_MIN_LOG_LEVEL="0")
 
 
 def test_cuinit_error_is_kept_where_a_driver_was_found():

@@ -83,9 +83,11 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
     config = (
         tflite.int8(TINY_CORPUS) if mode == "int8" else tflite.QuantizationConfig(mode)
     )
-    outputs = {}
+    outputs, contents = {}, {}
     for input_kind in ("text", "ids"):
-        content = tflite.convert(classifier, config, input_kind=input_kind)
+        content = contents[input_kind] = tflite.convert(
+            classifier, config, input_kind=input_kind
+        )
         model = tflite.TFLiteClassifier(content)
         _check_signature(model, input_kind)
         expected_ops = (
@@ -129,7 +131,7 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         np.testing.assert_allclose(one["logits"], got["logits"][:1], atol=1e-5, rtol=0)
         with pytest.raises(ValueError, match="pass the second texts as `pairs=`"):
             model.predict([(texts[0], pairs[0])], preprocessor=classifier.preprocessor)
-        text_build = tflite.TFLiteClassifier(tflite.convert(classifier, config))
+        text_build = tflite.TFLiteClassifier(contents["text"])
         with pytest.raises(ValueError, match="pairs need an ids-in build"):
             text_build.predict(texts, pairs=pairs)
 

@@ -155,13 +155,11 @@ class TextClassifierPreprocessor(Preprocessor):
         def preprocess(
             x, y=None, sample_weight=None, sequence_length=None, pad_to_longest=False
         ):
-            return layer(
-                x,
-                y,
-                sample_weight,
-                sequence_length=sequence_length,
-                pad_to_longest=pad_to_longest,
-            )
+            # Only the options given: a subclass's `call` may not take them.
+            options = {"sequence_length": sequence_length} if sequence_length else {}
+            if pad_to_longest:
+                options["pad_to_longest"] = True
+            return layer(x, y, sample_weight, **options)
 
         # No autograph: TensorFlow never converts Keras layers' code anyway,
         # and converting this wrapper only adds "in user code" to errors.
