@@ -1048,14 +1048,13 @@ def test_class_weights_balanced_named_and_unknown(tmp_path, tiny_proto, caplog):
     assert "Class weights (training.class_weights): negative 2, positive 0.6667" in (
         caplog.text
     )
-    # Weights are part of the run: a rerun with them added does not resume.
-    overrides["training.class_weights"] = None
-    train(str(TINY_CONFIG), tmp_path / "plain", overrides=overrides)
+    # Weights are part of the run: a rerun with others does not resume.
     overrides["training.class_weights"] = {"1": 4.0}  # An id names class 1.
     with pytest.raises(
-        ValueError, match=r"settings \(training.class_weights: None -> \{'1': 4.0\}\)"
+        ValueError,
+        match=r"settings \(training.class_weights: 'balanced' -> \{'1': 4.0\}\)",
     ):
-        train(str(TINY_CONFIG), tmp_path / "plain", overrides=overrides)
+        train(str(TINY_CONFIG), tmp_path / "balanced", overrides=overrides)
     result = train(str(TINY_CONFIG), tmp_path / "named", overrides=overrides)
     assert result["class_weights"] == {"negative": 1.0, "positive": 4.0}
     overrides["training.class_weights"] = {"neutral": 2.0}
