@@ -43,13 +43,18 @@ config = load_config(sys.argv[2], overrides=overrides)
 keras.utils.set_random_seed(config.seed)  # As the trainer does.
 initial = build_classifier(config.model, ["negative", "positive"]).get_weights()[0]
 np.save(sys.argv[3] + "/initial.npy", initial)
-for name, extra in [
-    ("one_device", {"strategy.name": "default"}),
-    ("mirrored", {"strategy.name": "mirrored", "strategy.num_cpu_devices": 2}),
-]:
-    config = load_config(sys.argv[2], overrides={**overrides, **extra})
-    result = Trainer(config, output_dir=sys.argv[3] + "/" + name).train()
-    print(name, result["num_replicas"], json.dumps(result["history"]["train"]))
+# Both precisions in one process: a TensorFlow start less.
+for precision in (False, "mixed_float16"):
+    for name, extra in [
+        ("one_device", {"strategy.name": "default"}),
+        ("mirrored", {"strategy.name": "mirrored", "strategy.num_cpu_devices": 2}),
+    ]:
+        extra["strategy.mixed_precision"] = precision
+        config = load_config(sys.argv[2], overrides={**overrides, **extra})
+        output = f"{sys.argv[3]}/{precision}/{name}"
+        result = Trainer(config, output_dir=output).train()
+        history = json.dumps(result["history"]["train"])
+        print(precision, name, result["num_replicas"], history)
 """
 
 
@@ -78,8 +83,16 @@ def _weights(path):
     return load_classifier(path).get_weights()
 
 
+@pytest.fixture(scope="module")
+def mirrored_runs(tmp_path_factory, tiny_proto):
+    """One device and 2 mirrored CPUs, in float32 and mixed_float16."""
+    tmp = tmp_path_factory.mktemp("mirrored")
+    overrides = tiny_overrides(tmp, tiny_proto, **EXACT_STEP_OVERRIDES)
+    return tmp, _run_script(TRAIN_TWICE, overrides, tmp)
+
+
 @pytest.mark.parametrize("precision", [False, "mixed_float16"])
-def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto, precision):
+def test_mirrored_two_cpus_matches_one_device(mirrored_runs, precision):
     """2 replicas x 2 rows == 1 device x 4 rows: same losses and weights.
 
     Adam is nearly blind to the gradient scale, so epsilon=1 makes updates
@@ -89,16 +102,11 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto, precision):
     gradient sum is reduced in a different order than one device's.
     `mixed_float16` takes the LossScaleOptimizer's merge_call path.
     """
-    overrides = tiny_overrides(
-        tmp_path,
-        tiny_proto,
-        **{**EXACT_STEP_OVERRIDES, "strategy.mixed_precision": precision},
-    )
-    stdout = _run_script(TRAIN_TWICE, overrides, tmp_path)
+    tmp_path, stdout = mirrored_runs
     lines = dict(
-        line.split(" ", 1)
+        line.split(" ", 2)[1:]
         for line in stdout.splitlines()
-        if line.startswith(("one_device", "mirrored"))
+        if line.startswith(f"{precision} ")
     )
     replicas_one, history_one = lines["one_device"].split(" ", 1)
     replicas_two, history_two = lines["mirrored"].split(" ", 1)
@@ -106,8 +114,8 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_proto, precision):
     losses_one = [e["loss"] for e in json.loads(history_one)]
     losses_two = [e["loss"] for e in json.loads(history_two)]
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
-    one = _weights(tmp_path / "one_device" / "model.keras")
-    two = _weights(tmp_path / "mirrored" / "model.keras")
+    one = _weights(tmp_path / str(precision) / "one_device" / "model.keras")
+    two = _weights(tmp_path / str(precision) / "mirrored" / "model.keras")
     for a, b in zip(one, two, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     # Training moved the weights, so the comparison is not vacuous.
