@@ -130,7 +130,7 @@ def load_task(cls, preset, load_weights=True, **kwargs):
             **backbone_kwargs,
         )
     preset_preprocessor = "preprocessor" not in kwargs
-    if "preprocessor" in kwargs:
+    if not preset_preprocessor:
         preprocessor = kwargs.pop("preprocessor")
     else:
         preprocessor_kwargs = {}

@@ -321,7 +321,7 @@ class Trainer:
             replica_step = tf.function(replica_step, jit_compile=True)
 
         # No autograph: the loops and ifs above run on Python values at trace
-        # time, and converting them cost seconds of each run's start.
+        # time, so converting them was only start-up time.
         @tf.function(autograph=False)
         def train_step(iterator, stop_requests):
             """One step; `stop_requests`: this worker's [Ctrl-C, SIGTERM] (0 or 1).
