@@ -69,6 +69,26 @@ SWEEPS = {
             {**_E1, "dropout": 0.3, "attn_dropout": 0.3, "cls_dropout": 0.3},
         ),
     ],
+    # Around the shipped config (1 layer, FFN 2048, batch 32, 1 epoch): prepare
+    # with no --set.
+    "onelayer": [
+        ("current", {}),
+        ("emb256", {"emb": 256}),
+        ("emb64", {"emb": 64}),
+        ("heads1", {"heads": 1}),
+        ("heads8", {"heads": 8}),
+        ("h128_heads2", {"hidden": 128, "heads": 2}),
+        ("ffn3072", {"ffn": 3072}),
+        ("lr3e-4", {"lr": 3e-4}),
+        ("lr7e-4", {"lr": 7e-4}),
+        ("warm0.2", {"warmup": 0.2}),
+        ("wd0.1", {"wd": 0.1}),
+        ("attn_dropout0", {"attn_dropout": 0.0}),
+        ("cls_dropout0", {"cls_dropout": 0.0}),
+        ("epochs1.5", {"epochs": 1.5}),
+        ("fgm0.1", {"fgm": 0.1}),
+        ("batch24", {"batch": 24}),
+    ],
 }
 
 
