@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from albert_tf.layers import MultiSegmentPacker
 from albert_tf.models import AlbertTextClassifierPreprocessor
 from albert_tf.models import AlbertTokenizer
 from tests.helpers import train_tiny_sentencepiece
@@ -77,6 +78,40 @@ def test_truncation_modes(tokenizer, truncate):
     else:  # Waterfall keeps the first segment whole as far as it fits.
         assert (a_len, b_len) == (8, 0)
         assert out["token_ids"].numpy()[0, 1:9].tolist() == _ids(tokenizer, long_a)[:8]
+
+
+@pytest.mark.parametrize("truncate", ["round_robin", "waterfall"])
+def test_packer_matches_tf_text_trimmers_and_combine_segments(truncate):
+    """The packer computes one or two segments' trimming and packing with
+    core ops; tf-text's trimmer and `combine_segments` are the reference."""
+    import tensorflow_text as tf_text
+
+    trimmer = {
+        "round_robin": tf_text.RoundRobinTrimmer,
+        "waterfall": tf_text.WaterfallTrimmer,
+    }[truncate]
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        count, rows = int(rng.integers(1, 3)), int(rng.integers(0, 5))
+        length = int(rng.integers(count + 1, 12))
+        longest = trial % 3 == 0
+        segments = []
+        for _ in range(count):  # Empty rows and rows longer than `length`.
+            lengths = rng.integers(0, 12, size=rows)
+            values = rng.integers(4, 50, size=int(lengths.sum()), dtype=np.int32)
+            segments.append(tf.RaggedTensor.from_row_lengths(values, lengths))
+        packer = MultiSegmentPacker(length, 2, 3, truncate=truncate)
+        token_ids, segment_ids = packer(tuple(segments), pad_to_longest=longest)
+        trimmed = trimmer(max_seq_length=length - 1 - count).trim(segments)
+        want_ids, want_segments = tf_text.combine_segments(
+            trimmed, start_of_sequence_id=2, end_of_segment_id=3
+        )
+        width = max(int(want_ids.bounding_shape()[1]), 1 + count) if longest else length
+        shape = [rows, width]
+        np.testing.assert_array_equal(token_ids, want_ids.to_tensor(0, shape=shape))
+        np.testing.assert_array_equal(
+            segment_ids, want_segments.to_tensor(0, shape=shape)
+        )
 
 
 def test_bad_truncate_and_too_short_length_are_named(tokenizer):
@@ -163,6 +198,18 @@ def test_dataset_function_traces_once_and_follows_changed_settings(
     after = token_ids()
     np.testing.assert_array_equal(after, pre(tf.constant(texts))["token_ids"])
     assert (after != before).any()
+
+    # A new preprocessor with the first settings (a new model) reuses the
+    # first trace, which the changes above to `pre` did not reach.
+    twin = AlbertTextClassifierPreprocessor(
+        AlbertTokenizer(proto=tiny_proto), sequence_length=8
+    )
+    assert twin.dataset_function() is function
+    out = next(iter(ds.map(function)))
+    assert function.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(
+        out["token_ids"], twin(tf.constant(texts))["token_ids"]
+    )
 
     # A subclass whose `call` takes no options still maps (keras-hub style).
     class Plain(AlbertTextClassifierPreprocessor):

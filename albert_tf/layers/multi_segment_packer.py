@@ -86,6 +86,13 @@ class MultiSegmentPacker(keras.layers.Layer):
                 f"`sequence_length={sequence_length}` leaves no room for the "
                 f"{1 + len(segments)} special tokens of {len(segments)} segment(s)."
             )
+        if len(segments) <= 2 and all(s.ragged_rank == 1 for s in segments):
+            token_ids, segment_ids = self._pack_one_or_two(
+                segments, budget, sequence_length, pad_to_longest
+            )
+            if unbatched:
+                token_ids, segment_ids = token_ids[0], segment_ids[0]
+            return token_ids, segment_ids
         trimmer_cls = (
             tf_text.RoundRobinTrimmer
             if self.truncate == "round_robin"
@@ -113,6 +120,49 @@ class MultiSegmentPacker(keras.layers.Layer):
         if unbatched:
             token_ids, segment_ids = token_ids[0], segment_ids[0]
         return token_ids, segment_ids
+
+    def _pack_one_or_two(self, segments, budget, sequence_length, pad_to_longest):
+        """The tf-text trimmers and `combine_segments`, for one or two
+        segments, as arithmetic on lengths and one gather.
+
+        Same outputs, a tenth of the ops: each `tf.data` iterator (every
+        `predict` call, every epoch) instantiates this graph again, which
+        took about 0.15 s with the tf-text ops.
+        """
+        kept = [tf.minimum(segments[0].row_lengths(), budget)]
+        if len(segments) == 2:
+            second = segments[1].row_lengths()
+            if self.truncate == "round_robin":  # Turns: a, b, a, b, ...
+                first = tf.maximum(budget - second, (budget + 1) // 2)
+                kept[0] = tf.minimum(segments[0].row_lengths(), first)
+            kept.append(tf.minimum(second, budget - kept[0]))
+        if pad_to_longest:
+            longest = tf.reduce_max(tf.concat([tf.add_n(kept), [0]], 0))
+            width = 1 + len(segments) + longest  # At least [CLS] and [SEP]s.
+        else:
+            width = sequence_length
+        positions = tf.range(width, dtype=tf.int64)[None, :]
+        # Every piece of every segment, then a pad for the other positions.
+        pieces = [tf.cast(s.flat_values, tf.int32) for s in segments]
+        flat = tf.concat([*pieces, [tf.constant(self.pad_value, tf.int32)]], 0)
+        shape = tf.stack([segments[0].nrows(), tf.cast(width, tf.int64)])
+        index = tf.fill(shape, tf.size(flat, out_type=tf.int64) - 1)
+        is_end = tf.zeros_like(index, tf.bool)
+        is_second = is_end
+        begin, offset = tf.constant(1, tf.int64), tf.constant(0, tf.int64)
+        for i, (segment, length) in enumerate(zip(segments, kept, strict=True)):
+            end = begin + length[:, None]  # Where this segment's [SEP] goes.
+            inside = (positions >= begin) & (positions < end)
+            starts = offset + segment.row_splits[:-1, None]
+            index = tf.where(inside, starts + positions - begin, index)
+            is_end |= positions == end
+            if i == 1:
+                is_second = (positions >= begin) & (positions <= end)
+            begin, offset = end + 1, offset + tf.size(pieces[i], out_type=tf.int64)
+        token_ids = tf.gather(flat, index)
+        token_ids = tf.where(is_end, self.end_value, token_ids)
+        token_ids = tf.where(positions == 0, self.start_value, token_ids)
+        return token_ids, tf.cast(is_second, tf.int32)
 
     def get_config(self):
         config = super().get_config()
