@@ -201,7 +201,8 @@ def trained(tmp_path_factory, tiny_proto):
 
 def test_train_writes_a_loadable_model_and_reports(trained):
     output, result, _ = trained
-    assert result["steps"] == 160
+    # No early-stopping patience (tiny.yaml's): the run goes to its end.
+    assert (result["steps"], result["stopped_early"]) == (160, False)
     metrics = json.loads((output / "metrics.json").read_text())
     evals = metrics["history"]["eval"]
     assert [e["step"] for e in evals] == [40, 80, 120, 160]
@@ -319,44 +320,37 @@ def test_resuming_another_configs_checkpoints_is_a_clear_error(
         trainer.train()
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        "data cut short",
-        "data missing",
-        "empty index",
-        "state.json cut short",
-        "emptied",
-    ],
-)
-def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
-    trained, tmp_path, caplog, damage
+def test_damaged_newest_checkpoints_resume_from_the_newest_whole_one(
+    trained, tmp_path, caplog
 ):
+    """Five checkpoints, each damaged another way (a crash or a full disk),
+    above a whole one: the run resumes from the whole one."""
     output, _, _ = trained
     checkpoints = tmp_path / "run" / "checkpoints"
     shutil.copytree(output / "checkpoints", checkpoints)
-    newest, before = sorted(checkpoints.iterdir(), reverse=True)[:2]
-    if damage == "data cut short":
-        os.truncate(newest / "ckpt.data-00000-of-00001", 100)
-    elif damage == "data missing":
-        os.remove(newest / "ckpt.data-00000-of-00001")
-    elif damage == "empty index":
-        os.truncate(newest / "ckpt.index", 0)
-    elif damage == "state.json cut short":
-        os.truncate(newest / "state.json", 10)
-    else:
-        shutil.rmtree(newest)
-        newest.mkdir()
+    newest, whole = sorted(checkpoints.iterdir(), reverse=True)[:2]
+    assert (newest.name, whole.name) == ("ckpt-00000160", "ckpt-00000120")
+    damaged = [newest]
+    for step in (150, 140, 130, 125):  # A run that kept more checkpoints.
+        damaged.append(checkpoints / f"ckpt-{step:08d}")
+        shutil.copytree(newest, damaged[-1])
+    data, index, state = "ckpt.data-00000-of-00001", "ckpt.index", "state.json"
+    os.truncate(damaged[0] / data, 100)  # Data cut short.
+    os.remove(damaged[1] / data)
+    os.truncate(damaged[2] / index, 0)
+    os.truncate(damaged[3] / state, 10)
+    shutil.rmtree(damaged[4])  # Emptied.
+    damaged[4].mkdir()
     saved = load_config(output / "config.yaml")
     with caplog.at_level(logging.INFO, logger="albert_tf"):
         metrics = Trainer(saved, tmp_path / "run").train()
-    assert f"Checkpoint {newest} is damaged" in caplog.text
-    step = int(before.name.split("-")[1])
-    assert f"Restored checkpoint at step {step} of 160" in caplog.text
+    for path in damaged:
+        assert f"Checkpoint {path} is damaged" in caplog.text
+        # Moved aside, kept for a look, and out of the way of pruning.
+        assert (checkpoints / f".damaged-{path.name}").is_dir()
+    assert "Restored checkpoint at step 120 of 160" in caplog.text
     assert metrics["steps"] == 160
-    # Moved aside, kept for a look, and out of the way of pruning: the
-    # checkpoints the resumed run saved are complete.
-    assert (checkpoints / f".damaged-{newest.name}").is_dir()
+    # The checkpoints the resumed run saved are complete.
     assert latest_checkpoint_step(str(checkpoints)) == 160
     # With every checkpoint damaged, the error names them.
     for path in checkpoints.glob("ckpt-*"):
@@ -476,16 +470,6 @@ def test_early_stopping_after_patience_evaluations_then_more_patience_resumes(
     assert result["resumed_from_step"] == 6
     assert [entry["step"] for entry in result["history"]["eval"]] == [2, 4, 6, 8, 10]
     assert (result["steps"], result["stopped_early"]) == (10, True)
-    # Without it, the run goes to its end.
-    plain = {
-        **overrides,
-        "training.early_stopping_patience": None,
-        "training.steps": 6,
-    }
-    result = Trainer(
-        load_config(TINY_CONFIG, overrides=plain), tmp_path / "all"
-    ).train()
-    assert (result["steps"], result["stopped_early"]) == (6, False)
 
 
 def test_a_pending_evaluation_that_spends_the_patience_ends_the_run(

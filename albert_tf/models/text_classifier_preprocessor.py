@@ -1,6 +1,9 @@
 """The generic base class of text classification preprocessors."""
 
+import collections
+import hashlib
 import json
+import threading
 import weakref
 
 import keras
@@ -12,10 +15,12 @@ from albert_tf.layers.multi_segment_packer import TRUNCATE_MODES
 from albert_tf.layers.multi_segment_packer import MultiSegmentPacker
 from albert_tf.models.preprocessor import Preprocessor
 
-# Each preprocessor's `dataset_function()`, with the settings it was traced
-# for; weakly keyed, and the function holds a weak proxy, so the cache keeps
-# no preprocessor alive.
-_dataset_functions = weakref.WeakKeyDictionary()
+# `dataset_function()`s by (class, settings, vocabulary), newest last: a new
+# preprocessor with the same settings (a new model, each `train()` run)
+# reuses the trace. Each holds a copy of its layer, so a few are kept.
+_dataset_functions = collections.OrderedDict()
+_DATASET_FUNCTIONS_KEPT = 8
+_dataset_functions_lock = threading.Lock()
 
 
 @albert_tf_export("albert_tf.models.TextClassifierPreprocessor")
@@ -130,42 +135,36 @@ class TextClassifierPreprocessor(Preprocessor):
 
         `dataset.map(preprocessor)` traces the tokenizer's graph again for
         every dataset: about 0.4 s of CPU that each `predict`/`evaluate`
-        call paid (a third of a two-text `predict` on 2 cores). The
-        function returned here is traced once per input structure and kept;
-        changed settings (`sequence_length`, another vocabulary) get a new
-        one.
+        call paid, and a sixth of a tiny `train()` run. The function
+        returned here is traced once per input structure and shared by
+        every preprocessor of this class with the same config and
+        vocabulary; it runs a copy made from them (what saving and loading
+        would give), so changing this layer afterwards leaves it alone and
+        gets another one.
         """
-        settings = (
-            self.tokenizer,
-            getattr(self.tokenizer, "proto", None),
-            json.dumps(self.get_config(), sort_keys=True, default=repr),
+        proto = getattr(self.tokenizer, "proto", None)
+        config = json.dumps(
+            _without_names(self.get_config()), sort_keys=True, default=repr
         )
-        cached = _dataset_functions.get(self)
-        if cached is not None:
-            (tokenizer, proto, config), function = cached
-            if (
-                tokenizer is settings[0]
-                and proto == settings[1]
-                and config == settings[2]
-            ):
+        if proto is None:  # No vocabulary yet: nothing to share.
+            return _as_dataset_function(weakref.proxy(self))
+        key = (type(self), hashlib.sha256(proto).hexdigest(), config)
+        with _dataset_functions_lock:
+            function = _dataset_functions.get(key)
+            if function is not None:
+                _dataset_functions.move_to_end(key)
                 return function
-        layer = weakref.proxy(self)
-
-        # All parameters named: `reduce_retracing` cannot relate the
-        # signatures of a `*args` function called with 1, 2 or 3 arguments.
-        def preprocess(
-            x, y=None, sample_weight=None, sequence_length=None, pad_to_longest=False
-        ):
-            # Only the options given: a subclass's `call` may not take them.
-            options = {"sequence_length": sequence_length} if sequence_length else {}
-            if pad_to_longest:
-                options["pad_to_longest"] = True
-            return layer(x, y, sample_weight, **options)
-
-        # No autograph: TensorFlow never converts Keras layers' code anyway,
-        # and converting this wrapper only adds "in user code" to errors.
-        function = tf.function(preprocess, autograph=False, reduce_retracing=True)
-        _dataset_functions[self] = (settings, function)
+        try:
+            with tf.init_scope():  # Eager tensors, though called while tracing.
+                layer = type(self).from_config(self.get_config())
+                layer.tokenizer.set_proto(proto)
+        except Exception:  # A subclass that does not round-trip its config.
+            return _as_dataset_function(weakref.proxy(self))
+        function = _as_dataset_function(layer)
+        with _dataset_functions_lock:
+            function = _dataset_functions.setdefault(key, function)
+            while len(_dataset_functions) > _DATASET_FUNCTIONS_KEPT:
+                _dataset_functions.popitem(last=False)
         return function
 
     def _check_segments(self, segments):
@@ -209,3 +208,29 @@ def reject_list_of_pairs(texts):
             "Got a list of pairs; pass pairs as a tuple of two lists: "
             "`([text_a1, text_a2, ...], [text_b1, text_b2, ...])`."
         )
+
+
+def _as_dataset_function(layer):
+    """`layer` as a `tf.function` taking the call arguments by name."""
+
+    # All parameters named: `reduce_retracing` cannot relate the signatures
+    # of a `*args` function called with 1, 2 or 3 arguments.
+    def preprocess(
+        x, y=None, sample_weight=None, sequence_length=None, pad_to_longest=False
+    ):
+        # Only the options given: a subclass's `call` may not take them.
+        options = {"sequence_length": sequence_length} if sequence_length else {}
+        if pad_to_longest:
+            options["pad_to_longest"] = True
+        return layer(x, y, sample_weight, **options)
+
+    # No autograph: TensorFlow never converts Keras layers' code anyway, and
+    # converting this wrapper only adds "in user code" to errors.
+    return tf.function(preprocess, autograph=False, reduce_retracing=True)
+
+
+def _without_names(config):
+    """A layer config without its layers' names, which change no output."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    return config
