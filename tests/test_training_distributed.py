@@ -8,6 +8,7 @@ trainer in subprocesses (bounded by timeouts, always killed at the end).
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,12 +33,12 @@ from tests.training_helpers import write_tiny_tsv
 
 pytestmark = pytest.mark.slow
 
-TRAIN_TWICE = """
+MIRRORED_RUNS = """
 import json, sys
 from albert_tf.training import Trainer, load_config
 from albert_tf.training.strategy import split_cpu
 split_cpu(2)  # Before TensorFlow starts: CPU:0 and CPU:1.
-overrides = json.loads(sys.argv[1])
+overrides = json.loads(sys.argv[1])["exact"]
 import keras, numpy as np
 from albert_tf.training.model_factory import build_classifier
 config = load_config(sys.argv[2], overrides=overrides)
@@ -56,6 +57,41 @@ for precision in (False, "mixed_float16"):
         result = Trainer(config, output_dir=output).train()
         history = json.dumps(result["history"]["train"])
         print(precision, name, result["num_replicas"], history)
+
+# Dropout on 2 mirrored CPUs, in the same process: a TensorFlow start less.
+import os, shutil
+import tensorflow as tf
+from albert_tf.training.trainer import _random_states, _seed_replicas_apart
+keras.mixed_precision.set_global_policy("float32")
+config = load_config(sys.argv[2], overrides=json.loads(sys.argv[1])["dropout"])
+
+# The two replicas' masks for the same input, after the trainer's seeding.
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = build_classifier(config.model, ["negative", "positive"])
+_seed_replicas_apart(strategy, _random_states(model))
+masks = tf.function(
+    lambda: strategy.run(lambda: model.output_dropout(tf.ones((4, 8)), training=True))
+)()
+first, second = strategy.experimental_local_results(masks)
+print("masks_differ", bool(tf.reduce_any(first != second)))
+
+# A run that crashed after its step-4 checkpoint, rerun, against a straight run.
+output = sys.argv[3] + "/dropout"
+trainer = Trainer(config, output_dir=output)
+trainer.train()
+states = _random_states(trainer.model)
+print("trainer_replicas_apart", all(
+    len({tuple(copy.numpy()) for copy in state.values}) == 2 for state in states
+) and len(states) > 0)
+from albert_tf.models import load_classifier
+straight = load_classifier(output + "/model.keras").get_weights()
+shutil.rmtree(output + "/checkpoints/ckpt-00000008")
+os.remove(output + "/model.keras")
+result = Trainer(config, output_dir=output).train()
+print("resumed_from", result["resumed_from_step"])
+resumed = load_classifier(output + "/model.keras").get_weights()
+print("max_diff", max(float(np.abs(a - b).max()) for a, b in zip(straight, resumed)))
 """
 
 
@@ -86,10 +122,24 @@ def _weights(path):
 
 @pytest.fixture(scope="module")
 def mirrored_runs(tmp_path_factory, tiny_proto):
-    """One device and 2 mirrored CPUs, in float32 and mixed_float16."""
+    """One device and 2 mirrored CPUs, in float32 and mixed_float16; then
+    dropout on 2 mirrored CPUs, straight and resumed (MIRRORED_RUNS)."""
     tmp = tmp_path_factory.mktemp("mirrored")
-    overrides = tiny_overrides(tmp, tiny_proto, **EXACT_STEP_OVERRIDES)
-    return tmp, _run_script(TRAIN_TWICE, overrides, tmp)
+    dropout = {
+        "training.steps": 8,
+        "training.checkpoint_every_steps": 4,
+        "data.dev": None,
+        "model.dropout": 0.3,
+        "model.backbone.dropout": 0.3,
+        "strategy.name": "mirrored",
+        "strategy.num_cpu_devices": 2,
+        "strategy.static_shapes": True,
+    }
+    overrides = {
+        "exact": tiny_overrides(tmp, tiny_proto, **EXACT_STEP_OVERRIDES),
+        "dropout": tiny_overrides(tmp, tiny_proto, **dropout),
+    }
+    return tmp, _run_script(MIRRORED_RUNS, overrides, tmp)
 
 
 @pytest.mark.parametrize("precision", [False, "mixed_float16"])
@@ -124,71 +174,14 @@ def test_mirrored_two_cpus_matches_one_device(mirrored_runs, precision):
     assert not np.allclose(initial, one[0], rtol=1e-4, atol=1e-6)
 
 
-MIRRORED_DROPOUT = """
-import json, os, shutil, sys
-from albert_tf.training.strategy import split_cpu
-split_cpu(2)
-import numpy as np
-import tensorflow as tf
-from albert_tf.training import Trainer, load_config
-from albert_tf.training.model_factory import build_classifier
-from albert_tf.training.trainer import _random_states, _seed_replicas_apart
-config = load_config(sys.argv[2], overrides=json.loads(sys.argv[1]))
-
-# The two replicas' masks for the same input, after the trainer's seeding.
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-with strategy.scope():
-    model = build_classifier(config.model, ["negative", "positive"])
-_seed_replicas_apart(strategy, _random_states(model))
-masks = tf.function(
-    lambda: strategy.run(lambda: model.output_dropout(tf.ones((4, 8)), training=True))
-)()
-first, second = strategy.experimental_local_results(masks)
-print("masks_differ", bool(tf.reduce_any(first != second)))
-
-# A run that crashed after its step-4 checkpoint, rerun, against a straight run.
-output = sys.argv[3]
-trainer = Trainer(config, output_dir=output)
-trainer.train()
-states = _random_states(trainer.model)
-print("trainer_replicas_apart", all(
-    len({tuple(copy.numpy()) for copy in state.values}) == 2 for state in states
-) and len(states) > 0)
-from albert_tf.models import load_classifier
-straight = load_classifier(output + "/model.keras").get_weights()
-shutil.rmtree(output + "/checkpoints/ckpt-00000008")
-os.remove(output + "/model.keras")
-result = Trainer(config, output_dir=output).train()
-print("resumed_from", result["resumed_from_step"])
-resumed = load_classifier(output + "/model.keras").get_weights()
-print("max_diff", max(float(np.abs(a - b).max()) for a, b in zip(straight, resumed)))
-"""
-
-
-def test_mirrored_replicas_draw_their_own_dropout_and_resume_exactly(
-    tmp_path, tiny_proto
-):
+def test_mirrored_replicas_draw_their_own_dropout_and_resume_exactly(mirrored_runs):
     """Each replica gets its own masks, and a resumed run draws the same ones.
 
     Keras starts every replica's seed state equal (same masks on every
     replica); checkpoints keep replica 0's, so the offsets must be applied
     again after a restore or the resumed run would drift.
     """
-    overrides = tiny_overrides(
-        tmp_path,
-        tiny_proto,
-        **{
-            "training.steps": 8,
-            "training.checkpoint_every_steps": 4,
-            "data.dev": None,
-            "model.dropout": 0.3,
-            "model.backbone.dropout": 0.3,
-            "strategy.name": "mirrored",
-            "strategy.num_cpu_devices": 2,
-            "strategy.static_shapes": True,
-        },
-    )
-    stdout = _run_script(MIRRORED_DROPOUT, overrides, tmp_path / "run")
+    _, stdout = mirrored_runs
     out = dict(line.split(" ", 1) for line in stdout.splitlines() if " " in line)
     assert out["masks_differ"] == "True"
     assert out["trainer_replicas_apart"] == "True"
@@ -603,19 +596,18 @@ def test_workers_that_disagree_are_refused_before_training(tmp_path, tiny_proto)
         tiny_proto,
         **{"training.steps": 4, "data.dev": None, "strategy.name": "multi_worker"},
     )
-    # Another learning rate on one worker: both would average other runs.
-    other = {**overrides, "optimizer.learning_rate": 0.1}
-    output = tmp_path / "run"
-    for code, _, err in _run_workers([overrides, other], [output, output]):
-        assert code == 1, err[-3000:]
-        assert "The workers disagree on the run" in err
-    # Own output folders: the chief resumes at step 4, the other starts at 0.
+    # Own output folders: the chief resumes at step 4, the other starts at 0;
+    # and another learning rate on one worker: both would average other runs.
     chief_alone = {**overrides, "strategy.name": "default"}
     assert train(str(TINY_CONFIG), tmp_path / "chief", overrides=chief_alone)
     longer = {**overrides, "training.steps": 6}
+    other = {**longer, "optimizer.learning_rate": 0.1}
     outputs = [tmp_path / "chief", tmp_path / "worker"]
-    for code, _, err in _run_workers([longer, longer], outputs):
+    for code, _, err in _run_workers([longer, other], outputs):
         assert code == 1, err[-3000:]
+        assert "The workers disagree on the run" in err
+        hashes = re.search(r"settings or data \(hashes \[(.*?)\]\)", err)
+        assert hashes and len(hashes.group(1).split(",")) == 2, err[-3000:]
         assert "start step (steps [0, 4])" in err
     # The chief cannot lock its output folder: every worker fails, none waits.
     with filelock.FileLock(tmp_path / "chief" / ".train.lock", timeout=0):
