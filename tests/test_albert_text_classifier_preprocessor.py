@@ -99,10 +99,13 @@ def test_packer_matches_tf_text_trimmers_and_combine_segments(truncate):
         for _ in range(count):  # Empty rows and rows longer than `length`.
             lengths = rng.integers(0, 12, size=rows)
             values = rng.integers(4, 50, size=int(lengths.sum()), dtype=np.int32)
+            # Row splits of either dtype (tokenizers give int64).
+            lengths = lengths.astype([np.int64, np.int32][trial % 2])
             segments.append(tf.RaggedTensor.from_row_lengths(values, lengths))
         packer = MultiSegmentPacker(length, 2, 3, truncate=truncate)
         token_ids, segment_ids = packer(tuple(segments), pad_to_longest=longest)
-        trimmed = trimmer(max_seq_length=length - 1 - count).trim(segments)
+        reference = [s.with_row_splits_dtype(tf.int64) for s in segments]
+        trimmed = trimmer(max_seq_length=length - 1 - count).trim(reference)
         want_ids, want_segments = tf_text.combine_segments(
             trimmed, start_of_sequence_id=2, end_of_segment_id=3
         )
@@ -210,6 +213,18 @@ def test_dataset_function_traces_once_and_follows_changed_settings(
     np.testing.assert_array_equal(
         out["token_ids"], twin(tf.constant(texts))["token_ids"]
     )
+    # Other ids' dtype is another function.
+    int64 = AlbertTokenizer(proto=tiny_proto, dtype="int64")
+    other = AlbertTextClassifierPreprocessor(int64, sequence_length=8)
+    assert other.dataset_function() is not function
+
+    # `truncate` changed after a call reaches both the call and the function.
+    pair = (tf.constant(["the quick brown fox jumped"]), tf.constant(["a dog"]))
+    round_robin = twin(pair)["token_ids"]
+    twin.truncate = "waterfall"
+    waterfall = twin(pair)["token_ids"]
+    np.testing.assert_array_equal(twin.dataset_function()(pair)["token_ids"], waterfall)
+    assert (waterfall != round_robin).numpy().any()
 
     # A subclass whose `call` takes no options still maps (keras-hub style).
     class Plain(AlbertTextClassifierPreprocessor):

@@ -15,12 +15,16 @@ from albert_tf.layers.multi_segment_packer import TRUNCATE_MODES
 from albert_tf.layers.multi_segment_packer import MultiSegmentPacker
 from albert_tf.models.preprocessor import Preprocessor
 
-# `dataset_function()`s by (class, settings, vocabulary), newest last: a new
-# preprocessor with the same settings (a new model, each `train()` run)
-# reuses the trace. Each holds a copy of its layer, so a few are kept.
-_dataset_functions = collections.OrderedDict()
-_DATASET_FUNCTIONS_KEPT = 8
-_dataset_functions_lock = threading.Lock()
+# `dataset_function()`s of albert_tf's own preprocessors by (class,
+# settings, vocabulary), newest last: a new preprocessor with the same
+# settings (a new model, each `train()` run) reuses the trace. Each holds a
+# copy of its layer (about 20 MB with ALBERT's vocabulary), so few are kept.
+_shared_functions = collections.OrderedDict()
+_SHARED_FUNCTIONS_KEPT = 4
+_shared_functions_lock = threading.Lock()
+# Other classes' (a subclass may hold state outside its config): per
+# preprocessor, weakly keyed, with the settings traced for.
+_own_functions = weakref.WeakKeyDictionary()
 
 
 @albert_tf_export("albert_tf.models.TextClassifierPreprocessor")
@@ -88,6 +92,19 @@ class TextClassifierPreprocessor(Preprocessor):
             name="packer",
         )
 
+    def _sync_packer(self):
+        # Settings changed after the first call (`truncate`, a vocabulary
+        # with other special ids) reach the packer, as they reach the config.
+        if self.truncate not in TRUNCATE_MODES:
+            raise ValueError(
+                f"`truncate` must be one of {TRUNCATE_MODES}. "
+                f"Received: {self.truncate!r}"
+            )
+        self.packer.truncate = self.truncate
+        self.packer.start_value = self.tokenizer.start_token_id
+        self.packer.end_value = self.tokenizer.end_token_id
+        self.packer.pad_value = self.tokenizer.pad_token_id
+
     @property
     def sequence_length(self):
         """The padded length of model input sequences."""
@@ -114,6 +131,7 @@ class TextClassifierPreprocessor(Preprocessor):
     ):
         if self.packer is None:
             self._build_packer()
+        self._sync_packer()
         # A tuple is a pair of texts; anything else (a list too) is a batch.
         segments = x if isinstance(x, tuple) else (x,)
         self._check_segments(segments)
@@ -136,35 +154,46 @@ class TextClassifierPreprocessor(Preprocessor):
         `dataset.map(preprocessor)` traces the tokenizer's graph again for
         every dataset: about 0.4 s of CPU that each `predict`/`evaluate`
         call paid, and a sixth of a tiny `train()` run. The function
-        returned here is traced once per input structure and shared by
-        every preprocessor of this class with the same config and
-        vocabulary; it runs a copy made from them (what saving and loading
-        would give), so changing this layer afterwards leaves it alone and
-        gets another one.
+        returned here is traced once per input structure and kept. For
+        albert_tf's own classes it is shared by every preprocessor of the
+        class with the same config and vocabulary, and runs a copy made from
+        them (what saving and loading would give): changing this layer
+        afterwards leaves it alone and gets another one. Other classes (a
+        subclass may keep state outside its config) get their own.
         """
         proto = getattr(self.tokenizer, "proto", None)
-        config = json.dumps(
-            _without_names(self.get_config()), sort_keys=True, default=repr
+        settings = (_settings_key(self.get_config()), proto)
+        ours = all(
+            type(o).__module__.startswith("albert_tf.") for o in (self, self.tokenizer)
         )
-        if proto is None:  # No vocabulary yet: nothing to share.
-            return _as_dataset_function(weakref.proxy(self))
-        key = (type(self), hashlib.sha256(proto).hexdigest(), config)
-        with _dataset_functions_lock:
-            function = _dataset_functions.get(key)
-            if function is not None:
-                _dataset_functions.move_to_end(key)
+        eager = tf.compat.v1.executing_eagerly_outside_functions()
+        if ours and eager and isinstance(proto, bytes):
+            return self._shared_dataset_function(settings)
+        cached = _own_functions.get(self)
+        if cached is not None:
+            (tokenizer, saved), function = cached
+            if tokenizer is self.tokenizer and saved == settings:
                 return function
-        try:
-            with tf.init_scope():  # Eager tensors, though called while tracing.
-                layer = type(self).from_config(self.get_config())
-                layer.tokenizer.set_proto(proto)
-        except Exception:  # A subclass that does not round-trip its config.
-            return _as_dataset_function(weakref.proxy(self))
+        function = _as_dataset_function(weakref.proxy(self))
+        _own_functions[self] = ((self.tokenizer, settings), function)
+        return function
+
+    def _shared_dataset_function(self, settings):
+        config, proto = settings
+        key = (type(self), config, hashlib.sha256(proto).hexdigest())
+        with _shared_functions_lock:
+            function = _shared_functions.get(key)
+            if function is not None:
+                _shared_functions.move_to_end(key)
+                return function
+        with tf.init_scope():  # Eager tensors, though called while tracing.
+            layer = type(self).from_config(self.get_config())
+            layer.tokenizer.set_proto(proto)
         function = _as_dataset_function(layer)
-        with _dataset_functions_lock:
-            function = _dataset_functions.setdefault(key, function)
-            while len(_dataset_functions) > _DATASET_FUNCTIONS_KEPT:
-                _dataset_functions.popitem(last=False)
+        with _shared_functions_lock:
+            function = _shared_functions.setdefault(key, function)
+            while len(_shared_functions) > _SHARED_FUNCTIONS_KEPT:
+                _shared_functions.popitem(last=False)
         return function
 
     def _check_segments(self, segments):
@@ -229,8 +258,12 @@ def _as_dataset_function(layer):
     return tf.function(preprocess, autograph=False, reduce_retracing=True)
 
 
-def _without_names(config):
-    """A layer config without its layers' names, which change no output."""
-    if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name"}
-    return config
+def _settings_key(config):
+    """A preprocessor's config as text, without its and its tokenizer's layer
+    names (which change no output)."""
+    config = {k: v for k, v in config.items() if k != "name"}
+    tokenizer = config.get("tokenizer")
+    if isinstance(tokenizer, dict) and isinstance(tokenizer.get("config"), dict):
+        inner = {k: v for k, v in tokenizer["config"].items() if k != "name"}
+        config["tokenizer"] = {**tokenizer, "config": inner}
+    return json.dumps(config, sort_keys=True, default=repr)
