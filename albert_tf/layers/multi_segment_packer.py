@@ -125,9 +125,10 @@ class MultiSegmentPacker(keras.layers.Layer):
         """The tf-text trimmers and `combine_segments`, for one or two
         segments, as arithmetic on lengths and one gather.
 
-        Same outputs, a tenth of the ops: each `tf.data` iterator (every
-        `predict` call, every epoch) instantiates this graph again, which
-        took about 0.15 s with the tf-text ops.
+        Same outputs, fewer ops and no nested functions: each `tf.data`
+        iterator (every `predict` call, every epoch) instantiates the
+        preprocessing graph again, which has 465 nodes with this instead of
+        886 (about 0.14 s per iterator instead of 0.22 to 0.35 on 2 cores).
         """
         # int64 throughout: ragged row splits may also be int32.
         lengths = [tf.cast(s.row_lengths(), tf.int64) for s in segments]

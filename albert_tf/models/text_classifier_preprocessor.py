@@ -67,18 +67,14 @@ class TextClassifierPreprocessor(Preprocessor):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if truncate not in TRUNCATE_MODES:
-            raise ValueError(
-                f"`truncate` must be one of {TRUNCATE_MODES}. Received: {truncate!r}"
-            )
         if text_pairs not in (None, True, False):
             raise ValueError(
                 f"`text_pairs` must be True, False or None. Received: {text_pairs!r}"
             )
+        self.packer = None
         self.tokenizer = tokenizer
         self.truncate = truncate
         self.text_pairs = text_pairs
-        self.packer = None
         self.sequence_length = sequence_length
 
     def _build_packer(self):
@@ -92,18 +88,26 @@ class TextClassifierPreprocessor(Preprocessor):
             name="packer",
         )
 
-    def _sync_packer(self):
-        # Settings changed after the first call (`truncate`, a vocabulary
-        # with other special ids) reach the packer, as they reach the config.
-        if self.truncate not in TRUNCATE_MODES:
-            raise ValueError(
-                f"`truncate` must be one of {TRUNCATE_MODES}. "
-                f"Received: {self.truncate!r}"
-            )
-        self.packer.truncate = self.truncate
+    def _sync_special_ids(self):
+        # A vocabulary set after the first call may number them otherwise.
         self.packer.start_value = self.tokenizer.start_token_id
         self.packer.end_value = self.tokenizer.end_token_id
         self.packer.pad_value = self.tokenizer.pad_token_id
+
+    @property
+    def truncate(self):
+        """`"round_robin"` or `"waterfall"`."""
+        return self._truncate
+
+    @truncate.setter
+    def truncate(self, value):
+        if value not in TRUNCATE_MODES:
+            raise ValueError(
+                f"`truncate` must be one of {TRUNCATE_MODES}. Received: {value!r}"
+            )
+        self._truncate = value
+        if self.packer is not None:
+            self.packer.truncate = value
 
     @property
     def sequence_length(self):
@@ -131,7 +135,7 @@ class TextClassifierPreprocessor(Preprocessor):
     ):
         if self.packer is None:
             self._build_packer()
-        self._sync_packer()
+        self._sync_special_ids()
         # A tuple is a pair of texts; anything else (a list too) is a batch.
         segments = x if isinstance(x, tuple) else (x,)
         self._check_segments(segments)
