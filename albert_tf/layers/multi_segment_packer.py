@@ -86,13 +86,18 @@ class MultiSegmentPacker(keras.layers.Layer):
                 f"`sequence_length={sequence_length}` leaves no room for the "
                 f"{1 + len(segments)} special tokens of {len(segments)} segment(s)."
             )
-        if len(segments) <= 2 and all(s.ragged_rank == 1 for s in segments):
-            token_ids, segment_ids = self._pack_one_or_two(
-                segments, budget, sequence_length, pad_to_longest
-            )
-            if unbatched:
-                token_ids, segment_ids = token_ids[0], segment_ids[0]
-            return token_ids, segment_ids
+        pack = (
+            self._pack_one_or_two
+            if len(segments) <= 2 and all(s.ragged_rank == 1 for s in segments)
+            else self._pack_with_tf_text
+        )
+        token_ids, segment_ids = pack(segments, budget, sequence_length, pad_to_longest)
+        if unbatched:
+            token_ids, segment_ids = token_ids[0], segment_ids[0]
+        return token_ids, segment_ids
+
+    def _pack_with_tf_text(self, segments, budget, sequence_length, pad_to_longest):
+        """Any number of segments: tf-text's trimmer and `combine_segments`."""
         trimmer_cls = (
             tf_text.RoundRobinTrimmer
             if self.truncate == "round_robin"
@@ -115,11 +120,7 @@ class MultiSegmentPacker(keras.layers.Layer):
                 token_ids, [[0, 0], [0, missing]], constant_values=self.pad_value
             )
             segment_ids = tf.pad(segment_ids, [[0, 0], [0, missing]])
-        token_ids = tf.cast(token_ids, tf.int32)
-        segment_ids = tf.cast(segment_ids, tf.int32)
-        if unbatched:
-            token_ids, segment_ids = token_ids[0], segment_ids[0]
-        return token_ids, segment_ids
+        return tf.cast(token_ids, tf.int32), tf.cast(segment_ids, tf.int32)
 
     def _pack_one_or_two(self, segments, budget, sequence_length, pad_to_longest):
         """The tf-text trimmers and `combine_segments`, for one or two

@@ -166,13 +166,14 @@ class TextClassifierPreprocessor(Preprocessor):
         subclass may keep state outside its config) get their own.
         """
         proto = getattr(self.tokenizer, "proto", None)
-        settings = (_settings_key(self.get_config()), proto)
+        config = self.get_config()
+        settings = (_settings_key(config), proto)
         ours = all(
             type(o).__module__.startswith("albert_tf.") for o in (self, self.tokenizer)
         )
         eager = tf.compat.v1.executing_eagerly_outside_functions()
         if ours and eager and isinstance(proto, bytes):
-            return self._shared_dataset_function(settings)
+            return self._shared_dataset_function(config, settings)
         cached = _own_functions.get(self)
         if cached is not None:
             (tokenizer, saved), function = cached
@@ -182,17 +183,16 @@ class TextClassifierPreprocessor(Preprocessor):
         _own_functions[self] = ((self.tokenizer, settings), function)
         return function
 
-    def _shared_dataset_function(self, settings):
-        config, proto = settings
-        key = (type(self), config, hashlib.sha256(proto).hexdigest())
+    def _shared_dataset_function(self, config, settings):
+        key = (type(self), settings[0], hashlib.sha256(settings[1]).hexdigest())
         with _shared_functions_lock:
             function = _shared_functions.get(key)
             if function is not None:
                 _shared_functions.move_to_end(key)
                 return function
         with tf.init_scope():  # Eager tensors, though called while tracing.
-            layer = type(self).from_config(self.get_config())
-            layer.tokenizer.set_proto(proto)
+            layer = type(self).from_config(config)
+            layer.tokenizer.set_proto(settings[1])
         function = _as_dataset_function(layer)
         with _shared_functions_lock:
             function = _shared_functions.setdefault(key, function)
