@@ -1,9 +1,9 @@
 """ALBERT tokenization and packing built only from ops that TFLite can run.
 
 The foundation `AlbertTokenizer` normalises text with regex, NFKD and
-lowercasing ops and re-splits digit-comma pieces with ragged ops; none of
-these have TFLite kernels. This module builds a graph that gives the same ids
-from TFLite builtins plus one tf-text custom op:
+lowercasing ops and builds ragged tensors; none of these have TFLite kernels.
+This module builds a graph that gives the same ids from TFLite builtins plus
+one tf-text custom op:
 
 1. ALBERT's text preprocessing is folded into the SentencePiece model's own
    normalisation map (`precompiled_charsmap`), which
@@ -11,9 +11,9 @@ from TFLite builtins plus one tf-text custom op:
    computed by running the foundation's `preprocess_text` on every assigned
    code point (and on every multi-character key of the original map), then
    the original SentencePiece normalisation on the result.
-2. The digit-comma rule becomes a dense lookup table (vocabulary id -> the ids
-   it is replaced by), computed by running the foundation tokenizer's own
-   rule on every vocabulary id.
+2. The digit-comma rule uses the foundation tokenizer's own lookup table
+   (vocabulary id -> the ids it is replaced by), matched by comparison
+   rather than a vocabulary-sized gather.
 3. Truncation to `[CLS] ... [SEP]` and padding use dense gathers. Each
    text is cut to its first `sequence_length - 2` pieces before step 2
    (the rule only adds pieces), so no step's work grows with the text.
@@ -24,7 +24,6 @@ import logging
 import sys
 import unicodedata
 
-import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -109,7 +108,7 @@ def fuse_albert_preprocessing(proto, lowercase=True, strip_accents=True):
 
 
 def digit_comma_table(tokenizer):
-    """The foundation tokenizer's digit-comma rule as a small table.
+    """The foundation tokenizer's digit-comma rule, as its own table.
 
     Args:
         tokenizer: `albert_tf.models.AlbertTokenizer`.
@@ -119,19 +118,14 @@ def digit_comma_table(tokenizer):
         rewrites (141 of ALBERT's 30,000), int32 `[S, K]` the ids each is
         replaced by (padded with 0) and int32 `[S]` how many of them are used.
     """
-    size = tokenizer.vocabulary_size()
-    ids = tf.RaggedTensor.from_row_lengths(
-        tf.range(size, dtype=tf.int32), tf.ones([size], tf.int64)
+    # The tokenizer applies this very table, so the two cannot drift apart.
+    ids = tokenizer._digit_comma_ids
+    logger.info(
+        "Digit-comma rule rewrites %d of %d pieces.",
+        ids.size,
+        tokenizer.vocabulary_size(),
     )
-    # Run the rule itself, so the table cannot drift from the foundation.
-    replaced = tokenizer._split_digit_commas(ids)
-    lengths = replaced.row_lengths().numpy().astype(np.int32)
-    table = replaced.to_tensor(default_value=0).numpy().astype(np.int32)
-    rewritten = np.flatnonzero(
-        (lengths != 1) | (table[:, 0] != np.arange(size))
-    ).astype(np.int32)
-    logger.info("Digit-comma rule rewrites %d of %d pieces.", rewritten.size, size)
-    return rewritten, table[rewritten], lengths[rewritten]
+    return ids, tokenizer._digit_comma_table, tokenizer._digit_comma_lengths
 
 
 class TFLiteTextPacker(tf.Module):

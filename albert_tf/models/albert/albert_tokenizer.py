@@ -80,107 +80,74 @@ class AlbertTokenizer(SentencePieceTokenizer):
         self.end_token_id = self.sep_token_id
 
     def _on_proto_set(self, processor):
-        # Lookup tables for the digit-comma rule, built once from the model so
-        # that the graph needs only gathers (which TFLite supports too).
+        # Original ALBERT's digit-comma rule, as a table built once per
+        # vocabulary: each rewritten piece -> the ids replacing it. The rule
+        # depends on the piece alone, so the graph needs only gathers (a
+        # second SentencePiece call per text cost a third of the tokenizer's
+        # graph and of each `tf.data` iterator's start).
         pieces = self._vocabulary
-        size = len(pieces)
-        split_index = np.full(size, -1, np.int32)
-        stripped, keeps_underline = [], []
-        for i, piece in enumerate(pieces):
-            if len(piece) > 1 and piece[-1] == "," and piece[-2] in DIGIT_CHARS:
-                split_index[i] = len(stripped)
-                stripped.append(piece[:-1].replace(SPIECE_UNDERLINE, ""))
-                keeps_underline.append(piece[0] == SPIECE_UNDERLINE)
-        without_underline = np.array(
-            [
-                self.token_to_id(p[1:]) if p.startswith(SPIECE_UNDERLINE) else i
-                for i, p in enumerate(pieces)
-            ],
-            np.int32,
-        )
-        starts_with_underline = np.array(
-            [p.startswith(SPIECE_UNDERLINE) for p in pieces], bool
-        )
-        self._split_index = tf.constant(split_index)
-        self._split_texts = tf.constant(stripped or [""], tf.string)
-        self._split_keeps_underline = tf.constant(keeps_underline or [True])
-        self._without_underline = tf.constant(without_underline)
-        self._starts_with_underline = tf.constant(starts_with_underline)
-        self._underline_id = self.token_to_id(SPIECE_UNDERLINE)
-        self._comma_id = self.token_to_id(",")
+        rewritten = [
+            i
+            for i, piece in enumerate(pieces)
+            if len(piece) > 1 and piece[-1] == "," and piece[-2] in DIGIT_CHARS
+        ]
+        replacements = self._digit_comma_replacements([pieces[i] for i in rewritten])
+        width = max(map(len, replacements), default=0)
+        table = np.zeros([len(rewritten), width], np.int32)
+        for row, ids in zip(table, replacements, strict=True):
+            row[: len(ids)] = ids
+        row_of_id = np.full(len(pieces), -1, np.int32)
+        row_of_id[rewritten] = np.arange(len(rewritten))
+        self._digit_comma_ids = np.array(rewritten, np.int32)
+        self._digit_comma_table = table
+        self._digit_comma_lengths = np.array(list(map(len, replacements)), np.int32)
+        self._digit_comma_row = tf.constant(row_of_id)
+
+    def _digit_comma_replacements(self, pieces):
+        """`▁92000,` -> the ids of `92000` re-split by SentencePiece, then `,`.
+
+        As google-research/albert's `encode_pieces`: when the piece had no
+        leading "▁", the one SentencePiece adds to the digits is dropped ("▁"
+        alone) or stripped (a "▁"-prefixed piece).
+        """
+        if not pieces:
+            return []
+        digits = [piece[:-1].replace(SPIECE_UNDERLINE, "") for piece in pieces]
+        with tf.init_scope():  # Built eagerly, even from inside a trace.
+            # Plain SentencePiece (this tokenizer's op), no text preprocessing.
+            resplit = super()._encode(tf.constant(digits)).to_list()
+        comma = self.token_to_id(",")
+        replacements = []
+        for piece, ids in zip(pieces, resplit, strict=True):
+            first = self._vocabulary[ids[0]] if ids else ""
+            if not piece.startswith(SPIECE_UNDERLINE) and first[:1] == SPIECE_UNDERLINE:
+                if first == SPIECE_UNDERLINE:
+                    ids = ids[1:]
+                else:
+                    ids = [self.token_to_id(first[1:]), *ids[1:]]
+            replacements.append([*ids, comma])
+        return replacements
 
     def _split_digit_commas(self, ids):
-        """Original ALBERT's rule: `▁92000,` -> pieces of `92000`, then `,`.
-
-        Written on flat tensors and row splits (no ragged concat or gather),
-        which keeps the graph small: every export, `tf.data` map and TFLite
-        build traces it.
-        """
+        """Applies the digit-comma table to ragged ids (gathers only)."""
+        width = self._digit_comma_table.shape[1]
+        if not width:
+            return ids
         flat = ids.flat_values
-        split_index = tf.gather(self._split_index, flat)
-        is_match = split_index >= 0
-        match_tokens = tf.reshape(tf.where(is_match), [-1])  # Token positions.
-        match = tf.gather(split_index, match_tokens)
-        # Plain SentencePiece on the digits, without text preprocessing.
-        sub = super()._encode(tf.gather(self._split_texts, match))
-        values, splits = sub.flat_values, sub.row_splits
-        rows = sub.value_rowids()
-        is_first = tf.equal(
-            tf.range(tf.size(values, out_type=tf.int64)), tf.gather(splits, rows)
+        row = tf.gather(self._digit_comma_row, flat)
+        is_rewritten = row >= 0
+        row = tf.maximum(row, 0)
+        lengths = tf.where(is_rewritten, tf.gather(self._digit_comma_lengths, row), 1)
+        replaced = tf.where(
+            is_rewritten[:, tf.newaxis],
+            tf.gather(self._digit_comma_table, row),
+            flat[:, tf.newaxis],
         )
-        # If the original piece had no leading "▁", drop the one SentencePiece
-        # adds to the re-split digits ("▁" alone, or as a prefix).
-        fix = tf.logical_and(
-            is_first,
-            tf.logical_and(
-                tf.logical_not(
-                    tf.gather(self._split_keeps_underline, tf.gather(match, rows))
-                ),
-                tf.gather(self._starts_with_underline, values),
-            ),
+        values = tf.boolean_mask(replaced, tf.range(width) < lengths[:, tf.newaxis])
+        ends = tf.concat([[0], tf.cumsum(tf.cast(lengths, tf.int64))], axis=0)
+        return tf.RaggedTensor.from_row_splits(
+            values, tf.gather(ends, ids.row_splits), validate=False
         )
-        keep = tf.logical_not(tf.logical_and(fix, tf.equal(values, self._underline_id)))
-        values = tf.where(fix, tf.gather(self._without_underline, values), values)
-        # Each token becomes its own id, or its kept sub-pieces and a comma.
-        # (Cumulative sums and gathers only: TFLite has builtins for them.)
-        kept_before = tf.concat([[0], tf.cumsum(tf.cast(keep, tf.int64))], 0)
-        row_starts = tf.gather(kept_before, splits[:-1])
-        kept = tf.gather(kept_before, splits[1:]) - row_starts
-        values = tf.boolean_mask(values, keep)
-        rows = tf.boolean_mask(rows, keep)
-        counts = 1 + tf.scatter_nd(
-            tf.expand_dims(match_tokens, 1), kept, tf.shape(flat, out_type=tf.int64)
-        )
-        ends = tf.cumsum(counts)
-        starts = ends - counts
-        sub_positions = (
-            tf.gather(starts, tf.gather(match_tokens, rows))
-            + tf.range(tf.size(values, out_type=tf.int64))
-            - tf.gather(row_starts, rows)
-        )
-        single_tokens = tf.reshape(tf.where(tf.logical_not(is_match)), [-1])
-        positions = tf.concat(
-            [
-                tf.gather(starts, single_tokens),
-                sub_positions,
-                tf.gather(ends, match_tokens) - 1,  # The comma.
-            ],
-            axis=0,
-        )
-        updates = tf.concat(
-            [
-                tf.gather(flat, single_tokens),
-                values,
-                tf.fill(tf.shape(match_tokens), tf.constant(self._comma_id, tf.int32)),
-            ],
-            axis=0,
-        )
-        total = tf.reduce_sum(counts)
-        out = tf.scatter_nd(
-            tf.expand_dims(positions, 1), updates, tf.reshape(total, [1])
-        )
-        new_splits = tf.gather(tf.concat([[0], ends], 0), ids.row_splits)
-        return tf.RaggedTensor.from_row_splits(out, new_splits, validate=False)
 
     def _encode(self, inputs):
         inputs = preprocess_text(inputs, self.lowercase, self.strip_accents)
