@@ -577,3 +577,33 @@ def test_messages_say_what_is_wrong_with_the_file(tmp_path):
     skipping = DataConfig(skip_bad_rows=True)
     kept = data_files.read_labelled_text(str(jsonl), skipping, vocab)
     assert (kept.texts, kept.line_numbers) == (["a"], [1])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["negative", "positive"],
+        ["-1", "1"],
+        ["0", "1", "2"],
+        ["1.0", "1.5"],
+        ["1.0", "2"],
+        ["01", "1", "x"],
+        ["01", "1"],
+        ["1.0", "2.0"],
+        ["5", "9" * 20],
+    ],
+)
+def test_label_lookup_in_the_graph_follows_the_python_rule(names):
+    # `tf.data` labels (`Task.fit` on a Dataset) and lists (`fit(x, y)`, data
+    # files) must give the same ids.
+    import tensorflow as tf
+
+    labels = [
+        *names,
+        *("0", "1", "2", "3", "-1", "+1", "01", "1.0", "1.00", "2.", " 1 ", "1.5"),
+        *("-0", "+-1", "1e0", "0x1", "", " ", "1 1", "positive ", "9" * 19),
+    ]
+    vocabulary = data_files.LabelVocabulary(names)
+    expected = [vocabulary.lookup(label) for label in labels]
+    got = vocabulary.tensor_lookup()(tf.constant(labels)).numpy().tolist()
+    assert got == [-1 if i is None else i for i in expected]

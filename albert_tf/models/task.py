@@ -295,20 +295,12 @@ class Task(TaskPresetMixin, keras.Model):
             )
         from albert_tf.training.data_files import LabelVocabulary
 
-        # Names, and ids written as text where `label_ids` takes them.
-        vocabulary = LabelVocabulary(names)
-        keys = {str(i): i for i in range(len(names)) if vocabulary.lookup(str(i)) == i}
-        keys.update((name, i) for i, name in enumerate(names))
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(keys)), tf.constant(list(keys.values()), tf.int32)
-            ),
-            default_value=-1,
-        )
+        # The rule `label_ids` and data files follow, as graph ops.
+        table_lookup = LabelVocabulary(names).tensor_lookup()
         message = f"a label is not one of this model's label_names: {', '.join(names)}"
 
         def lookup(x, y, *sample_weight):
-            ids = table.lookup(y)
+            ids = table_lookup(y)
             check = tf.debugging.assert_non_negative(ids, message=message)
             with tf.control_dependencies([check]):
                 return (x, tf.identity(ids), *sample_weight)

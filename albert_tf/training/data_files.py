@@ -469,6 +469,58 @@ class LabelVocabulary:
             return self._ids.get(str(number))  # "+1", "01", "1.0" -> "1".
         return number if 0 <= number < len(self.names) else None
 
+    def tensor_lookup(self):
+        """`lookup` as TensorFlow ops, for labels in a `tf.data` pipeline.
+
+        Returns:
+            A function: string tensor of labels -> int32 class ids, -1 where
+            `lookup` gives `None`. Its tables are made now, so call this
+            outside the pipeline.
+        """
+        import tensorflow as tf
+
+        def table(mapping, dtype):
+            return tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(list(mapping), dtype),
+                    tf.constant(list(mapping.values()), tf.int32),
+                ),
+                default_value=-1,
+            )
+
+        by_name = table(self._ids, tf.string)
+        # Where names are numbers, a number is looked up as its canonical
+        # text ("+1" -> "1"); 19 digits and more are not looked up (int64).
+        numbers = {
+            int(n): i
+            for n, i in self._ids.items()
+            if self._ints_are_names and n == str(_as_int(n)) and len(n) < 19
+        }
+        by_number = table(numbers, tf.int64) if numbers else None
+        size = len(self.names)
+
+        def lookup(labels):
+            # `_INTEGER`, with ASCII whitespace and at most 18 digits.
+            text = tf.strings.strip(labels)
+            is_number = tf.strings.regex_full_match(text, r"[+-]?\d{1,18}(\.0*)?")
+            number = tf.strings.to_number(
+                tf.where(is_number, tf.strings.regex_replace(text, r"\.0*$", ""), "0"),
+                tf.int64,
+            )
+            if self._ints_are_names:
+                number_ids = (
+                    by_number.lookup(number)
+                    if by_number is not None
+                    else tf.fill(tf.shape(number), -1)
+                )
+            else:
+                in_range = tf.logical_and(number >= 0, number < size)
+                number_ids = tf.where(in_range, tf.cast(number, tf.int32), -1)
+            ids = by_name.lookup(labels)
+            return tf.where(ids >= 0, ids, tf.where(is_number, number_ids, -1))
+
+        return lookup
+
 
 # An integer, or a whole number as pandas writes a float column ("1.0").
 _INTEGER = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
