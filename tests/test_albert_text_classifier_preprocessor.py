@@ -182,10 +182,13 @@ def test_dataset_function_traces_once_and_follows_changed_settings(
     texts = ["The Quick fox", "a dog"]
     ds = tf.data.Dataset.from_tensor_slices(texts).batch(2)
     function = pre.dataset_function()
+    # Shared with same-config preprocessors of earlier tests, maybe traced.
+    traces = function.experimental_get_tracing_count()
     for _ in range(3):  # A dataset each, as three `predict` calls make.
         out = next(iter(ds.map(pre.dataset_function())))
     assert pre.dataset_function() is function
-    assert function.experimental_get_tracing_count() == 1
+    traces = function.experimental_get_tracing_count() - traces
+    assert traces <= 1
     np.testing.assert_array_equal(
         out["token_ids"], pre(tf.constant(texts))["token_ids"]
     )
@@ -208,8 +211,9 @@ def test_dataset_function_traces_once_and_follows_changed_settings(
         AlbertTokenizer(proto=tiny_proto), sequence_length=8
     )
     assert twin.dataset_function() is function
+    traces = function.experimental_get_tracing_count()
     out = next(iter(ds.map(function)))
-    assert function.experimental_get_tracing_count() == 1
+    assert function.experimental_get_tracing_count() == traces
     np.testing.assert_array_equal(
         out["token_ids"], twin(tf.constant(texts))["token_ids"]
     )

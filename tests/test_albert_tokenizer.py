@@ -359,3 +359,17 @@ def test_survives_resetting_the_random_seed(tiny_proto, fast):
     tf.random.set_seed(123)
     assert tokenizer(texts).to_list() == before
     assert traced(texts).numpy().tolist() == before
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_vocabulary_can_be_set_inside_a_trace(tokenizer, fast):
+    # A tokenizer built inside a `tf.function` (a model made in one): its
+    # SentencePiece resource and digit-comma table must outlive the trace.
+    texts = ["I was born in 92000, and this is falsé."]
+
+    @tf.function
+    def ids(x):
+        return AlbertTokenizer(proto=tokenizer.proto, fast=fast)(x).flat_values
+
+    expected = AlbertTokenizer(proto=tokenizer.proto, fast=fast)(texts)
+    assert ids(tf.constant(texts)).numpy().tolist() == expected[0].numpy().tolist()

@@ -591,6 +591,9 @@ def test_messages_say_what_is_wrong_with_the_file(tmp_path):
         ["01", "1"],
         ["1.0", "2.0"],
         ["5", "9" * 20],
+        ["5", "-1" + "0" * 17],
+        ["0", "1" + "0" * 18],
+        [],
     ],
 )
 def test_label_lookup_in_the_graph_follows_the_python_rule(names):
@@ -602,6 +605,9 @@ def test_label_lookup_in_the_graph_follows_the_python_rule(names):
         *names,
         *("0", "1", "2", "3", "-1", "+1", "01", "1.0", "1.00", "2.", " 1 ", "1.5"),
         *("-0", "+-1", "1e0", "0x1", "", " ", "1 1", "positive ", "9" * 19),
+        *("-00", "+0", "0" * 19 + "1", "-" + "0" * 19, " -1" + "0" * 17),
+        *("+1" + "0" * 18, "\t1\n", "\x1c1", "1\x1f", "\xa01", "1\u3000"),
+        *("\u0661", "\uff11", "1\u0660"),  # Non-ASCII digits: not numbers.
     ]
     vocabulary = data_files.LabelVocabulary(names)
     expected = [vocabulary.lookup(label) for label in labels]

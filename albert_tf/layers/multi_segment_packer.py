@@ -67,6 +67,7 @@ class MultiSegmentPacker(keras.layers.Layer):
             s if isinstance(s, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(s)
             for s in segments
         ]
+        checks = []
         for segment in segments[1:]:
             # Unequal batches would pack row i of one with row i of another.
             sizes = (segments[0].shape[0], segment.shape[0])
@@ -75,11 +76,20 @@ class MultiSegmentPacker(keras.layers.Layer):
                     "All segments need the same batch size (one pair per row). "
                     f"Received: {sizes[0]} and {sizes[1]}."
                 )
-            tf.debugging.assert_equal(
-                segments[0].nrows(),
-                segment.nrows(),
-                message="All segments need the same batch size (one pair per row).",
+            checks.append(
+                tf.debugging.assert_equal(
+                    segments[0].nrows(),
+                    segment.nrows(),
+                    message="All segments need the same batch size (one pair per row).",
+                )
             )
+        if checks and not tf.executing_eagerly():
+            # In a graph, packing could otherwise fail first, on its gathers.
+            with tf.control_dependencies(checks):
+                segments = [
+                    tf.nest.map_structure(tf.identity, s, expand_composites=True)
+                    for s in segments
+                ]
         budget = sequence_length - 1 - len(segments)
         if budget < 0:
             raise ValueError(

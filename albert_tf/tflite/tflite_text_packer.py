@@ -116,7 +116,8 @@ def digit_comma_table(tokenizer):
     Returns:
         `(ids, table, lengths)`: int32 `[S]` the vocabulary ids the rule
         rewrites (141 of ALBERT's 30,000), int32 `[S, K]` the ids each is
-        replaced by (padded with 0) and int32 `[S]` how many of them are used.
+        replaced by (padded with 0; `[0, 0]` when `S` is 0) and int32 `[S]` how
+        many of them are used. Read-only.
     """
     # The tokenizer applies this very table, so the two cannot drift apart.
     ids = tokenizer._digit_comma_ids

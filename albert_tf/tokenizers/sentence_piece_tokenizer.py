@@ -128,9 +128,11 @@ class SentencePieceTokenizer(Tokenizer):
         self._vocabulary = [processor.id_to_piece(i) for i in range(len(processor))]
         self._token_to_id_map = {piece: i for i, piece in enumerate(self._vocabulary)}
         self._unk_token_id = processor.unk_id()
-        self._sentence_piece = self._make_tf_tokenizer(proto)
         self._update_special_token_ids()
-        self._on_proto_set(processor)
+        # Resources and tables outlive any trace this is called from.
+        with tf.init_scope():
+            self._sentence_piece = self._make_tf_tokenizer(proto)
+            self._on_proto_set(processor)
 
     def _make_tf_tokenizer(self, proto):
         if self.fast:

@@ -479,51 +479,50 @@ class LabelVocabulary:
         """
         import tensorflow as tf
 
-        def table(mapping, dtype):
+        def table(keys):
+            if not keys:
+                return None
             return tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(list(mapping), dtype),
-                    tf.constant(list(mapping.values()), tf.int32),
+                    tf.constant(list(keys)), tf.constant(list(keys.values()), tf.int32)
                 ),
                 default_value=-1,
             )
 
-        by_name = table(self._ids, tf.string)
-        # Where names are numbers, a number is looked up as its canonical
-        # text ("+1" -> "1"); 19 digits and more are not looked up (int64).
-        numbers = {
-            int(n): i
-            for n, i in self._ids.items()
-            if self._ints_are_names and n == str(_as_int(n)) and len(n) < 19
-        }
-        by_number = table(numbers, tf.int64) if numbers else None
-        size = len(self.names)
+        by_name = table(self._ids)
+        # A number is looked up by its canonical text (`str(int(...))`): as a
+        # name where names are numbers, else as an id.
+        by_number = (
+            by_name
+            if self._ints_are_names
+            else table({str(i): i for i in range(len(self.names))})
+        )
 
         def lookup(labels):
-            # `_INTEGER`, with ASCII whitespace and at most 18 digits.
-            text = tf.strings.strip(labels)
-            is_number = tf.strings.regex_full_match(text, r"[+-]?\d{1,18}(\.0*)?")
-            number = tf.strings.to_number(
-                tf.where(is_number, tf.strings.regex_replace(text, r"\.0*$", ""), "0"),
-                tf.int64,
-            )
-            if self._ints_are_names:
-                number_ids = (
-                    by_number.lookup(number)
-                    if by_number is not None
-                    else tf.fill(tf.shape(number), -1)
-                )
-            else:
-                in_range = tf.logical_and(number >= 0, number < size)
-                number_ids = tf.where(in_range, tf.cast(number, tf.int32), -1)
+            if by_name is None:
+                return tf.fill(tf.shape(labels), -1)
+            text = tf.strings.strip(labels)  # ASCII whitespace, as `_INTEGER`.
+            is_number = tf.strings.regex_full_match(text, _INTEGER_CORE)
+            for pattern, rewrite in _CANONICAL_INTEGER:
+                text = tf.strings.regex_replace(text, pattern, rewrite)
             ids = by_name.lookup(labels)
+            number_ids = by_number.lookup(text)
             return tf.where(ids >= 0, ids, tf.where(is_number, number_ids, -1))
 
         return lookup
 
 
 # An integer, or a whole number as pandas writes a float column ("1.0").
-_INTEGER = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
+# ASCII digits and whitespace only, as the graph's `tf.strings.strip` and RE2.
+_INTEGER_CORE = r"[+-]?[0-9]+(\.0*)?"
+_INTEGER = re.compile(rf"\s*{_INTEGER_CORE}\s*", re.ASCII)
+# Regex rewrites of a matching text to `str(int(text))`, for the graph.
+_CANONICAL_INTEGER = (
+    (r"\.0*$", ""),  # "1.0" -> "1"
+    (r"^\+", ""),  # "+1" -> "1"
+    (r"^(-?)0+([0-9])", r"\1\2"),  # "007" -> "7", "-01" -> "-1"
+    (r"^-0$", "0"),
+)
 
 
 def _as_int(text):

@@ -101,6 +101,9 @@ class AlbertTokenizer(SentencePieceTokenizer):
         self._digit_comma_ids = np.array(rewritten, np.int32)
         self._digit_comma_table = table
         self._digit_comma_lengths = np.array(list(map(len, replacements)), np.int32)
+        for array in (self._digit_comma_ids, table, self._digit_comma_lengths):
+            array.setflags(write=False)  # Shared with TFLite builds.
+        # Vocabulary-sized: one tensor that traces capture, not a constant each.
         self._digit_comma_row = tf.constant(row_of_id)
 
     def _digit_comma_replacements(self, pieces):
@@ -113,9 +116,9 @@ class AlbertTokenizer(SentencePieceTokenizer):
         if not pieces:
             return []
         digits = [piece[:-1].replace(SPIECE_UNDERLINE, "") for piece in pieces]
-        with tf.init_scope():  # Built eagerly, even from inside a trace.
-            # Plain SentencePiece (this tokenizer's op), no text preprocessing.
-            resplit = super()._encode(tf.constant(digits)).to_list()
+        # Plain SentencePiece (this tokenizer's op), no text preprocessing;
+        # eager: `set_proto` runs this under `tf.init_scope`.
+        resplit = super()._encode(tf.constant(digits)).to_list()
         comma = self.token_to_id(",")
         replacements = []
         for piece, ids in zip(pieces, resplit, strict=True):
