@@ -237,6 +237,14 @@ def test_empty_batches_get_empty_outputs(export_base):
     assert classify[sig.SCORES].shape == (0, len(LABEL_NAMES))
 
 
+def test_pairs_of_unequal_length_are_refused_naming_the_inputs(export_base):
+    served = tf.saved_model.load(str(export_base / "1")).signatures[sig.PREDICT_PAIR]
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        served(**{sig.TEXT_A: tf.constant(["a", "b"]), sig.TEXT_B: tf.constant(["c"])})
+    # The signature's message, not the packer's ("All segments need...").
+    assert "and \\'text_b\\' must have the same length" in error.value.message
+
+
 def test_preflight_lists_signatures_and_tf_text_ops(export_base):
     report = preflight(export_base / "1")
     signatures = {s.name: s for s in report.signatures}

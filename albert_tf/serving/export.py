@@ -122,13 +122,15 @@ class _ServingFunctions:
         ],
     )
     def predict_pair(self, text_a, text_b):
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             tf.shape(text_a),
             tf.shape(text_b),
             message=f"'{sig.TEXT_A}' and '{sig.TEXT_B}' must have the same length",
         )
-        text_a = self._check_utf8(text_a, sig.TEXT_A)
-        text_b = self._check_utf8(text_b, sig.TEXT_B)
+        # First, so that this message (naming the inputs) is the one clients get.
+        with tf.control_dependencies([check]):
+            text_a = self._check_utf8(text_a, sig.TEXT_A)
+            text_b = self._check_utf8(text_b, sig.TEXT_B)
         return self._predict_texts((text_a, text_b))
 
     @tf.function(
