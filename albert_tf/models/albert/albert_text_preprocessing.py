@@ -70,14 +70,17 @@ def preprocess_text(inputs, lowercase=True, strip_accents=True):
 
 
 def _lower_keeping_nul(x):
-    """`tf.strings.lower(encoding="utf-8")`, which stops at a NUL, piecewise."""
-    if x.shape.rank == 0:
-        return _lower_keeping_nul(x[tf.newaxis])[0]
-    pieces = tf.strings.lower(tf.strings.split(x, "\x00"), encoding="utf-8")
+    """`tf.strings.lower(encoding="utf-8")`, which stops at a NUL, piecewise.
+
+    Core ops on the split's flat output: a ragged split and `reduce_join`
+    were 100 more graph nodes, and 40 ms more at every `tf.data` iterator's
+    start.
+    """
+    flat = tf.reshape(x, [-1])
+    indices, pieces, _ = tf.raw_ops.StringSplitV2(input=flat, sep="\x00")
+    rows = indices[:, 0]
     # Re-append the NULs by hand: an op attribute (`separator=`) cannot hold one.
-    row_ids = pieces.nested_value_rowids()[-1]
-    is_last = tf.not_equal(row_ids, tf.concat([row_ids[1:], [-1]], axis=0))
-    nul = tf.where(is_last, tf.constant(""), tf.constant("\x00"))
-    return tf.strings.reduce_join(
-        pieces.with_flat_values(pieces.flat_values + nul), axis=-1
-    )
+    is_last = tf.not_equal(rows, tf.concat([rows[1:], [-1]], axis=0))
+    pieces = tf.strings.lower(pieces, encoding="utf-8") + tf.where(is_last, "", "\x00")
+    joined = tf.strings.unsorted_segment_join(pieces, rows, tf.size(flat))
+    return tf.reshape(joined, tf.shape(x))
