@@ -9,6 +9,8 @@ length-bucketed with dynamic padding (less padding, faster on CPU/GPU).
 
 import tensorflow as tf
 
+from albert_tf.models.task import without_static_optimizations
+
 AUTOTUNE = tf.data.AUTOTUNE
 # Rows tokenized per call: one tokenizer graph run per row costs a few times
 # the tokenizing itself (about 5x the rows/s in batches of 256 on 2 cores),
@@ -150,4 +152,5 @@ def eval_dataset(data, preprocessor, batch_size, static_shapes=False):
             x, y = args
         return function(x, y, pad_to_longest=not static_shapes)
 
-    return ds.map(preprocess, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return without_static_optimizations(ds)  # One iterator per evaluation.
