@@ -165,7 +165,7 @@ def main(argv=None):
     parser.add_argument(
         "--sentences",
         type=int,
-        default=96,
+        default=256,
         help="SST-2 dev sentences for the batch-32 runs (first N).",
     )
     parser.add_argument("--batch1-sentences", type=int, default=16)
