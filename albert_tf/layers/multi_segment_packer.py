@@ -138,8 +138,8 @@ class MultiSegmentPacker(keras.layers.Layer):
 
         Same outputs, fewer ops and no nested functions: each `tf.data`
         iterator (every `predict` call, every epoch) instantiates the
-        preprocessing graph again, which has 465 nodes with this instead of
-        886 (about 0.14 s per iterator instead of 0.22 to 0.35 on 2 cores).
+        preprocessing graph again. When measured, this took it from 886 nodes
+        to 465 (and iterator starts from 0.22-0.35 s to 0.14 s on 2 cores).
         """
         # int64 throughout: ragged row splits may also be int32.
         lengths = [tf.cast(s.row_lengths(), tf.int64) for s in segments]
