@@ -25,15 +25,8 @@ def machine_description():
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor() or "unknown CPU"
+    cpu = _cpuinfo_field("model name") or platform.processor() or "unknown CPU"
     flags = cpu_int8_flags()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     if flags is not None:
         cpu += f" ({' '.join(flags) or 'no AVX2'})"
     return (
@@ -49,11 +42,19 @@ _SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 def cpu_int8_flags():
     """Which of `_SPEED_FLAGS` this x86 CPU has, or `None` if unknown."""
+    flags = _cpuinfo_field("flags")
+    if flags is None:
+        return None
+    have = set(flags.split())
+    return [f for f in _SPEED_FLAGS if f in have]
+
+
+def _cpuinfo_field(name):
+    """The first `name : value` of /proc/cpuinfo, or `None` off Linux."""
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in _SPEED_FLAGS if f in have]
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
