@@ -5,7 +5,8 @@ Run: python -m benchmarks.serving [--sentences N] [--seconds S]
 All in one process and run, ALBERT-base config (random weights), real ALBERT
 vocabulary, SST-2 dev sentences, raw strings in, logits out:
 - albert_tf: the exported SavedModel's `serving_default` signature, loaded
-  as a model server loads it (padding to the longest text of each batch);
+  as a model server loads it (padding to the longest text of each batch,
+  the encoder's per-token layers on real tokens only);
 - keras-hub: `AlbertTextClassifier` + its preprocessor padding to 128;
 - HF torch: `AlbertForSequenceClassification` + `AlbertTokenizerFast`
   (`padding=True`, i.e. to the longest text), with our weights copied in so
@@ -243,6 +244,7 @@ def main(argv=None):
     ids_differ = int((ours_ids != fast_ids).any(axis=1).sum())
     tokens = [len(hf_tokenizer(s)["input_ids"]) for s in sentences]
     padded = [max(len(hf_tokenizer(s)["input_ids"]) for s in b) for b in batches32]
+    padded_tokens = sum(len(b) * n for b, n in zip(batches32, padded, strict=True))
 
     systems = {
         "albert_tf string-in export (SavedModel signature)": run_export,
@@ -275,7 +277,9 @@ def main(argv=None):
         "subset, to stay under 6 minutes on 2 cores), the first "
         f"{len(batches1)} for batch 1. Their mean length is {np.mean(tokens):.1f} "
         f"tokens; batch-32 batches pad to {padded} tokens in the export and HF, to "
-        "128 in keras-hub. Our export and HF torch share the same weights: max "
+        "128 in keras-hub; the export's projections and feed-forward layers run "
+        f"on the {sum(tokens)} real tokens only, of {padded_tokens} padded. "
+        "Our export and HF torch share the same weights: max "
         f"|logit difference| on the same ids {diff:.2e} (HF's fast tokenizer gives "
         f"other ids on {ids_differ} of {len(sentences)} sentences: it keeps a `▁` "
         "for SST-2's trailing space, which original ALBERT strips, and lacks its "

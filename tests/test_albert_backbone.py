@@ -1,9 +1,11 @@
-"""AlbertBackbone: shapes, sharing, masking, serialization."""
+"""AlbertBackbone: shapes, sharing, masking, serialization, unpadded inference."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from albert_tf.layers import TokenPacking
 from albert_tf.models import AlbertBackbone
 from tests.helpers import tiny_backbone_kwargs
 
@@ -99,4 +101,65 @@ def test_bfloat16_dtype_policy():
     assert str(out["sequence_output"].dtype) in ("bfloat16", "<dtype: 'bfloat16'>")
     assert AlbertBackbone.from_config(model.get_config()).dtype_policy.name == (
         "mixed_bfloat16"
+    )
+
+
+# Padding at the end, a hole in the middle, and a row that is all padding
+# (its first token is still computed: the pooled output reads it).
+ODD_MASK = np.array(
+    [[1, 1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 0, 0, 0]]
+    + [[0] * 8],
+    "int32",
+)
+
+
+def test_token_packing_round_trip():
+    x = np.arange(4 * 8 * 3, dtype="float32").reshape(4, 8, 3) + 1
+    packing = TokenPacking(ODD_MASK)
+    packed = packing.pack(x)
+    keep = ODD_MASK.astype(bool)
+    keep[:, 0] = True
+    assert packed.shape == (1, keep.sum(), 3)
+    np.testing.assert_array_equal(packed[0], x[keep])  # Row-major order.
+    np.testing.assert_array_equal(packing.unpack(packed), x * keep[..., None])
+
+
+def test_call_without_padding_matches_call():
+    # Dropout set, so inference must skip it; groups and inner repetitions.
+    backbone = AlbertBackbone(
+        **tiny_backbone_kwargs(
+            num_layers=4, num_groups=2, num_inner_repetitions=2, dropout=0.1
+        )
+    )
+    x = {**_inputs(batch=4), "padding_mask": ODD_MASK}
+    x["segment_ids"][:, 3:] = 1
+    expected = backbone(x, training=False)
+    spec = {key: tf.TensorSpec([None, None], tf.int32) for key in x}
+    traced = tf.function(backbone.call_without_padding, input_signature=[spec])
+    for got in (backbone.call_without_padding(x), traced(x)):
+        np.testing.assert_allclose(
+            got["pooled_output"], expected["pooled_output"], atol=1e-5, rtol=0
+        )
+        mask = ODD_MASK.astype(bool)[..., None]
+        np.testing.assert_allclose(
+            got["sequence_output"] * mask,
+            expected["sequence_output"] * mask,
+            atol=1e-5,
+            rtol=0,
+        )
+        padding = ~mask
+        padding[:, 0] = False  # Each row's first token is computed.
+        assert not np.any(got["sequence_output"].numpy() * padding)
+
+
+def test_call_without_padding_keeps_the_dtype_policy():
+    model = AlbertBackbone(**tiny_backbone_kwargs(), dtype="mixed_bfloat16")
+    x = _inputs(pad_from=5)
+    got = model.call_without_padding(x)
+    expected = model(x)
+    assert got["pooled_output"].dtype == expected["pooled_output"].dtype
+    np.testing.assert_allclose(
+        np.float32(got["pooled_output"]),
+        np.float32(expected["pooled_output"]),
+        atol=0.05,
     )

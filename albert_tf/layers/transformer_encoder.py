@@ -137,6 +137,40 @@ class TransformerEncoder(keras.layers.Layer):
         x = self._feedforward_dropout(x, training=training)
         return self._feedforward_layer_norm(x + residual)
 
+    def call_packed(self, packed, packing):
+        """`call` at inference, run on real tokens only (see `TokenPacking`).
+
+        Attention runs on the padded layout; everything else on the packed
+        tokens. Gives `packing.pack(call(...))` up to float round-off.
+
+        Args:
+            packed: `[1, tokens, width]`, from `packing.pack`.
+            packing: `albert_tf.layers.TokenPacking` of the batch.
+
+        Returns:
+            `[1, tokens, width]`: the block's outputs for those tokens.
+        """
+        # The sub-layers `MultiHeadAttention.call` runs, in the same order.
+        attention = self._self_attention_layer
+        query, key, value = (
+            packing.unpack(dense(packed))
+            for dense in (
+                attention._query_dense,
+                attention._key_dense,
+                attention._value_dense,
+            )
+        )
+        attention_mask = ops.expand_dims(packing.padding_mask, axis=1)
+        x, _ = attention._compute_attention(
+            query, key, value, attention_mask, training=False
+        )
+        x = attention._output_dense(packing.pack(x))
+        x = self._self_attention_layer_norm(x + packed)
+        residual = x
+        x = self._feedforward_intermediate_dense(x)
+        x = self._feedforward_output_dense(x)
+        return self._feedforward_layer_norm(x + residual)
+
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
 

@@ -4,6 +4,7 @@ import keras
 
 from albert_tf.api_export import albert_tf_export
 from albert_tf.layers.position_embedding import PositionEmbedding
+from albert_tf.layers.token_packing import TokenPacking
 from albert_tf.layers.transformer_encoder import TransformerEncoder
 from albert_tf.models.backbone import Backbone
 
@@ -177,18 +178,10 @@ class AlbertBackbone(Backbone):
         padding_mask_input = keras.Input(
             shape=(None,), dtype="int32", name="padding_mask"
         )
-        tokens = self.token_embedding(token_id_input)
-        positions = self.position_embedding(tokens)
-        segments = self.segment_embedding(segment_id_input)
-        x = self.embeddings_add((tokens, positions, segments))
-        x = self.embeddings_layer_norm(x)
-        x = self.embeddings_dropout(x)
+        x = self._embed(token_id_input, segment_id_input)
         x = self.embeddings_projection(x)
-        # Layer i runs group i // (num_layers / num_groups), as in the paper.
-        for group in self.transformer_layers:
-            for _ in range(num_layers // num_groups):
-                for block in group:
-                    x = block(x, padding_mask=padding_mask_input)
+        for block in self._blocks_in_order(num_layers):
+            x = block(x, padding_mask=padding_mask_input)
         sequence_output = x
         pooled_output = self.pooled_dense(x[:, 0, :])
         super().__init__(
@@ -219,6 +212,54 @@ class AlbertBackbone(Backbone):
         self.num_segments = num_segments
         self.activation = activation
         self.cls_token_index = 0
+
+    def _embed(self, token_ids, segment_ids, training=None):
+        """Token + position + segment embeddings, normalized; `embedding_dim`
+        wide (before the projection to `hidden_dim`)."""
+        tokens = self.token_embedding(token_ids)
+        positions = self.position_embedding(tokens)
+        segments = self.segment_embedding(segment_ids)
+        x = self.embeddings_add((tokens, positions, segments))
+        x = self.embeddings_layer_norm(x)
+        return self.embeddings_dropout(x, training=training)
+
+    def _blocks_in_order(self, num_layers):
+        # Layer i runs group i // (num_layers / num_groups), as in the paper.
+        for group in self.transformer_layers:
+            for _ in range(num_layers // len(self.transformer_layers)):
+                yield from group
+
+    def call_without_padding(self, inputs):
+        """`call` at inference, with padding taking no compute.
+
+        Projections, feed-forward nets and layer norms, nearly all of the
+        arithmetic, run on the batch's real tokens alone (see
+        `albert_tf.layers.TokenPacking`); only attention sees the padded
+        layout. On batches of SST-2 sentences padded to their longest this
+        takes about half the time of `call`. Exports for TF Serving use it.
+
+        The `pooled_output` equals `call(inputs, training=False)`'s up to
+        float round-off, and so does `sequence_output` at real tokens; it is
+        zero at padding. The number of real tokens sets tensor shapes, so
+        XLA (`jit_compile`, TPUs) cannot compile it: training uses `call`.
+
+        Args:
+            inputs: dict of `token_ids`, `segment_ids` and `padding_mask`,
+                each `[batch, length]`.
+
+        Returns:
+            dict of `sequence_output` and `pooled_output`, as `call`.
+        """
+        packing = TokenPacking(inputs["padding_mask"])
+        x = self._embed(inputs["token_ids"], inputs["segment_ids"], training=False)
+        x = self.embeddings_projection(packing.pack(x))
+        for block in self._blocks_in_order(self.num_layers):
+            x = block.call_packed(x, packing)
+        sequence_output = packing.unpack(x)
+        return {
+            "sequence_output": sequence_output,
+            "pooled_output": self.pooled_dense(sequence_output[:, 0, :]),
+        }
 
     def get_config(self):
         config = super().get_config()

@@ -133,6 +133,13 @@ class AlbertTextClassifier(TextClassifier):
         self.dropout = dropout
         self.label_names = label_names
 
+    def call_without_padding(self, inputs):
+        """`call(inputs, training=False)` with padding taking no compute:
+        see `AlbertBackbone.call_without_padding`. Graph ops only, not for
+        XLA."""
+        pooled = self.backbone.call_without_padding(inputs)["pooled_output"]
+        return self.output_dense(pooled)  # Dropout is the identity at inference.
+
     def get_config(self):
         config = super().get_config()
         config.update(
