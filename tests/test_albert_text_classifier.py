@@ -67,6 +67,29 @@ def test_in_memory_inputs_skip_tf_data_rewrites_user_datasets_keep_theirs(
     assert kept.apply_default_optimizations is True
 
 
+def test_batches_pad_to_their_longest_text_unless_xla_compiles(classifier):
+    # The same outputs for less compute; XLA compiles one program per shape.
+    texts = ["good", "bad", *TEXTS]
+    lengths = []
+    for batch in classifier._dataset(texts, batch_size=2):
+        mask = batch["padding_mask"].numpy()
+        assert mask.shape[1] == mask.sum(1).max()
+        lengths.append(mask.shape[1])
+    assert min(lengths) < 12 == max(lengths)
+    compiled = AlbertTextClassifier(
+        classifier.backbone, num_classes=2, preprocessor=classifier.preprocessor
+    )
+    compiled.compile(jit_compile=True)
+    for batch in compiled._dataset(texts, batch_size=2):
+        assert batch["token_ids"].shape[1] == 12
+    for model in (compiled, classifier):  # `call` under XLA; unpadded without.
+        expected = model(classifier.preprocessor(tf.constant(texts)))
+        np.testing.assert_allclose(
+            model.predict(texts, batch_size=2, verbose=0), expected, atol=1e-5
+        )
+        np.testing.assert_allclose(model.predict_on_batch(texts), expected, atol=1e-5)
+
+
 def test_validation_split_and_batch_methods_take_raw_strings(classifier):
     # keras-hub code: `validation_split` holds out the last rows, as Keras does.
     names = ["positive", "negative", "negative", "positive"]

@@ -881,8 +881,8 @@ def test_dev_evaluations_reuse_one_traced_function(tmp_path, tiny_proto, monkeyp
 
     original, made = trainer_module.inference_function, []
 
-    def recording(model):
-        made.append(original(model))
+    def recording(model, **kwargs):
+        made.append(original(model, **kwargs))
         return made[-1]
 
     monkeypatch.setattr(trainer_module, "inference_function", recording)

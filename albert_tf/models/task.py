@@ -54,11 +54,17 @@ def _rows(data, start, stop):
     return data[start:stop]
 
 
-def _dataset_function(preprocessor):
+def _dataset_function(preprocessor, pad_to_longest=False):
     """What to map over a dataset: a traced, kept function where the
-    preprocessor offers one (ours do), else the preprocessor itself."""
+    preprocessor offers one (ours do), else the preprocessor itself (padding
+    as it does)."""
     make = getattr(preprocessor, "dataset_function", None)
-    return make() if callable(make) else preprocessor
+    if not callable(make):
+        return preprocessor
+    function = make()
+    if not pad_to_longest:
+        return function
+    return lambda *args: function(*args, pad_to_longest=True)
 
 
 def without_static_optimizations(ds):
@@ -184,6 +190,12 @@ class Task(TaskPresetMixin, keras.Model):
     preprocessor in a `tf.data` pipeline; without one they take preprocessed
     inputs. Calling the model directly never preprocesses.
 
+    Unless XLA compiles the model (`jit_compile`, TPUs), which needs fixed
+    shapes, batches are padded to their longest text rather than to the
+    preprocessor's `sequence_length`, and `predict()` runs the model's
+    `call_without_padding` where it has one: the same outputs, up to float
+    round-off, for a fraction of the compute.
+
     Args:
         compile: bool. Compile with the task's defaults right away, so that
             `fit()` works without a `compile()` call (as in keras-hub).
@@ -292,13 +304,37 @@ class Task(TaskPresetMixin, keras.Model):
             ds = ds.batch(batch_size or 32)
         if self.preprocessor is not None:
             ds = ds.map(
-                _dataset_function(self.preprocessor),
+                _dataset_function(self.preprocessor, self._pads_to_longest()),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
         ds = ds.prefetch(tf.data.AUTOTUNE)
         if isinstance(x, tf.data.Dataset):
             return ds  # The user's options, as given.
         return without_static_optimizations(ds)
+
+    def _needs_static_shapes(self):
+        """XLA (`jit_compile`; TPUs always) compiles one program per input
+        shape and cannot compile `call_without_padding`'s varying shapes."""
+        tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)
+        return bool(self.jit_compile) or tpu
+
+    def _pads_to_longest(self):
+        """Whether `fit`/`evaluate`/`predict` pad each batch to its longest
+        text, not to the preprocessor's `sequence_length` (keras-hub's way):
+        the same outputs for less compute, where shapes may vary."""
+        ours = callable(getattr(self.preprocessor, "dataset_function", None))
+        return ours and not self._needs_static_shapes()
+
+    def _preprocess_options(self):
+        return {"pad_to_longest": True} if self._pads_to_longest() else {}
+
+    def predict_step(self, data):
+        # Padding costs nothing there; as `self(x, training=False)` otherwise.
+        call = getattr(self, "call_without_padding", None)
+        if call is None or self._needs_static_shapes():
+            return super().predict_step(data)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return call(x)
 
     def _label_names_to_ids(self):
         """A `Dataset.map` function that looks label names up in `label_names`."""
@@ -376,7 +412,7 @@ class Task(TaskPresetMixin, keras.Model):
 
     def predict_on_batch(self, x, **kwargs):
         if self.preprocessor is not None:
-            x = self.preprocessor(_as_tensor_like(x))
+            x = self.preprocessor(_as_tensor_like(x), **self._preprocess_options())
         return super().predict_on_batch(x, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, **kwargs):
@@ -395,7 +431,10 @@ class Task(TaskPresetMixin, keras.Model):
             return x, y, sample_weight
         return keras.utils.unpack_x_y_sample_weight(
             self.preprocessor(
-                _as_tensor_like(x), _as_tensor_like(y), _as_tensor_like(sample_weight)
+                _as_tensor_like(x),
+                _as_tensor_like(y),
+                _as_tensor_like(sample_weight),
+                **self._preprocess_options(),
             )
         )
 

@@ -26,15 +26,21 @@ def load_text_classifier(model):
     return model
 
 
-def inference_function(model):
+def inference_function(model, static_shapes=False):
     """`model(x, training=False)` as float32 logits, traced once for many calls.
 
     Batches are padded to their longest row, so shapes are relaxed: it traces
     once or twice. Keep it for repeated evaluations (a new one traces again).
+    It runs the model's `call_without_padding` where it has one, unless
+    `static_shapes` (TPUs, whose XLA compiler cannot take its shapes).
     """
+    # Looked up at each trace: a bound method would hold a weak proxy's model.
+    unpadded = not static_shapes and hasattr(model, "call_without_padding")
 
     @tf.function(autograph=False, reduce_retracing=True)
     def forward(x):
+        if unpadded:
+            return tf.cast(model.call_without_padding(x), tf.float32)
         return tf.cast(model(x, training=False), tf.float32)
 
     return forward

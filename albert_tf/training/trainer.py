@@ -560,7 +560,7 @@ class Trainer:
         train_step = self._make_train_step(
             model, optimizer, strategy, global_batch, class_weights
         )
-        forward = inference_function(model)
+        forward = inference_function(model, static_shapes=static)
 
         os.makedirs(self.output_dir, exist_ok=True)
         if chief:
