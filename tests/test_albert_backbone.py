@@ -104,31 +104,38 @@ def test_bfloat16_dtype_policy():
     )
 
 
-# Padding at the end, a hole in the middle, and a row that is all padding
-# (its first token is still computed: the pooled output reads it).
+# Padding at the end, a hole in the middle, and a masked first token (still
+# computed: the pooled output reads it).
 ODD_MASK = np.array(
     [[1, 1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 0, 0, 0, 0]]
-    + [[0] * 8],
+    + [[0, 1, 1, 0, 0, 0, 0, 0]],
     "int32",
 )
 
 
 def test_token_packing_round_trip():
-    x = np.arange(4 * 8 * 3, dtype="float32").reshape(4, 8, 3) + 1
-    packing = TokenPacking(ODD_MASK)
+    mask = np.concatenate([ODD_MASK, np.zeros((1, 8), "int32")])  # All padding.
+    x = np.arange(5 * 8 * 3, dtype="float32").reshape(5, 8, 3) + 1
+    packing = TokenPacking(mask)
     packed = packing.pack(x)
-    keep = ODD_MASK.astype(bool)
+    keep = mask.astype(bool)
     keep[:, 0] = True
     assert packed.shape == (1, keep.sum(), 3)
     np.testing.assert_array_equal(packed[0], x[keep])  # Row-major order.
     np.testing.assert_array_equal(packing.unpack(packed), x * keep[..., None])
+    # Inner sizes unknown until run time, as in a traced function.
+    spec = tf.TensorSpec([None, None, None], tf.float32)
+    round_trip = tf.function(lambda x: packing.unpack(packing.pack(x)), [spec])
+    np.testing.assert_array_equal(round_trip(x), x * keep[..., None])
 
 
-def test_call_without_padding_matches_call():
-    # Dropout set, so inference must skip it; groups and inner repetitions.
+# With dropout, Keras runs attention through its masked softmax; without, through
+# `ops.dot_product_attention`. Inference must skip dropout either way.
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_call_without_padding_matches_call(dropout):
     backbone = AlbertBackbone(
         **tiny_backbone_kwargs(
-            num_layers=4, num_groups=2, num_inner_repetitions=2, dropout=0.1
+            num_layers=4, num_groups=2, num_inner_repetitions=2, dropout=dropout
         )
     )
     x = {**_inputs(batch=4), "padding_mask": ODD_MASK}

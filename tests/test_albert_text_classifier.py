@@ -90,6 +90,23 @@ def test_batches_pad_to_their_longest_text_unless_xla_compiles(classifier):
         np.testing.assert_allclose(model.predict_on_batch(texts), expected, atol=1e-5)
 
 
+def test_subclasses_keep_their_call_and_their_preprocessors_padding(classifier):
+    class Scaled(AlbertTextClassifier):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=training) * 100.0
+
+    class FixedLength(AlbertTextClassifierPreprocessor):
+        def call(self, x, y=None, sample_weight=None):  # No `pad_to_longest`.
+            return super().call(x, y, sample_weight)
+
+    preprocessor = FixedLength(classifier.preprocessor.tokenizer, sequence_length=12)
+    model = Scaled(classifier.backbone, num_classes=2, preprocessor=preprocessor)
+    expected = model(classifier.preprocessor(tf.constant(TEXTS)))
+    np.testing.assert_allclose(model.predict(TEXTS, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(model.predict_on_batch(TEXTS), expected, atol=1e-5)
+    assert np.isfinite(model.evaluate(TEXTS, [0, 1, 0, 1], verbose=0)[0])
+
+
 def test_validation_split_and_batch_methods_take_raw_strings(classifier):
     # keras-hub code: `validation_split` holds out the last rows, as Keras does.
     names = ["positive", "negative", "negative", "positive"]

@@ -559,6 +559,17 @@ BAD_REQUESTS = {
         "INVALID_ARGUMENT",
         "'token_ids' has rows of length 0",
     ),
+    "a row of padding only": (
+        predict_request(
+            {
+                **ids_inputs([[2, 5, 3], [0, 0, 0]]),
+                sig.PADDING_MASK: np.array([[1, 1, 1], [0, 0, 0]], np.int32),
+            },
+            signature=sig.PREDICT_IDS,
+        ),
+        "INVALID_ARGUMENT",
+        "'padding_mask' has rows of only 0s",
+    ),
     "ids shapes differ": (
         predict_request(
             {**ids_inputs([[2, 5, 3]]), sig.SEGMENT_IDS: np.zeros((1, 4), np.int32)},

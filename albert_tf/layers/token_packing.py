@@ -16,10 +16,11 @@ class TokenPacking:
     width]` inputs take them unchanged.
 
     Each row's first token (`[CLS]`, read by the pooled output) is kept even
-    where `padding_mask` marks it as padding, so a pooled output never
-    depends on packing. Only graph ops: it runs inside `tf.function`s and
-    SavedModels. Output shapes vary with the number of real tokens, so XLA
-    (`jit_compile`, TPUs) cannot compile it.
+    where `padding_mask` marks it as padding, so every row has a pooled
+    output. (A row with no real token attends to no keys: its output is
+    undefined, padded or packed.) Only graph ops: it runs inside
+    `tf.function`s and SavedModels. Output shapes vary with the number of
+    real tokens, so XLA (`jit_compile`, TPUs) cannot compile it.
 
     Args:
         padding_mask: int or bool tensor, `[batch, length]`. Non-zero for real
@@ -45,13 +46,20 @@ class TokenPacking:
     def pack(self, x):
         """`[batch, length, ...]` -> `[1, tokens, ...]`: the kept tokens."""
         x = tf.convert_to_tensor(x)
-        flat = tf.reshape(x, [-1, *x.shape[2:]])
+        flat = tf.reshape(x, [-1, *_inner_shape(x)])
         return tf.gather_nd(flat, self.indices)[tf.newaxis]
 
     def unpack(self, x):
         """`[1, tokens, ...]` -> `[batch, length, ...]`, zeros at padding."""
         x = tf.convert_to_tensor(x)
-        inner = x.shape[2:]
+        inner = _inner_shape(x)
         flat_shape = [tf.reduce_prod(self.batch_shape), *inner]
         flat = tf.scatter_nd(self.indices, x[0], flat_shape)
         return tf.reshape(flat, [self.batch_shape[0], self.batch_shape[1], *inner])
+
+
+def _inner_shape(x):
+    """The sizes after the first two, static where known (Keras layers need a
+    static width), else read at run time."""
+    dynamic = tf.shape(x, out_type=tf.int64)
+    return [d if d is not None else dynamic[i] for i, d in enumerate(x.shape) if i > 1]

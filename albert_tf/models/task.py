@@ -1,5 +1,7 @@
 """The generic base class of task models (backbone + head + preprocessor)."""
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -65,6 +67,24 @@ def _dataset_function(preprocessor, pad_to_longest=False):
     if not pad_to_longest:
         return function
     return lambda *args: function(*args, pad_to_longest=True)
+
+
+def unpadded_call(model):
+    """`model.call_without_padding` where it computes what `model.call` does,
+    else `None` (a model without one, or a subclass overriding `call`)."""
+    cls = model.__class__  # Also through a `weakref.proxy`.
+    owner = next((c for c in cls.__mro__ if "call_without_padding" in vars(c)), None)
+    if owner is None or cls.call is not owner.call:
+        return None
+    return model.call_without_padding
+
+
+def _takes_pad_to_longest(preprocessor):
+    call = getattr(type(preprocessor), "call", None)
+    try:
+        return "pad_to_longest" in inspect.signature(call).parameters
+    except (TypeError, ValueError):  # No `call`, or no signature to read.
+        return False
 
 
 def without_static_optimizations(ds):
@@ -190,11 +210,12 @@ class Task(TaskPresetMixin, keras.Model):
     preprocessor in a `tf.data` pipeline; without one they take preprocessed
     inputs. Calling the model directly never preprocesses.
 
-    Unless XLA compiles the model (`jit_compile`, TPUs), which needs fixed
-    shapes, batches are padded to their longest text rather than to the
-    preprocessor's `sequence_length`, and `predict()` runs the model's
-    `call_without_padding` where it has one: the same outputs, up to float
-    round-off, for a fraction of the compute.
+    Unless XLA compiles the model, which needs fixed shapes (`jit_compile`,
+    which Keras's default `"auto"` turns on for a GPU without a
+    distribution strategy; TPUs), batches are padded to their longest text
+    rather than to the preprocessor's `sequence_length`, and `predict()`
+    runs the model's `call_without_padding` where it has one: the same
+    outputs, up to float round-off, for a fraction of the compute.
 
     Args:
         compile: bool. Compile with the task's defaults right away, so that
@@ -323,14 +344,18 @@ class Task(TaskPresetMixin, keras.Model):
         text, not to the preprocessor's `sequence_length` (keras-hub's way):
         the same outputs for less compute, where shapes may vary."""
         ours = callable(getattr(self.preprocessor, "dataset_function", None))
-        return ours and not self._needs_static_shapes()
+        return (
+            ours
+            and _takes_pad_to_longest(self.preprocessor)
+            and not self._needs_static_shapes()
+        )
 
     def _preprocess_options(self):
         return {"pad_to_longest": True} if self._pads_to_longest() else {}
 
     def predict_step(self, data):
-        # Padding costs nothing there; as `self(x, training=False)` otherwise.
-        call = getattr(self, "call_without_padding", None)
+        # Padding takes no compute there; as `self(x, training=False)` otherwise.
+        call = unpadded_call(self)
         if call is None or self._needs_static_shapes():
             return super().predict_step(data)
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

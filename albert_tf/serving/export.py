@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.atomic_file import owned_temp_folder
 from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_text
+from albert_tf.models.task import unpadded_call
 from albert_tf.serving import batching_file
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.model_manager import version_folders
@@ -94,7 +95,8 @@ class _ServingFunctions:
     def _outputs(self, features):
         # Padding takes no compute there: half of a batch of 32 SST-2
         # sentences is padding (benchmarks/RESULTS.md, serving).
-        raw = self.classifier.call_without_padding(features)
+        call = unpadded_call(self.classifier)
+        raw = call(features) if call else self.classifier(features, training=False)
         logits, probabilities = self.classifier.logits_and_probabilities(raw)
         class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)
         return {
@@ -237,6 +239,16 @@ class _ServingFunctions:
                 shape[1],
                 message=f"'{sig.TOKEN_IDS}' has rows of length 0: each row needs "
                 "at least its [CLS] id",
+            ),
+            # Attention over no keys is undefined (and differs with dropout).
+            tf.debugging.Assert(
+                tf.reduce_all(tf.reduce_any(padding_mask != 0, axis=1)),
+                [
+                    f"'{sig.PADDING_MASK}' has rows of only 0s: each row needs "
+                    "at least its [CLS] marked 1. Rows:",
+                    tf.where(tf.reduce_all(padding_mask == 0, axis=1))[:, 0],
+                ],
+                summarize=10,
             ),
             tf.debugging.assert_less_equal(
                 shape[1],

@@ -8,6 +8,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from albert_tf.models.task import unpadded_call
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training.data_files import LabelledText
 from albert_tf.training.progress import ProgressLog
@@ -34,14 +35,14 @@ def inference_function(model, static_shapes=False):
     It runs the model's `call_without_padding` where it has one, unless
     `static_shapes` (TPUs, whose XLA compiler cannot take its shapes).
     """
-    # Looked up at each trace: a bound method would hold a weak proxy's model.
-    unpadded = not static_shapes and hasattr(model, "call_without_padding")
 
     @tf.function(autograph=False, reduce_retracing=True)
     def forward(x):
-        if unpadded:
-            return tf.cast(model.call_without_padding(x), tf.float32)
-        return tf.cast(model(x, training=False), tf.float32)
+        # Looked up at each trace: kept, a bound method would hold the model
+        # that a weak proxy `model` lets go.
+        call = None if static_shapes else unpadded_call(model)
+        outputs = call(x) if call else model(x, training=False)
+        return tf.cast(outputs, tf.float32)
 
     return forward
 

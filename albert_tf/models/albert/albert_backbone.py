@@ -232,16 +232,18 @@ class AlbertBackbone(Backbone):
     def call_without_padding(self, inputs):
         """`call` at inference, with padding taking no compute.
 
-        Projections, feed-forward nets and layer norms, nearly all of the
-        arithmetic, run on the batch's real tokens alone (see
-        `albert_tf.layers.TokenPacking`); only attention sees the padded
-        layout. On batches of SST-2 sentences padded to their longest this
-        takes about half the time of `call`. Exports for TF Serving use it.
+        The Transformer layers' projections, feed-forward nets and layer
+        norms, nearly all of the arithmetic, run on the batch's real tokens
+        alone (see `albert_tf.layers.TokenPacking`); only the embedding
+        lookup and attention see the padded layout. On batches of SST-2
+        sentences padded to their longest this takes about half the time of
+        `call`. Exports for TF Serving and `predict()` use it.
 
         The `pooled_output` equals `call(inputs, training=False)`'s up to
-        float round-off, and so does `sequence_output` at real tokens; it is
-        zero at padding. The number of real tokens sets tensor shapes, so
-        XLA (`jit_compile`, TPUs) cannot compile it: training uses `call`.
+        float round-off, for every row with a real token, and so does
+        `sequence_output` at real tokens; it is zero at padding. The number
+        of real tokens sets tensor shapes, so XLA (`jit_compile`, TPUs)
+        cannot compile it: training uses `call`.
 
         Args:
             inputs: dict of `token_ids`, `segment_ids` and `padding_mask`,
