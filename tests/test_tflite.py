@@ -105,6 +105,13 @@ def test_every_mode_converts_and_runs_for_both_input_kinds(classifier, mode):
         )
         # int8 builds compute the encoder in int8; the others in float.
         assert bool(_int8_activation_ops(content)) == (mode == "int8")
+        # Text builds run the encoder on real tokens (shapes vary); ids builds
+        # keep fixed shapes throughout, as accelerator delegates want.
+        tensors = model.interpreter.get_tensor_details()
+        fixed = all(-1 not in t["shape_signature"] for t in tensors)
+        assert fixed == (input_kind == "ids")
+        ops = {op["op_name"] for op in model.interpreter._get_ops_details()}
+        assert ("SCATTER_ND" in ops) == (input_kind == "text")
     logits = {kind: out["logits"] for kind, out in outputs.items()}
     assert np.ptp(logits["ids"], axis=0).max() > 0.1, "outputs ignore the input"
     # The same encoder behind both inputs, so the in-file tokenizer must give

@@ -1,12 +1,15 @@
 """Converts a trained ALBERT classifier to TFLite (pure functions).
 
-Two kinds of build share one encoder graph:
+Two kinds of build, one encoder:
 
 - `input_kind="text"`: signature `serving_default`, input `text` (string,
   `[batch]`), outputs `logits` and `probabilities`. Tokenization runs in the
-  file (`TFLiteTextPacker`: FastSentencepiece + builtins).
+  file (`TFLiteTextPacker`: FastSentencepiece + builtins), and the encoder
+  on real tokens only (`call_without_padding`): texts are padded to
+  `sequence_length`, and a short one costs what its tokens cost.
 - `input_kind="ids"`: inputs `token_ids`, `segment_ids`, `padding_mask`
-  (int32 `[1, sequence_length]`), the same outputs, builtins only.
+  (int32 `[1, sequence_length]`), the same outputs, builtins only, fixed
+  shapes throughout (the padded encoder), as accelerator delegates want.
 """
 
 import logging
@@ -20,6 +23,7 @@ import tensorflow_text as tf_text
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.lite.python import convert as lite_convert
 
+from albert_tf.models.task import unpadded_call
 from albert_tf.tflite.quantization_config import QuantizationConfig
 from albert_tf.tflite.tflite_text_packer import TFLiteTextPacker
 
@@ -61,8 +65,9 @@ def _check_classifier(classifier):
         )
 
 
-def _outputs(classifier, inputs):
-    outputs = classifier(inputs, training=False)
+def _outputs(classifier, inputs, unpadded=False):
+    call = unpadded_call(classifier) if unpadded else None
+    outputs = call(inputs) if call else classifier(inputs, training=False)
     logits, probabilities = classifier.logits_and_probabilities(outputs)
     return {"logits": logits, "probabilities": probabilities}
 
@@ -82,7 +87,7 @@ def _serving_function(classifier, input_kind, sequence_length):
             input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
         )
         def serve_text(text):
-            return _outputs(classifier, packer(text))
+            return _outputs(classifier, packer(text), unpadded=True)
 
         return serve_text
 
