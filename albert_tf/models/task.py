@@ -69,14 +69,15 @@ def _dataset_function(preprocessor, pad_to_longest=False):
     return lambda *args: function(*args, pad_to_longest=True)
 
 
-def unpadded_call(model):
-    """`model.call_without_padding` where it computes what `model.call` does,
-    else `None` (a model without one, or a subclass overriding `call`)."""
+def inference_call(model, unpadded=True):
+    """What runs `model` at inference: `model.call_without_padding` if
+    `unpadded` and it computes what `model.call` does (not for a subclass
+    that overrides `call` only), else `model(x, training=False)`."""
     cls = model.__class__  # Also through a `weakref.proxy`.
     owner = next((c for c in cls.__mro__ if "call_without_padding" in vars(c)), None)
-    if owner is None or cls.call is not owner.call:
-        return None
-    return model.call_without_padding
+    if unpadded and owner is not None and cls.call is owner.call:
+        return model.call_without_padding
+    return lambda x: model(x, training=False)
 
 
 def _takes_pad_to_longest(preprocessor):
@@ -354,12 +355,8 @@ class Task(TaskPresetMixin, keras.Model):
         return {"pad_to_longest": True} if self._pads_to_longest() else {}
 
     def predict_step(self, data):
-        # Padding takes no compute there; as `self(x, training=False)` otherwise.
-        call = unpadded_call(self)
-        if call is None or self._needs_static_shapes():
-            return super().predict_step(data)
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return call(x)
+        return inference_call(self, unpadded=not self._needs_static_shapes())(x)
 
     def _label_names_to_ids(self):
         """A `Dataset.map` function that looks label names up in `label_names`."""

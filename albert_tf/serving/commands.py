@@ -155,6 +155,7 @@ def _inspect(args):
 
 
 def _serve(args):
+    import faulthandler
     import os
     import signal
     import threading
@@ -187,15 +188,19 @@ def _serve(args):
         poll_seconds=args.poll_seconds,
     )
     server.start()
+    # Before the line that says it is ready: a SIGTERM right after it must
+    # stop the server cleanly, not kill it.
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    # `kill -USR1 PID` prints every thread's stack, for a server that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     print(
         f"Serving '{args.model_name}' on {host_port(server.host, server.port)}"
         + (f" (REST :{server.rest_port})" if server.rest_port else "")
         + ". Development server: use tensorflow/serving in production.",
         flush=True,
     )
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
     stopped.wait()
     logger.info("Shutting down: finishing in-flight requests")
     server.stop(grace=10.0)

@@ -17,7 +17,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.atomic_file import owned_temp_folder
 from albert_tf.atomic_file import remove_dead_writers_folders
 from albert_tf.atomic_file import write_text
-from albert_tf.models.task import unpadded_call
+from albert_tf.models.task import inference_call
 from albert_tf.serving import batching_file
 from albert_tf.serving import signatures as sig
 from albert_tf.serving.model_manager import version_folders
@@ -95,8 +95,7 @@ class _ServingFunctions:
     def _outputs(self, features):
         # Padding takes no compute there: half of a batch of 32 SST-2
         # sentences is padding (benchmarks/RESULTS.md, serving).
-        call = unpadded_call(self.classifier)
-        raw = call(features) if call else self.classifier(features, training=False)
+        raw = inference_call(self.classifier)(features)
         logits, probabilities = self.classifier.logits_and_probabilities(raw)
         class_id = tf.argmax(raw, axis=-1, output_type=tf.int64)
         return {

@@ -23,7 +23,7 @@ import tensorflow_text as tf_text
 from ai_edge_litert import schema_py_generated as schema
 from tensorflow.lite.python import convert as lite_convert
 
-from albert_tf.models.task import unpadded_call
+from albert_tf.models.task import inference_call
 from albert_tf.tflite.quantization_config import QuantizationConfig
 from albert_tf.tflite.tflite_text_packer import TFLiteTextPacker
 
@@ -66,8 +66,7 @@ def _check_classifier(classifier):
 
 
 def _outputs(classifier, inputs, unpadded=False):
-    call = unpadded_call(classifier) if unpadded else None
-    outputs = call(inputs) if call else classifier(inputs, training=False)
+    outputs = inference_call(classifier, unpadded)(inputs)
     logits, probabilities = classifier.logits_and_probabilities(outputs)
     return {"logits": logits, "probabilities": probabilities}
 

@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from albert_tf.models.task import unpadded_call
+from albert_tf.models.task import inference_call
 from albert_tf.training import metrics as metrics_lib
 from albert_tf.training.data_files import LabelledText
 from albert_tf.training.progress import ProgressLog
@@ -40,8 +40,7 @@ def inference_function(model, static_shapes=False):
     def forward(x):
         # Looked up at each trace: kept, a bound method would hold the model
         # that a weak proxy `model` lets go.
-        call = None if static_shapes else unpadded_call(model)
-        outputs = call(x) if call else model(x, training=False)
+        outputs = inference_call(model, unpadded=not static_shapes)(x)
         return tf.cast(outputs, tf.float32)
 
     return forward
