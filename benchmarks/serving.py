@@ -242,9 +242,10 @@ def main(argv=None):
         return_tensors="np",
     )["input_ids"]
     ids_differ = int((ours_ids != fast_ids).any(axis=1).sum())
-    tokens = [len(hf_tokenizer(s)["input_ids"]) for s in sentences]
-    padded = [max(len(hf_tokenizer(s)["input_ids"]) for s in b) for b in batches32]
-    padded_tokens = sum(len(b) * n for b, n in zip(batches32, padded, strict=True))
+    lengths = [[len(hf_tokenizer(s)["input_ids"]) for s in b] for b in batches32]
+    tokens = [n for batch in lengths for n in batch]  # Of `sentences`, in order.
+    padded = [max(batch) for batch in lengths]
+    padded_tokens = sum(len(batch) * max(batch) for batch in lengths)
 
     systems = {
         "albert_tf string-in export (SavedModel signature)": run_export,

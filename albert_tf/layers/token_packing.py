@@ -8,12 +8,12 @@ class TokenPacking:
 
     Per-token layers (dense projections, feed-forward nets, layer norms) do
     nearly all of a Transformer's arithmetic, and on a padded batch a share
-    of it goes to padding: batches of SST-2 sentences padded to their longest
-    are about 40% padding. `pack` gathers the real tokens so those layers run
-    on them alone; `unpack` scatters them back for attention, which needs the
-    `[batch, length]` layout. Packed tensors are `[1, tokens, ...]`, one row
-    holding every real token, so Keras layers built for `[batch, length,
-    width]` inputs take them unchanged.
+    of it goes to padding: batches of 32 SST-2 sentences padded to their
+    longest are about half padding. `pack` gathers the real tokens so those
+    layers run on them alone; `unpack` scatters them back for attention,
+    which needs the `[batch, length]` layout. Packed tensors are `[1,
+    tokens, ...]`, one row holding every real token, so Keras layers built
+    for `[batch, length, width]` inputs take them unchanged.
 
     Each row's first token (`[CLS]`, read by the pooled output) is kept even
     where `padding_mask` marks it as padding, so every row has a pooled
